@@ -1,0 +1,69 @@
+"""resilient-pipeline: composable, typed reliability primitives for data pipelines.
+
+Example:
+    >>> from resilient_pipeline import retry_with_backoff
+    >>> @retry_with_backoff(max_attempts=5, deadline=60.0)
+    ... def fetch_campaigns(day: str) -> list[dict[str, object]]:
+    ...     return [{"day": day, "campaign": "brand"}]
+    >>> fetch_campaigns("2026-11-28")
+    [{'day': '2026-11-28', 'campaign': 'brand'}]
+"""
+
+from ._budget import RetryBudget, RetryBudgetStatistics
+from ._clock import SystemClock, get_default_clock
+from ._deadline import deadline_scope, remaining_time
+from ._events import Event, Subscription, emit, log_event, subscribe
+from ._redact import redact
+from ._retry import (
+    Jitter,
+    RetryExhausted,
+    RetryOptions,
+    RetryPolicy,
+    RetryScheduled,
+    RetrySucceeded,
+)
+from ._retry_after import default_retry_after, parse_retry_after
+from ._retrying import Attempt, Retrying, retry_with_backoff, retrying
+from ._version import __version__
+from .exceptions import (
+    BadResultError,
+    ConfigurationError,
+    DeadlineExceededError,
+    MissingDependencyError,
+    RejectedError,
+    ResilientPipelineError,
+)
+
+__all__ = [
+    "Attempt",
+    "BadResultError",
+    "ConfigurationError",
+    "DeadlineExceededError",
+    "Event",
+    "Jitter",
+    "MissingDependencyError",
+    "RejectedError",
+    "ResilientPipelineError",
+    "RetryBudget",
+    "RetryBudgetStatistics",
+    "RetryExhausted",
+    "RetryOptions",
+    "RetryPolicy",
+    "RetryScheduled",
+    "RetrySucceeded",
+    "Retrying",
+    "Subscription",
+    "SystemClock",
+    "__version__",
+    "deadline_scope",
+    "default_retry_after",
+    "emit",
+    "get_default_clock",
+    "log_event",
+    "parse_retry_after",
+    "redact",
+    "remaining_time",
+    "retry_with_backoff",
+    "retrying",
+    "subscribe",
+]

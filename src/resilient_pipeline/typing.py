@@ -1,0 +1,78 @@
+"""Public protocols and type aliases that resilient-pipeline's primitives accept.
+
+Example:
+    >>> from resilient_pipeline.typing import Clock
+    >>> from resilient_pipeline.testing import FakeClock
+    >>> isinstance(FakeClock(), Clock)
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
+
+if TYPE_CHECKING:
+    from ._events import Event
+
+__all__ = ["Clock", "EventHandler", "RetryAfterExtractor", "SupportsRetryAfter"]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Where every time-dependent primitive gets the time and sleeps.
+
+    ``monotonic`` measures intervals and deadlines; ``time`` is the wall clock
+    (seconds since the epoch), used only to read HTTP dates such as a
+    ``Retry-After: Wed, 21 Oct 2026 07:28:00 GMT`` header. ``asleep`` must be
+    a cancellation point under asyncio and trio.
+
+    Example:
+        >>> from resilient_pipeline.testing import FakeClock
+        >>> clock = FakeClock()
+        >>> clock.sleep(2.5)
+        >>> clock.monotonic()
+        2.5
+    """
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes backwards."""
+        ...
+
+    def time(self) -> float:
+        """Wall-clock seconds since the Unix epoch."""
+        ...
+
+    def sleep(self, seconds: float, /) -> None:
+        """Block the calling thread for ``seconds``."""
+        ...
+
+    async def asleep(self, seconds: float, /) -> None:
+        """Suspend the calling task for ``seconds``."""
+        ...
+
+
+@runtime_checkable
+class SupportsRetryAfter(Protocol):
+    """An exception or result that carries a server-given delay in seconds.
+
+    ``retry_with_backoff`` never retries before ``retry_after`` seconds.
+
+    Example:
+        >>> class Throttled(Exception):
+        ...     retry_after = 30.0
+        >>> isinstance(Throttled(), SupportsRetryAfter)
+        True
+    """
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds to wait before trying again, or ``None`` when unknown."""
+        ...
+
+
+EventHandler: TypeAlias = "Callable[[Event], None]"
+"""A subscriber: called synchronously with every event it is subscribed to."""
+
+RetryAfterExtractor: TypeAlias = Callable[[object], "float | None"]
+"""Reads a server-given delay (seconds) from an exception or a result."""

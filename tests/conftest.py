@@ -1,0 +1,113 @@
+"""Shared fixtures: anyio backends, hypothesis profiles, and the real PostgreSQL and Redis servers.
+
+Service tests use the servers on this machine. Where one is unreachable they
+skip and say why; under ``CI=true`` an unreachable service fails instead, so
+CI can never go green by skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("default", deadline=None)
+settings.register_profile(
+    "ci", deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("ci" if os.environ.get("CI") == "true" else "default")
+
+IN_CI = os.environ.get("CI") == "true"
+POSTGRES_DSN = os.environ.get("RP_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("RP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Run every ``@pytest.mark.anyio`` test on asyncio and on trio."""
+    return str(request.param)
+
+
+def unavailable(service: str, reason: str) -> None:
+    """Skip (on a laptop) or fail (in CI) a test whose service is unreachable."""
+    message = f"{service} is not reachable: {reason}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: service tests must not be skipped)", pytrace=False)
+    pytest.skip(message)
+
+
+def _port_open(host: str, port: int) -> str | None:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return None
+    except OSError as exc:
+        return f"{host}:{port}: {exc}"
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """DSN of the real PostgreSQL server (``RP_TEST_POSTGRES_DSN`` overrides)."""
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - the test extra installs it
+        unavailable("PostgreSQL", f"psycopg is not installed ({exc})")
+        raise
+    try:
+        with psycopg.connect(POSTGRES_DSN, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        unavailable("PostgreSQL", str(exc).strip())
+    return POSTGRES_DSN
+
+
+@pytest.fixture
+def postgres_schema(postgres_dsn: str) -> Iterator[str]:
+    """A fresh, uniquely named schema, dropped after the test (tests may run in parallel)."""
+    import psycopg
+
+    schema = f"rp_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield schema
+    finally:
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of the real Redis server (``RP_TEST_REDIS_URL`` overrides)."""
+    try:
+        import redis
+    except ImportError as exc:  # pragma: no cover - the test extra installs it
+        unavailable("Redis", f"redis is not installed ({exc})")
+        raise
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        unavailable("Redis", str(exc))
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A unique key prefix; every key under it is deleted after the test."""
+    import redis
+
+    prefix = f"rp-test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

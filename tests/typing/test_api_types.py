@@ -1,0 +1,54 @@
+"""Checked by ``mypy --strict``: the public API keeps signatures and types."""
+
+from __future__ import annotations
+
+from typing_extensions import assert_type
+
+from resilient_pipeline import RetryPolicy, retry_with_backoff, retrying
+
+
+@retry_with_backoff
+def bare(day: str, *, limit: int = 10) -> list[str]:
+    return [day] * limit
+
+
+@retry_with_backoff(max_attempts=5, deadline=30.0, jitter="equal")
+def configured(day: str) -> dict[str, int]:
+    return {day: 1}
+
+
+@retry_with_backoff(retry_on=(ConnectionError, TimeoutError))
+async def fetch(day: str) -> bytes:
+    return day.encode()
+
+
+policy = RetryPolicy(max_attempts=2)
+
+
+@policy
+def with_policy(x: int) -> float:
+    return x / 2
+
+
+class Client:
+    @retry_with_backoff(base_delay=0.1)
+    def get(self, path: str) -> str:
+        return path
+
+
+def check_types() -> None:
+    assert_type(bare("2026-11-28"), list[str])
+    assert_type(bare("2026-11-28", limit=2), list[str])
+    assert_type(configured("d"), dict[str, int])
+    assert_type(with_policy(3), float)
+    assert_type(Client().get("/x"), str)
+    for attempt in retrying(max_attempts=2):
+        with attempt:
+            assert_type(attempt.number, int)
+
+
+async def check_async_types() -> None:
+    assert_type(await fetch("d"), bytes)
+    async for attempt in retrying(base_delay=0):
+        with attempt:
+            pass

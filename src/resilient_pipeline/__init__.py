@@ -13,6 +13,8 @@ from ._budget import RetryBudget, RetryBudgetStatistics
 from ._clock import SystemClock, get_default_clock
 from ._deadline import deadline_scope, remaining_time
 from ._events import Event, Subscription, emit, log_event, subscribe
+from ._fields import Field
+from ._issues import Issue, Partition, Quarantined, RowsQuarantined, ValidationReport
 from ._redact import redact
 from ._retry import (
     Jitter,
@@ -24,6 +26,7 @@ from ._retry import (
 )
 from ._retry_after import default_retry_after, parse_retry_after
 from ._retrying import Attempt, Retrying, retry_with_backoff, retrying
+from ._validation import Validator
 from ._version import __version__
 from .exceptions import (
     BadResultError,
@@ -32,6 +35,7 @@ from .exceptions import (
     MissingDependencyError,
     RejectedError,
     ResilientPipelineError,
+    ValidationError,
 )
 
 __all__ = [
@@ -40,8 +44,12 @@ __all__ = [
     "ConfigurationError",
     "DeadlineExceededError",
     "Event",
+    "Field",
+    "Issue",
     "Jitter",
     "MissingDependencyError",
+    "Partition",
+    "Quarantined",
     "RejectedError",
     "ResilientPipelineError",
     "RetryBudget",
@@ -52,8 +60,12 @@ __all__ = [
     "RetryScheduled",
     "RetrySucceeded",
     "Retrying",
+    "RowsQuarantined",
     "Subscription",
     "SystemClock",
+    "ValidationError",
+    "ValidationReport",
+    "Validator",
     "__version__",
     "deadline_scope",
     "default_retry_after",

@@ -21,9 +21,11 @@ from resilient_pipeline import (
     ConfigurationError,
     Field,
     Issue,
+    RetryPolicy,
     RowsQuarantined,
     ValidationError,
     Validator,
+    retry_with_backoff,
 )
 from resilient_pipeline.rules import (
     compare,
@@ -321,6 +323,22 @@ def test_check_raises_a_value_error_listing_every_issue() -> None:
         "  - clicks=-1: must be >= 0 [ge]",
         "  - spend=Decimal('-2'): must be >= 0 [ge]",
     ] == str(error).splitlines()[1:]
+
+
+def test_validation_errors_are_never_retried() -> None:
+    """Validating the same data again gives the same answer, so retrying is pointless."""
+    error = ValidationError([Issue("a", "ge", "must be >= 0", -1)])
+    assert False is RetryPolicy(retry_on=ValueError).retryable(error)
+    calls = []
+
+    @retry_with_backoff(max_attempts=5, base_delay=0)
+    def load(row: dict[str, Any]) -> dict[str, Any]:
+        calls.append(row)
+        return kpi_validator().check(row)
+
+    with pytest.raises(ValidationError):
+        load({**GOOD, "clicks": -1})
+    assert 1 == len(calls)
 
 
 def test_warnings_are_reported_but_let_the_row_through() -> None:

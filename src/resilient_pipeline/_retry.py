@@ -26,6 +26,7 @@ from .exceptions import (
     BadResultError,
     ConfigurationError,
     RejectedError,
+    ValidationError,
 )
 from .typing import Clock, EventHandler, RetryAfterExtractor
 
@@ -48,7 +49,7 @@ Jitter: TypeAlias = Literal["full", "equal", "decorrelated"]
 _JITTERS = ("full", "equal", "decorrelated", None)
 
 # Errors that say "your input is wrong": retrying cannot help, so never retried.
-_NEVER_RETRIED: tuple[type[Exception], ...] = (ConfigurationError,)
+_NEVER_RETRIED: tuple[type[Exception], ...] = (ConfigurationError, ValidationError)
 
 
 # --------------------------------------------------------------------- events

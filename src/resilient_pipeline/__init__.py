@@ -24,24 +24,38 @@ from ._retry import (
 )
 from ._retry_after import default_retry_after, parse_retry_after
 from ._retrying import Attempt, Retrying, retry_with_backoff, retrying
+from ._sql import quote_identifier
+from ._transaction import AsyncTransaction, Transaction
+from ._uow import UnitOfWork, unit_of_work
 from ._version import __version__
 from .exceptions import (
     BadResultError,
     ConfigurationError,
     DeadlineExceededError,
+    DuplicateKeyError,
+    InvalidBatchError,
     MissingDependencyError,
+    MissingUniqueConstraintError,
     RejectedError,
     ResilientPipelineError,
+    StoreError,
+    TransientStoreError,
+    UnitOfWorkError,
 )
+from .stores.sqlite import SQLiteStore
 
 __all__ = [
+    "AsyncTransaction",
     "Attempt",
     "BadResultError",
     "ConfigurationError",
     "DeadlineExceededError",
+    "DuplicateKeyError",
     "Event",
+    "InvalidBatchError",
     "Jitter",
     "MissingDependencyError",
+    "MissingUniqueConstraintError",
     "RejectedError",
     "ResilientPipelineError",
     "RetryBudget",
@@ -52,8 +66,14 @@ __all__ = [
     "RetryScheduled",
     "RetrySucceeded",
     "Retrying",
+    "SQLiteStore",
+    "StoreError",
     "Subscription",
     "SystemClock",
+    "Transaction",
+    "TransientStoreError",
+    "UnitOfWork",
+    "UnitOfWorkError",
     "__version__",
     "deadline_scope",
     "default_retry_after",
@@ -61,9 +81,11 @@ __all__ = [
     "get_default_clock",
     "log_event",
     "parse_retry_after",
+    "quote_identifier",
     "redact",
     "remaining_time",
     "retry_with_backoff",
     "retrying",
     "subscribe",
+    "unit_of_work",
 ]

@@ -9,6 +9,7 @@ Example:
     [{'day': '2026-11-28', 'campaign': 'brand'}]
 """
 
+from ._batch import UpsertResult
 from ._budget import RetryBudget, RetryBudgetStatistics
 from ._clock import SystemClock, get_default_clock
 from ._deadline import deadline_scope, remaining_time
@@ -27,6 +28,7 @@ from ._retrying import Attempt, Retrying, retry_with_backoff, retrying
 from ._sql import quote_identifier
 from ._transaction import AsyncTransaction, Transaction
 from ._uow import UnitOfWork, unit_of_work
+from ._upsert import RowsUpserted, aidempotent_upsert, idempotent_upsert
 from ._version import __version__
 from .exceptions import (
     BadResultError,
@@ -38,10 +40,12 @@ from .exceptions import (
     MissingUniqueConstraintError,
     RejectedError,
     ResilientPipelineError,
+    RowProblem,
     StoreError,
     TransientStoreError,
     UnitOfWorkError,
 )
+from .stores.postgres import PostgresStore
 from .stores.sqlite import SQLiteStore
 
 __all__ = [
@@ -56,6 +60,7 @@ __all__ = [
     "Jitter",
     "MissingDependencyError",
     "MissingUniqueConstraintError",
+    "PostgresStore",
     "RejectedError",
     "ResilientPipelineError",
     "RetryBudget",
@@ -66,6 +71,8 @@ __all__ = [
     "RetryScheduled",
     "RetrySucceeded",
     "Retrying",
+    "RowProblem",
+    "RowsUpserted",
     "SQLiteStore",
     "StoreError",
     "Subscription",
@@ -74,11 +81,14 @@ __all__ = [
     "TransientStoreError",
     "UnitOfWork",
     "UnitOfWorkError",
+    "UpsertResult",
     "__version__",
+    "aidempotent_upsert",
     "deadline_scope",
     "default_retry_after",
     "emit",
     "get_default_clock",
+    "idempotent_upsert",
     "log_event",
     "parse_retry_after",
     "quote_identifier",

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 if TYPE_CHECKING:
+    from ._batch import Batch, TableInfo, UpsertResult
     from ._events import Event
 
 __all__ = [
@@ -148,6 +149,14 @@ class StoreSession(Protocol):
 
     def release(self) -> None:
         """Give the connection back to the store (closed instead if it is broken)."""
+        ...
+
+    def describe_table(self, name: str) -> TableInfo:
+        """Columns and unique column sets of a table (cached on the store)."""
+        ...
+
+    def upsert_batch(self, batch: Batch) -> UpsertResult:
+        """Apply a validated batch in the open transaction; exact counts."""
         ...
 
 

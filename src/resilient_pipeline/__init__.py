@@ -16,6 +16,15 @@ from ._deadline import deadline_scope, remaining_time
 from ._events import Event, Subscription, emit, log_event, subscribe
 from ._fields import Field
 from ._issues import Issue, Partition, Quarantined, RowsQuarantined, ValidationReport
+from ._quarantine import (
+    QuarantineRecord,
+    ReplayResult,
+    RowsReplayed,
+    areplay,
+    quarantine,
+    replay,
+)
+from ._quarantine_sinks import JSONLQuarantine, SQLQuarantine
 from ._redact import redact
 from ._retry import (
     Jitter,
@@ -63,13 +72,16 @@ __all__ = [
     "Field",
     "InvalidBatchError",
     "Issue",
+    "JSONLQuarantine",
     "Jitter",
     "MissingDependencyError",
     "MissingUniqueConstraintError",
     "Partition",
     "PostgresStore",
+    "QuarantineRecord",
     "Quarantined",
     "RejectedError",
+    "ReplayResult",
     "ResilientPipelineError",
     "RetryBudget",
     "RetryBudgetStatistics",
@@ -81,7 +93,9 @@ __all__ = [
     "Retrying",
     "RowProblem",
     "RowsQuarantined",
+    "RowsReplayed",
     "RowsUpserted",
+    "SQLQuarantine",
     "SQLiteStore",
     "StoreError",
     "Subscription",
@@ -96,6 +110,7 @@ __all__ = [
     "Validator",
     "__version__",
     "aidempotent_upsert",
+    "areplay",
     "deadline_scope",
     "default_retry_after",
     "emit",
@@ -103,9 +118,11 @@ __all__ = [
     "idempotent_upsert",
     "log_event",
     "parse_retry_after",
+    "quarantine",
     "quote_identifier",
     "redact",
     "remaining_time",
+    "replay",
     "retry_with_backoff",
     "retrying",
     "subscribe",

@@ -20,9 +20,11 @@ from __future__ import annotations
 import functools
 import itertools
 import linecache
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeAlias
 
+from ._combinators import severity_of, unwrap
 from ._fields import Field, TypeRule
 from ._issues import (
     MISSING,
@@ -34,7 +36,7 @@ from ._issues import (
     value_issue,
     view,
 )
-from ._rules import Rule, severity_of, unwrap
+from ._rules import Rule
 
 __all__ = ["compile_validator"]
 
@@ -104,8 +106,11 @@ class _Compiler:
         if required:
             # Subscripting is twice as fast as .get(); a missing key takes the slow path.
             add(d + 1, "try:")
-            for i in required:
-                add(d + 2, f"v{i} = row[{self.keys[i]}]")
+            if len(required) == 1:
+                add(d + 2, f"v{required[0]} = row[{self.keys[required[0]]}]")
+            else:  # one C call fetches them all
+                fetch = bind(operator.itemgetter(*(self.names[i] for i in required)))
+                add(d + 2, f"{', '.join(f'v{i}' for i in required)} = {fetch}(row)")
             add(d + 1, "except KeyError:")
             for i in required:
                 add(d + 2, f"v{i} = row.get({self.keys[i]}, {self.missing})")

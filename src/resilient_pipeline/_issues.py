@@ -18,9 +18,10 @@ from uuid import UUID
 
 import attrs
 
+from ._combinators import severity_of, unwrap
 from ._events import Event
 from ._redact import MASK, describe_error
-from ._rules import Rule, Severity, rule_name, severity_of, unwrap
+from ._rules import Rule, Severity, rule_name
 
 __all__ = ["Issue", "Partition", "Quarantined", "RowsQuarantined", "ValidationReport"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from decimal import Decimal
 from numbers import Real
 from typing import Any, ClassVar, Literal, TypeAlias
@@ -26,8 +26,6 @@ from .exceptions import ConfigurationError
 __all__ = [
     "Rule",
     "Severity",
-    "all_of",
-    "any_of",
     "between",
     "ge",
     "gt",
@@ -37,11 +35,8 @@ __all__ = [
     "matches",
     "non_negative",
     "one_of",
-    "optional",
     "positive",
     "predicate",
-    "warning",
-    "when",
 ]
 
 Rule: TypeAlias = Callable[[Any], "str | None"]
@@ -410,173 +405,3 @@ def predicate(test: Callable[[Any], bool], message: str, *, name: str | None = N
     if not isinstance(text, str) or not text:
         raise ConfigurationError.for_option("message", message, "must be a non-empty str")
     return _Predicate(test, text, str(name or getattr(test, "__name__", "predicate")))
-
-
-# ------------------------------------------------------------------ combinators
-def _rules(option: str, rules: Iterable[object]) -> tuple[Rule, ...]:
-    checked = tuple(rules)
-    if not checked:
-        raise ConfigurationError.for_option(option, checked, "give at least one rule")
-    for rule in checked:
-        _check_callable(option, rule)
-    return checked  # type: ignore[return-value]
-
-
-@attrs.frozen(repr=False)
-class _AllOf:
-    rules: tuple[Rule, ...]
-    name: ClassVar[str] = "all_of"
-
-    def __call__(self, value: object) -> str | None:
-        problems = [p for rule in self.rules if (p := rule(value)) is not None]
-        return "; ".join(problems) if problems else None
-
-    def __repr__(self) -> str:
-        return f"all_of({', '.join(map(repr, self.rules))})"
-
-
-def all_of(*rules: Rule) -> Rule:
-    """Every rule must pass; reports every failing rule's problem.
-
-    Example:
-        >>> all_of(ge(0), le(10))(11)
-        'must be <= 10'
-    """
-    return _AllOf(_rules("rules", rules))
-
-
-@attrs.frozen(repr=False)
-class _AnyOf:
-    rules: tuple[Rule, ...]
-    name: ClassVar[str] = "any_of"
-
-    def __call__(self, value: object) -> str | None:
-        problems = []
-        for rule in self.rules:
-            problem = rule(value)
-            if problem is None:
-                return None
-            problems.append(problem)
-        return "must satisfy one of: " + " | ".join(problems)
-
-    def __repr__(self) -> str:
-        return f"any_of({', '.join(map(repr, self.rules))})"
-
-
-def any_of(*rules: Rule) -> Rule:
-    """At least one rule must pass.
-
-    Example:
-        >>> any_of(le(0), ge(10))(5)
-        'must satisfy one of: must be <= 0 | must be >= 10'
-    """
-    return _AnyOf(_rules("rules", rules))
-
-
-@attrs.frozen(repr=False)
-class _Optional:
-    rule: Rule
-
-    @property
-    def name(self) -> str:
-        return rule_name(self.rule)
-
-    def __call__(self, value: object) -> str | None:
-        return None if value is None else self.rule(value)
-
-    def __repr__(self) -> str:
-        return f"optional({self.rule!r})"
-
-
-def optional(rule: Rule) -> Rule:
-    """``None`` passes; anything else must pass ``rule``.
-
-    Example:
-        >>> optional(ge(0))(None), optional(ge(0))(-1)
-        (None, 'must be >= 0')
-    """
-    _check_callable("rule", rule)
-    return _Optional(rule)
-
-
-@attrs.frozen(repr=False)
-class _When:
-    condition: Rule
-    rule: Rule
-
-    @property
-    def name(self) -> str:
-        return rule_name(self.rule)
-
-    @property
-    def fields(self) -> tuple[str, ...]:
-        """Row fields both parts read (empty for value rules)."""
-        names: list[str] = []
-        for part in (self.condition, self.rule):
-            names += [f for f in getattr(part, "fields", ()) if f not in names]
-        return tuple(names)
-
-    def __call__(self, value: object) -> str | None:
-        if self.condition(value) is not None:
-            return None
-        return self.rule(value)
-
-    def __repr__(self) -> str:
-        return f"when({self.condition!r}, {self.rule!r})"
-
-
-def when(condition: Rule, rule: Rule) -> Rule:
-    """Apply ``rule`` only where ``condition`` holds (reports no problem).
-
-    Works on values and, with row rules such as ``where`` or ``compare``, on rows.
-
-    Example:
-        >>> big = when(ge(100), predicate(lambda n: n % 100 == 0, "must be round"))
-        >>> big(7), big(150)
-        (None, 'must be round')
-    """
-    _check_callable("condition", condition)
-    _check_callable("rule", rule)
-    return _When(condition, rule)
-
-
-@attrs.frozen(repr=False)
-class _Warning:
-    rule: Rule
-    severity: ClassVar[Severity] = "warning"
-
-    @property
-    def name(self) -> str:
-        return rule_name(self.rule)
-
-    @property
-    def fields(self) -> tuple[str, ...]:
-        """The wrapped row rule's fields."""
-        return tuple(getattr(self.rule, "fields", ()))
-
-    def __call__(self, value: object) -> str | None:
-        return self.rule(value)
-
-    def __repr__(self) -> str:
-        return f"warning({self.rule!r})"
-
-
-def warning(rule: Rule) -> Rule:
-    """Report ``rule``'s problems as warnings: reported, but the row still passes.
-
-    Example:
-        >>> warning(le(0.5))
-        warning(le(0.5))
-    """
-    _check_callable("rule", rule)
-    return _Warning(rule)
-
-
-def severity_of(rule: object) -> Severity:
-    """``"warning"`` for rules wrapped in :func:`warning`, else ``"error"``."""
-    return "warning" if isinstance(rule, _Warning) else "error"
-
-
-def unwrap(rule: Rule) -> Rule:
-    """The rule inside a :func:`warning` wrapper (for inlining)."""
-    return rule.rule if isinstance(rule, _Warning) else rule

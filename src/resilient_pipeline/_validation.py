@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from ._combinators import severity_of, unwrap
 from ._compile import PartitionRows, Validate, compile_validator
 from ._events import emit, normalize_handlers
 from ._fields import Field, TypeRule, fields_from_class
@@ -33,7 +34,7 @@ from ._issues import (
     value_issue,
     view,
 )
-from ._rules import Rule, severity_of, unwrap
+from ._rules import Rule
 from .exceptions import ConfigurationError, ValidationError
 from .typing import EventHandler
 

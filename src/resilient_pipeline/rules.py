@@ -14,12 +14,11 @@ Example:
     ('must be <= 100', all_of(ge(0), le(100)))
 """
 
+from ._combinators import all_of, any_of, optional, warning, when
 from ._row_rules import compare, expect_keys, expect_non_empty, implies, required_if, where
 from ._rules import (
     Rule,
     Severity,
-    all_of,
-    any_of,
     between,
     ge,
     gt,
@@ -29,11 +28,8 @@ from ._rules import (
     matches,
     non_negative,
     one_of,
-    optional,
     positive,
     predicate,
-    warning,
-    when,
 )
 
 __all__ = [

@@ -191,32 +191,41 @@ def attrs_per_row(rows: list[dict[str, Any]]) -> int:
 
 # ---------------------------------------------------------------- by hand
 _CLIENT_ID = re.compile(r"client\d\d").fullmatch
-_INT_FIELDS = ("impressions", "clicks", "conversions", "reach")
-_FLOAT_FIELDS = ("spend", "revenue")
 
 
 def hand_check(row: dict[str, Any]) -> list[str]:
-    """What a careful engineer writes by hand: strict types, ranges, every error collected."""
+    """What a careful engineer writes by hand for speed: unrolled, strict, every error collected."""
     errors = []
-    client = row.get("client_id")
+    get = row.get
+    client = get("client_id")
     if type(client) is not str or _CLIENT_ID(client) is None:
         errors.append("client_id")
-    if type(row.get("date")) is not dt.date:
+    if type(get("date")) is not dt.date:
         errors.append("date")
-    if type(row.get("campaign_id")) is not str:
+    if type(get("campaign_id")) is not str:
         errors.append("campaign_id")
-    for name in _INT_FIELDS:
-        value = row.get(name)
-        if type(value) is not int or value < 0:
-            errors.append(name)
-    for name in _FLOAT_FIELDS:
-        value = row.get(name)
-        if type(value) is not float or not math.isfinite(value) or value < 0:
-            errors.append(name)
+    impressions = get("impressions")
+    if type(impressions) is not int or impressions < 0:
+        errors.append("impressions")
+    clicks = get("clicks")
+    if type(clicks) is not int or clicks < 0:
+        errors.append("clicks")
+    conversions = get("conversions")
+    if type(conversions) is not int or conversions < 0:
+        errors.append("conversions")
+    reach = get("reach")
+    if type(reach) is not int or reach < 0:
+        errors.append("reach")
+    spend = get("spend")
+    if type(spend) is not float or not -math.inf < spend < math.inf or spend < 0:
+        errors.append("spend")
+    revenue = get("revenue")
+    if type(revenue) is not float or not -math.inf < revenue < math.inf or revenue < 0:
+        errors.append("revenue")
     if not errors:
-        if row["clicks"] > row["impressions"]:
+        if clicks > impressions:
             errors.append("clicks > impressions")
-        if row["spend"] > 0 and not row["impressions"] > 0:
+        if spend > 0 and not impressions > 0:
             errors.append("spend without impressions")
     return errors
 

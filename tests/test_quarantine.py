@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import math
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import date, datetime, time, timezone
@@ -16,6 +18,7 @@ import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from resilient_pipeline import (
     ConfigurationError,
@@ -332,3 +335,56 @@ def test_replay_can_correct_rows_first(jsonl: JSONLQuarantine) -> None:
     assert [BATCH[1], BATCH[3]] == [r.row for r in jsonl.records()]
     with pytest.raises(ConfigurationError):
         replay(jsonl, STRICT, saved.extend, fix="nope")  # type: ignore[arg-type]
+
+
+class SinkMachine(RuleBasedStateMachine):
+    """JSONL and SQLite sinks behave like an ordered dict of records, whatever the sequence."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.directory = Path(tempfile.mkdtemp())
+        self.store = SQLiteStore(self.directory / "q.db")
+        self.sinks: list[Any] = [
+            JSONLQuarantine(self.directory / "q.jsonl"),
+            SQLQuarantine(self.store),
+        ]
+        self.model: dict[str, QuarantineRecord] = {}
+        self.counter = 0
+
+    records = Bundle("records")
+
+    @rule(target=records, source=st.sampled_from(["a", "b"]), clicks=st.integers(-3, 3))
+    def put(self, source: str, clicks: int) -> QuarantineRecord:
+        self.counter += 1
+        issue = Issue("clicks", "ge", "must be >= 0", clicks)
+        record = QuarantineRecord(f"id{self.counter}", source, {"clicks": clicks}, (issue,), 1.0)
+        for sink in self.sinks:
+            sink.put([record])
+        self.model[record.id] = record
+        return record
+
+    @rule(record=records)
+    def discard(self, record: QuarantineRecord) -> None:
+        expected = 1 if record.id in self.model else 0
+        for sink in self.sinks:
+            assert expected == sink.discard([record.id])
+        self.model.pop(record.id, None)
+
+    @rule()
+    def compact(self) -> None:
+        self.sinks[0].compact()
+
+    @invariant()
+    def same_records(self) -> None:
+        for source in (None, "a", "b"):
+            expected = [r for r in self.model.values() if source in (None, r.source)]
+            for sink in self.sinks:
+                assert expected == sink.records(source=source)
+
+    def teardown(self) -> None:
+        self.store.close()
+        shutil.rmtree(self.directory)
+
+
+SinkMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=12)
+TestSinkMachine = SinkMachine.TestCase

@@ -7,6 +7,7 @@ import enum
 import math
 import pickle
 import types
+import typing
 import uuid
 from collections import namedtuple
 from datetime import date, datetime, time
@@ -464,3 +465,12 @@ def test_repr_and_equality_of_validators() -> None:
     v = Validator(fields={"a": Field(int)}, name="kpi")
     assert "_source" not in repr(v)
     assert repr(v).startswith("Validator(fields={'a': Field(type=<class 'int'>")
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [Validator, Field, Issue, RowsQuarantined, ValidationError],
+)
+def test_type_hints_resolve_on_public_classes(cls: type) -> None:
+    """typing.get_type_hints works on every public validation class (no dangling names)."""
+    assert isinstance(typing.get_type_hints(cls), dict)

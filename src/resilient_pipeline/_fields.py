@@ -127,7 +127,7 @@ class Field:
         Field(type=<class 'int'>, rules=(ge(0),), required=False, secret=False, severity='error')
     """
 
-    type: type | None
+    type: builtins.type | None
     rules: tuple[Rule, ...]
     required: bool
     secret: bool

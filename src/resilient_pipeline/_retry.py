@@ -296,6 +296,7 @@ class Call:
         "deadline_at",
         "handlers",
         "history",
+        "last_error",
         "policy",
         "previous_delay",
         "reason",
@@ -313,6 +314,7 @@ class Call:
         self.attempts = 0
         self.previous_delay = policy.base_delay
         self.history: list[str] = []
+        self.last_error = ""
         self.reason = ""
         self.reason_code = ""
         self.timed_out = False  # set by the async driver when attempt_timeout cancelled an attempt
@@ -354,6 +356,7 @@ class Call:
         self.attempts += 1
         duration = 0.0 if self.attempt_started is None else now - self.attempt_started
         what = describe_error(error) if error is not None else _describe_result(result)
+        self.last_error = what
         self.history.append(f"attempt {self.attempts}: {what} (after {duration:.3f} s)")
 
         timed_out, self.timed_out = self.timed_out, False
@@ -476,7 +479,7 @@ class Call:
                     attempts=self.attempts,
                     elapsed=elapsed,
                     reason=code,
-                    error=self.history[-1].split(": ", 1)[1],
+                    error=self.last_error,
                 ),
                 self.handlers,
             )

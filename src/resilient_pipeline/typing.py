@@ -10,10 +10,9 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
+from typing import Protocol, TypeAlias, runtime_checkable
 
-if TYPE_CHECKING:
-    from ._events import Event
+from ._events import EventHandler
 
 __all__ = ["Clock", "EventHandler", "RetryAfterExtractor", "SupportsRetryAfter"]
 
@@ -70,9 +69,6 @@ class SupportsRetryAfter(Protocol):
         """Seconds to wait before trying again, or ``None`` when unknown."""
         ...
 
-
-EventHandler: TypeAlias = "Callable[[Event], None]"
-"""A subscriber: called synchronously with every event it is subscribed to."""
 
 RetryAfterExtractor: TypeAlias = Callable[[object], "float | None"]
 """Reads a server-given delay (seconds) from an exception or a result."""

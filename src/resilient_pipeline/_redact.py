@@ -9,7 +9,7 @@ __all__ = ["describe_error", "redact"]
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@")
 _KEY_VALUE = re.compile(
     r"(?P<key>\b(?:password|passwd|pwd|secret|token|access_token|refresh_token|api_key|apikey"
-    r"|client_secret|key|signature|sig|auth)\b)(?P<sep>\s*[=:]\s*)(?P<quote>['\"]?)[^\s&'\",;]+",
+    r"|client_secret|key|signature|sig|auth)\b)(?P<sep>['\"]?\s*[=:]\s*)(?P<quote>['\"]?)[^\s&'\",;]+",
     re.IGNORECASE,
 )
 _BEARER = re.compile(r"\b(?P<kind>Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)

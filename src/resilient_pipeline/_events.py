@@ -28,6 +28,10 @@ __all__ = [
     "subscribe",
 ]
 
+# A library adds no output of its own: without logging configured, events vanish
+# instead of reaching logging.lastResort (the stdlib's advice for libraries).
+logging.getLogger("resilient_pipeline").addHandler(logging.NullHandler())
+
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 _internal_logger = logging.getLogger("resilient_pipeline.events")
 
@@ -61,7 +65,7 @@ class Event:
 
     def fields(self) -> dict[str, object]:
         """The event's fields as a new dict (JSON-friendly values)."""
-        return attrs.asdict(self, recurse=False)
+        return {a.name: getattr(self, a.name) for a in attrs.fields(type(self))}
 
     def message(self) -> str:
         """A one-line human-readable description."""

@@ -60,7 +60,8 @@ _BY_TYPE: dict[str, tuple[type, ...] | None] = {
 }
 
 _COLUMNS = """
-SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, NOT a.attnotnull
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, NOT a.attnotnull,
+       a.atttypid::int
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
@@ -82,12 +83,15 @@ def describe_table(session: PostgresSession, name: str) -> TableInfo:
     table = session.table(name)
     if session.fetchall("SELECT to_regclass(%s)", (table,))[0][0] is None:
         raise StoreError(f"table {table} does not exist", sqlstate="42P01")
+    described = session.fetchall(_COLUMNS, (table,))
     columns = {
         col: ColumnInfo(col, formatted, nullable, _BY_TYPE.get(typname))
-        for col, formatted, typname, nullable in session.fetchall(_COLUMNS, (table,))
+        for col, formatted, typname, nullable, _ in described
     }
+    # Binary COPY needs the type oids; only for the types we check (and so know psycopg dumps).
+    oids = {row[0]: row[4] for row in described if row[2] in _BY_TYPE}
     unique = frozenset(frozenset(cols) for (cols,) in session.fetchall(_UNIQUE, (table,)))
-    info = TableInfo(name, table, columns, unique)
+    info = TableInfo(name, table, columns, unique, extra={"oids": oids})
     session.store.cache[cache_key] = info
     return info
 
@@ -148,7 +152,15 @@ def upsert_batch(session: PostgresSession, batch: Batch) -> UpsertResult:
             f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
             f"SELECT {cols} FROM {batch.table.sql} WITH NO DATA"
         )
-        session.copy_rows(f"COPY {stage} ({cols}) FROM STDIN", batch.rows)
+        oids = batch.table.extra["oids"]
+        if all(c in oids for c in batch.columns):
+            # Binary COPY: no text parsing on the server.
+            types = [oids[c] for c in batch.columns]
+            session.copy_rows(
+                f"COPY {stage} ({cols}) FROM STDIN (FORMAT BINARY)", batch.rows, types
+            )
+        else:
+            session.copy_rows(f"COPY {stage} ({cols}) FROM STDIN", batch.rows)
         rows = session.fetchall(_statement(batch, f"src AS (SELECT * FROM {stage})"))
         session.execute(f"DROP TABLE {stage}")
     return _result(batch, rows)

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, runtime_checkable
 
+from ._events import EventHandler
+
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from ._batch import Batch, TableInfo, UpsertResult
-    from ._events import Event
     from ._quarantine import QuarantineRecord
 
 __all__ = [
@@ -85,16 +86,13 @@ class SupportsRetryAfter(Protocol):
         ...
 
 
-EventHandler: TypeAlias = "Callable[[Event], None]"
-"""A subscriber: called synchronously with every event it is subscribed to."""
-
 RetryAfterExtractor: TypeAlias = Callable[[object], "float | None"]
 """Reads a server-given delay (seconds) from an exception or a result."""
 
 Dialect: TypeAlias = Literal["sqlite", "postgres"]
 """The SQL dialect a store speaks."""
 
-Params: TypeAlias = "Sequence[Any] | Mapping[str, Any]"
+Params: TypeAlias = Sequence[Any] | Mapping[str, Any]
 """Bound parameters for one statement: positional or named, in the driver's paramstyle."""
 
 

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 import attrs
@@ -33,6 +33,9 @@ from ._events import Event, emit, normalize_handlers
 from ._issues import FieldValues, Issue, Partition, Quarantined
 from .exceptions import ConfigurationError
 from .typing import Clock, EventHandler, QuarantineSink
+
+if TYPE_CHECKING:
+    from ._validation import Validator
 
 __all__ = [
     "QuarantineRecord",
@@ -265,7 +268,7 @@ class RowsReplayed(Event):
 
 def replay(
     sink: QuarantineSink,
-    validator: Any,
+    validator: Validator,
     write: Callable[[list[Any]], Any],
     *,
     fix: Callable[[Any], Any] | None = None,
@@ -327,7 +330,7 @@ def replay(
 
 async def areplay(
     sink: QuarantineSink,
-    validator: Any,
+    validator: Validator,
     write: Callable[[list[Any]], Any],
     *,
     fix: Callable[[Any], Any] | None = None,

@@ -10,14 +10,14 @@ and the tests hold the two to the same answers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import attrs
 
 from ._combinators import severity_of, unwrap
 from ._compile import PartitionRows, Validate, compile_validator
-from ._events import Event, emit, normalize_handlers
+from ._events import emit, normalize_handlers
 from ._fields import Field, TypeRule, fields_from_class
 from ._issues import (
     MISSING,
@@ -41,9 +41,6 @@ from .typing import EventHandler
 __all__ = ["Validator"]
 
 R = TypeVar("R")
-# EventHandler is the string alias "Callable[[Event], None]": typing.get_type_hints
-# resolves it in this module, so both names must exist here at runtime.
-_HINT_NAMES = (Callable, Event)
 _NO_ISSUES = ValidationReport(())
 
 
@@ -272,7 +269,7 @@ class Validator:
                     source=self.name,
                     rows=len(batch),
                     quarantined=len(bad),
-                    issues=sum(len(q.issues) for q in bad) + len(warned),
+                    issues=sum(len(q.issues) for q in (*bad, *warned)),
                     batch_issues=len(batch_issues),
                 ),
                 self.on_event,

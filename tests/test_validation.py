@@ -474,3 +474,12 @@ def test_repr_and_equality_of_validators() -> None:
 def test_type_hints_resolve_on_public_classes(cls: type) -> None:
     """typing.get_type_hints works on every public validation class (no dangling names)."""
     assert isinstance(typing.get_type_hints(cls), dict)
+
+
+def test_validators_pickle_for_worker_processes() -> None:
+    """A validator crosses process boundaries: it is rebuilt and compiled again."""
+    clone = pickle.loads(pickle.dumps(kpi_validator(name="kpi")))
+    assert kpi_validator(name="kpi") == clone
+    assert messages(kpi_validator().issues({**GOOD, "clicks": -1})) == messages(
+        clone.issues({**GOOD, "clicks": -1})
+    )

@@ -135,6 +135,17 @@ class Validator:
         setattr_(self, "_partition", partition)
         setattr_(self, "_source", source)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The compiled functions are closures: rebuild them in the receiving process.
+        options = {
+            "fields": dict(self.fields),
+            "rules": self.rules,
+            "batch_rules": self.batch_rules,
+            "name": self.name,
+            "on_event": self.on_event,
+        }
+        return (_rebuild, (options,))
+
     @classmethod
     def from_class(
         cls,
@@ -311,3 +322,7 @@ class Validator:
             if all(ok[f] for f in needs):
                 issues += row_rule_issues(rule, mapping, self._secrets)
         return issues
+
+
+def _rebuild(options: dict[str, Any]) -> Validator:
+    return Validator(**options)

@@ -26,10 +26,37 @@ def _rules(option: str, rules: Iterable[object]) -> tuple[Rule, ...]:
     return checked  # type: ignore[return-value]
 
 
+def fields_of(*rules: object) -> tuple[str, ...]:
+    """The row fields ``rules`` read, in order, once each (so combined row rules are checked
+    against the validator's fields, and skipped when one of them failed)."""
+    names: list[str] = []
+    for rule in rules:
+        names += [f for f in getattr(rule, "fields", ()) if f not in names]
+    return tuple(names)
+
+
+def needs_of(*rules: object) -> tuple[str, ...]:
+    """The fields that must be valid before ``rules`` can run (``required_if`` needs
+    only its condition's fields: the required one may be missing)."""
+    names: list[str] = []
+    for rule in rules:
+        needed = getattr(rule, "needs", getattr(rule, "fields", ()))
+        names += [f for f in needed if f not in names]
+    return tuple(names)
+
+
 @attrs.frozen(repr=False)
 class _AllOf:
     rules: tuple[Rule, ...]
     name: ClassVar[str] = "all_of"
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return fields_of(*self.rules)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return needs_of(*self.rules)
 
     def __call__(self, value: object) -> str | None:
         problems = [p for rule in self.rules if (p := rule(value)) is not None]
@@ -54,6 +81,14 @@ def all_of(*rules: Rule) -> Rule:
 class _AnyOf:
     rules: tuple[Rule, ...]
     name: ClassVar[str] = "any_of"
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return fields_of(*self.rules)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return needs_of(*self.rules)
 
     def __call__(self, value: object) -> str | None:
         problems = []
@@ -82,6 +117,14 @@ def any_of(*rules: Rule) -> Rule:
 @attrs.frozen(repr=False)
 class _Optional:
     rule: Rule
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return fields_of(self.rule)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return needs_of(self.rule)
 
     @property
     def name(self) -> str:
@@ -118,10 +161,12 @@ class _When:
     @property
     def fields(self) -> tuple[str, ...]:
         """Row fields both parts read (empty for value rules)."""
-        names: list[str] = []
-        for part in (self.condition, self.rule):
-            names += [f for f in getattr(part, "fields", ()) if f not in names]
-        return tuple(names)
+        return fields_of(self.condition, self.rule)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The fields that must be valid first."""
+        return needs_of(self.condition, self.rule)
 
     def __call__(self, value: object) -> str | None:
         if self.condition(value) is not None:
@@ -160,7 +205,12 @@ class _Warning:
     @property
     def fields(self) -> tuple[str, ...]:
         """The wrapped row rule's fields."""
-        return tuple(getattr(self.rule, "fields", ()))
+        return fields_of(self.rule)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The fields the wrapped row rule needs valid first."""
+        return needs_of(self.rule)
 
     def __call__(self, value: object) -> str | None:
         return self.rule(value)

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from ._combinators import fields_of
 from ._rules import NUMERIC_TYPES, Binder, Rule, _is_number, check_op, compare_values
 from .exceptions import ConfigurationError
 
@@ -124,13 +125,6 @@ def _condition(option: str, rule: object) -> Rule:
     return rule
 
 
-def _fields_of(*rules: object) -> tuple[str, ...]:
-    names: list[str] = []
-    for rule in rules:
-        names += [f for f in getattr(rule, "fields", ()) if f not in names]
-    return tuple(names)
-
-
 @attrs.frozen(repr=False)
 class _Implies:
     condition: Rule
@@ -139,7 +133,7 @@ class _Implies:
 
     @property
     def fields(self) -> tuple[str, ...]:
-        return _fields_of(self.condition, self.then)
+        return fields_of(self.condition, self.then)
 
     def __call__(self, row: Mapping[str, Any]) -> str | None:
         if self.condition(row) is not None:
@@ -182,12 +176,12 @@ class _RequiredIf:
 
     @property
     def fields(self) -> tuple[str, ...]:
-        return _fields_of(_Where(self.field, "==", None), self.condition)
+        return fields_of(_Where(self.field, "==", None), self.condition)
 
     @property
     def needs(self) -> tuple[str, ...]:
         """Only the condition's fields must be valid; the required one may be missing."""
-        return _fields_of(self.condition)
+        return fields_of(self.condition)
 
     def __call__(self, row: Mapping[str, Any]) -> str | None:
         if self.condition(row) is not None or row.get(self.field) is not None:

@@ -483,3 +483,22 @@ def test_validators_pickle_for_worker_processes() -> None:
     assert messages(kpi_validator().issues({**GOOD, "clicks": -1})) == messages(
         clone.issues({**GOOD, "clicks": -1})
     )
+
+
+def test_undeclared_keys_can_be_reported() -> None:
+    """unknown_fields flags schema drift in mapping rows, without showing the value."""
+    row = {**GOOD, "cpc": 0.4, "password": "hunter2"}
+    assert [] == kpi_validator().issues(row)
+    warn = kpi_validator(unknown_fields="warning")
+    assert [
+        "cpc: is not a declared field [unknown_field] (warning)",
+        "password: is not a declared field [unknown_field] (warning)",
+    ] == messages(warn.issues(row))
+    assert warn.validate(row).valid
+    strict = kpi_validator(unknown_fields="error")
+    assert (False, True) == (strict.validate(row).valid, strict.validate(GOOD).valid)
+    assert [] == strict.issues(KpiData(**GOOD))
+    assert messages(strict.issues(row)) == messages(strict._interpret(row))
+    with pytest.raises(ConfigurationError) as info:
+        kpi_validator(unknown_fields="forbid")
+    assert "unknown_fields" == info.value.option

@@ -127,7 +127,8 @@ def validators(draw: st.DrawFn) -> Validator:
                 max_size=3,
             )
         )
-    return Validator(fields=fields, rules=row_rules)
+    unknown = draw(st.sampled_from(["ignore", "ignore", "warning", "error"]))
+    return Validator(fields=fields, rules=row_rules, unknown_fields=unknown)
 
 
 @st.composite
@@ -191,6 +192,8 @@ def _oracle_problem_count(validator: Validator, row: dict[str, Any]) -> int:
         sound[name] = not problems or (
             spec.severity == "warning" or all(repr(r).startswith("warning(") for r in problems)
         )
+    if validator.unknown_fields != "ignore":
+        failures += len(set(row) - set(validator.fields))
     for rule in validator.rules:
         inner = rule.rule if repr(rule).startswith("warning(") else rule  # type: ignore[attr-defined]
         needs = getattr(inner, "needs", getattr(inner, "fields", ()))

@@ -33,10 +33,11 @@ from ._issues import (
     missing_issue,
     not_a_row,
     row_rule_issues,
+    unknown_field_issues,
     value_issue,
     view,
 )
-from ._rules import Rule
+from ._rules import Rule, Severity
 
 __all__ = ["compile_validator"]
 
@@ -86,8 +87,13 @@ class _Compiler:
     """Writes the body that checks one ``row`` into local ``iss`` (``None`` or issues)."""
 
     def __init__(
-        self, specs: Sequence[Spec], rules: Sequence[Rule], secrets: frozenset[str]
+        self,
+        specs: Sequence[Spec],
+        rules: Sequence[Rule],
+        secrets: frozenset[str],
+        unknown: Severity | None,
     ) -> None:
+        self.unknown = unknown
         self.src = _Source()
         self.specs = specs
         self.rules = rules
@@ -125,6 +131,10 @@ class _Compiler:
         add(d, "iss = None")
         for i, spec in enumerate(self.specs):
             self.field(d, i, spec)
+        if self.unknown is not None:
+            known = frozenset(self.names)
+            check = functools.partial(unknown_field_issues, known=known, severity=self.unknown)
+            add(d, f"iss = {self.extend}(iss, {bind(check)}(row))")
         self.row_rules(d)
 
     def _fail(self, d: int, i: int, issue: str, valid: bool) -> None:
@@ -224,7 +234,10 @@ PartitionRows: TypeAlias = Callable[
 
 
 def compile_validator(
-    specs: Sequence[Spec], rules: Sequence[Rule], secrets: frozenset[str]
+    specs: Sequence[Spec],
+    rules: Sequence[Rule],
+    secrets: frozenset[str],
+    unknown: Severity | None = None,
 ) -> tuple[Validate, PartitionRows, str]:
     """Generate and compile ``validate(row)`` and ``partition(rows)``; also return the source.
 
@@ -232,7 +245,7 @@ def compile_validator(
     for the common case). ``partition`` returns the rows without issues and
     ``(index, row, issues)`` for the others, warnings-only rows included.
     """
-    compiler = _Compiler(specs, rules, secrets)
+    compiler = _Compiler(specs, rules, secrets, unknown)
     src = compiler.src
     not_a_row_issues = src.bind(not_a_row)
     src.add(0, "def _validate(row):")

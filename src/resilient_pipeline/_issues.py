@@ -64,7 +64,7 @@ class Issue:
             where = ", ".join(f"{k}={v!r}" for k, v in self.value.items())
         elif self.field is None:
             where = "row" if self.value is None else f"row {self.value!r}"
-        elif self.rule in ("required", "required_if"):
+        elif self.rule in ("required", "required_if", "unknown_field"):
             where = self.field
         else:
             where = f"{self.field}={self.value!r}"
@@ -225,6 +225,17 @@ def missing_issue(name: str, severity: Severity, value: object) -> Issue:
     """A required field is absent or ``None``."""
     message = "is required (got None)" if value is None else "is required"
     return Issue(name, "required", message, None, severity)
+
+
+def unknown_field_issues(row: object, known: frozenset[str], severity: Severity) -> list[Issue]:
+    """Keys of a mapping row that no field declares (schema drift); objects have none.
+
+    The value is not kept: an undeclared field cannot have been marked secret.
+    """
+    if not isinstance(row, Mapping) or known.issuperset(row):
+        return []
+    message = "is not a declared field"
+    return [Issue(str(k), "unknown_field", message, None, severity) for k in row if k not in known]
 
 
 def value_issue(

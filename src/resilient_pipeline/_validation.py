@@ -11,7 +11,7 @@ and the tests hold the two to the same answers.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import attrs
 
@@ -31,6 +31,7 @@ from ._issues import (
     missing_issue,
     not_a_row,
     row_rule_issues,
+    unknown_field_issues,
     value_issue,
     view,
 )
@@ -84,6 +85,9 @@ class Validator:
             ``row -> problem | None``.
         batch_rules: Completeness rules over a whole batch
             (:func:`~resilient_pipeline.rules.expect_keys`, ...).
+        unknown_fields: What to do with keys of a mapping row that no field
+            declares (schema drift upstream): ``"ignore"`` (the default),
+            report them as ``"warning"`` or as ``"error"``.
         name: Names the validator in events.
         on_event: Handlers for this validator's events.
 
@@ -104,6 +108,7 @@ class Validator:
     fields: Mapping[str, Field]
     rules: tuple[Rule, ...] = attrs.field(default=(), converter=_as_rules)
     batch_rules: tuple[Rule, ...] = attrs.field(default=(), converter=_as_rules)
+    unknown_fields: Literal["ignore", "warning", "error"] = "ignore"
     name: str = "validator"
     on_event: tuple[EventHandler, ...] = attrs.field(default=(), converter=normalize_handlers)
 
@@ -130,7 +135,12 @@ class Validator:
         setattr_(self, "_specs", checked)
         setattr_(self, "_names", names)
         setattr_(self, "_secrets", frozenset(name for name, spec in specs if spec.secret))
-        run, partition, source = compile_validator(checked, self.rules, self._secrets)
+        if self.unknown_fields not in ("ignore", "warning", "error"):
+            raise ConfigurationError.for_option(
+                "unknown_fields", self.unknown_fields, "must be 'ignore', 'warning' or 'error'"
+            )
+        unknown = None if self.unknown_fields == "ignore" else self.unknown_fields
+        run, partition, source = compile_validator(checked, self.rules, self._secrets, unknown)
         setattr_(self, "_run", run)
         setattr_(self, "_partition", partition)
         setattr_(self, "_source", source)
@@ -141,6 +151,7 @@ class Validator:
             "fields": dict(self.fields),
             "rules": self.rules,
             "batch_rules": self.batch_rules,
+            "unknown_fields": self.unknown_fields,
             "name": self.name,
             "on_event": self.on_event,
         }
@@ -154,6 +165,7 @@ class Validator:
         field_rules: Mapping[str, Iterable[Rule]] | None = None,
         rules: Iterable[Rule] = (),
         batch_rules: Iterable[Rule] = (),
+        unknown_fields: Literal["ignore", "warning", "error"] = "ignore",
         name: str | None = None,
         on_event: EventHandler | Iterable[EventHandler] | None = None,
     ) -> Validator:
@@ -178,6 +190,7 @@ class Validator:
             fields=fields_from_class(row_type, field_rules),
             rules=rules,
             batch_rules=batch_rules,
+            unknown_fields=unknown_fields,
             name=name or row_type.__name__,
             on_event=on_event,
         )
@@ -315,6 +328,8 @@ class Validator:
                 if rule is type_rule:
                     break
             ok[name] = good
+        if self.unknown_fields != "ignore":
+            issues += unknown_field_issues(row, frozenset(self._names), self.unknown_fields)
         mapping = view(row, self._names)
         for rule in self.rules:
             inner = unwrap(rule)

@@ -367,6 +367,8 @@ def test_partition_keeps_every_row_in_order() -> None:
     assert [1, 2] == [q.index for q in result.quarantined]
     assert ["ge", "row"] == [q.issues[0].rule for q in result.quarantined]
     assert (False, ()) == (result.ok, result.batch_issues)
+    valid, quarantined = result
+    assert (result.valid, result.quarantined) == (valid, quarantined)
 
 
 def test_an_incomplete_batch_quarantines_every_row() -> None:

@@ -133,9 +133,14 @@ class Partition(Generic[R]):
         batch_issues: Issues of the batch as a whole (completeness rules). An
             error here quarantines every row: an incomplete batch is never saved.
 
+    Unpacks as ``valid, quarantined = validator.partition(rows)``.
+
     Example:
         >>> Partition(valid=(1,), quarantined=(), warnings=(), batch_issues=()).ok
         True
+        >>> valid, quarantined = Partition((1,), (), (), ())
+        >>> valid
+        (1,)
     """
 
     valid: tuple[R, ...]
@@ -147,6 +152,9 @@ class Partition(Generic[R]):
     def ok(self) -> bool:
         """True when no row was quarantined."""
         return not self.quarantined
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.valid, self.quarantined))
 
 
 @attrs.frozen(kw_only=True)

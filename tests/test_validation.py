@@ -504,3 +504,15 @@ def test_undeclared_keys_can_be_reported() -> None:
     with pytest.raises(ConfigurationError) as info:
         kpi_validator(unknown_fields="forbid")
     assert "unknown_fields" == info.value.option
+
+
+def test_batch_issues_read_well() -> None:
+    """Batch issues name the field they are about, or the batch."""
+    v = Validator(
+        fields={"kind": Field(str)},
+        batch_rules=[expect_non_empty(), expect_keys("kind", keys={"a", "b"})],
+    )
+    assert [
+        "batch: the batch is empty [expect_non_empty]",
+        "kind: missing 2 of 2 expected kind value(s): 'a', 'b' [expect_keys]",
+    ] == messages(v.validate_batch([]).issues)

@@ -41,7 +41,8 @@ class Issue:
 
     Attributes:
         field: The field it is about; several joined by ``", "`` for a
-            cross-field rule; ``None`` for the row or batch as a whole.
+            cross-field rule; ``None`` for the row as a whole, ``"batch"`` for
+            a batch rule about no field in particular.
         rule: The rule that reported it (``"type"``, ``"ge"``, ``"compare"``, ...).
         message: What is wrong, without the value.
         value: The offending value (``"***"`` for secret fields); a dict of
@@ -62,12 +63,10 @@ class Issue:
     def __str__(self) -> str:
         if isinstance(self.value, FieldValues):
             where = ", ".join(f"{k}={v!r}" for k, v in self.value.items())
-        elif self.field is None:
-            where = "row" if self.value is None else f"row {self.value!r}"
-        elif self.rule in ("required", "required_if", "unknown_field"):
-            where = self.field
+        elif self.value is None:  # missing, undeclared, or about the row or batch as a whole
+            where = self.field or "row"
         else:
-            where = f"{self.field}={self.value!r}"
+            where = f"{self.field or 'row'}={self.value!r}"
         label = "" if self.severity == "error" else " (warning)"
         return f"{where}: {self.message} [{self.rule}]{label}"
 
@@ -275,8 +274,10 @@ def row_rule_issues(
         problems = [found] if isinstance(found, str | Issue) else list(found)  # type: ignore[call-overload]
     except Exception as exc:
         problems = [f"raised {describe_error(exc)}"]
-    if batch or not fields:
-        field, value = (", ".join(fields) or None), None
+    if batch:
+        field, value = (", ".join(fields) or "batch"), None
+    elif not fields:
+        field, value = None, None
     else:
         field = ", ".join(fields)
         value = FieldValues(

@@ -9,11 +9,17 @@ Example:
     [{'day': '2026-11-28', 'campaign': 'brand'}]
 """
 
+from ._alerter import Alerter, AlerterStatistics, AlertLog, Delivery, MemoryAlertLog, Route
+from ._alerts import SEVERITIES, Alert, AlertDeliveryFailed, AlertSent, AlertSuppressed, Severity
 from ._budget import RetryBudget, RetryBudgetStatistics
+from ._checks import Check, CheckContext, CheckErrored, CheckFailed, CheckOutcome, CheckSuite
 from ._clock import SystemClock, get_default_clock
 from ._deadline import deadline_scope, remaining_time
 from ._events import Event, Subscription, emit, log_event, subscribe
+from ._monitor import amonitor, monitor
+from ._notifiers import EmailNotifier, LoggingNotifier, SlackNotifier, WebhookNotifier
 from ._redact import redact
+from ._report import CheckExitCode, CheckReport, CheckResult
 from ._retry import (
     Jitter,
     RetryExhausted,
@@ -26,21 +32,52 @@ from ._retry_after import default_retry_after, parse_retry_after
 from ._retrying import Attempt, Retrying, retry_with_backoff, retrying
 from ._version import __version__
 from .exceptions import (
+    AlertDeliveryError,
+    BackfillError,
     BadResultError,
+    CheckError,
     ConfigurationError,
     DeadlineExceededError,
+    LeaseLostError,
+    LedgerError,
     MissingDependencyError,
     RejectedError,
     ResilientPipelineError,
 )
 
 __all__ = [
+    "SEVERITIES",
+    "Alert",
+    "AlertDeliveryError",
+    "AlertDeliveryFailed",
+    "AlertLog",
+    "AlertSent",
+    "AlertSuppressed",
+    "Alerter",
+    "AlerterStatistics",
     "Attempt",
+    "BackfillError",
     "BadResultError",
+    "Check",
+    "CheckContext",
+    "CheckError",
+    "CheckErrored",
+    "CheckExitCode",
+    "CheckFailed",
+    "CheckOutcome",
+    "CheckReport",
+    "CheckResult",
+    "CheckSuite",
     "ConfigurationError",
     "DeadlineExceededError",
+    "Delivery",
+    "EmailNotifier",
     "Event",
     "Jitter",
+    "LeaseLostError",
+    "LedgerError",
+    "LoggingNotifier",
+    "MemoryAlertLog",
     "MissingDependencyError",
     "RejectedError",
     "ResilientPipelineError",
@@ -52,14 +89,20 @@ __all__ = [
     "RetryScheduled",
     "RetrySucceeded",
     "Retrying",
+    "Route",
+    "Severity",
+    "SlackNotifier",
     "Subscription",
     "SystemClock",
+    "WebhookNotifier",
     "__version__",
+    "amonitor",
     "deadline_scope",
     "default_retry_after",
     "emit",
     "get_default_clock",
     "log_event",
+    "monitor",
     "parse_retry_after",
     "redact",
     "remaining_time",

@@ -30,6 +30,9 @@ from ._retry import (
 )
 from ._retry_after import default_retry_after, parse_retry_after
 from ._retrying import Attempt, Retrying, retry_with_backoff, retrying
+from ._sql import quote_identifier
+from ._transaction import AsyncTransaction, Transaction
+from ._uow import UnitOfWork, unit_of_work
 from ._version import __version__
 from .exceptions import (
     AlertDeliveryError,
@@ -38,12 +41,19 @@ from .exceptions import (
     CheckError,
     ConfigurationError,
     DeadlineExceededError,
+    DuplicateKeyError,
+    InvalidBatchError,
     LeaseLostError,
     LedgerError,
     MissingDependencyError,
+    MissingUniqueConstraintError,
     RejectedError,
     ResilientPipelineError,
+    StoreError,
+    TransientStoreError,
+    UnitOfWorkError,
 )
+from .stores.sqlite import SQLiteStore
 
 __all__ = [
     "SEVERITIES",
@@ -55,6 +65,7 @@ __all__ = [
     "AlertSuppressed",
     "Alerter",
     "AlerterStatistics",
+    "AsyncTransaction",
     "Attempt",
     "BackfillError",
     "BadResultError",
@@ -71,14 +82,17 @@ __all__ = [
     "ConfigurationError",
     "DeadlineExceededError",
     "Delivery",
+    "DuplicateKeyError",
     "EmailNotifier",
     "Event",
+    "InvalidBatchError",
     "Jitter",
     "LeaseLostError",
     "LedgerError",
     "LoggingNotifier",
     "MemoryAlertLog",
     "MissingDependencyError",
+    "MissingUniqueConstraintError",
     "RejectedError",
     "ResilientPipelineError",
     "RetryBudget",
@@ -90,10 +104,16 @@ __all__ = [
     "RetrySucceeded",
     "Retrying",
     "Route",
+    "SQLiteStore",
     "Severity",
     "SlackNotifier",
+    "StoreError",
     "Subscription",
     "SystemClock",
+    "Transaction",
+    "TransientStoreError",
+    "UnitOfWork",
+    "UnitOfWorkError",
     "WebhookNotifier",
     "__version__",
     "amonitor",
@@ -104,9 +124,11 @@ __all__ = [
     "log_event",
     "monitor",
     "parse_retry_after",
+    "quote_identifier",
     "redact",
     "remaining_time",
     "retry_with_backoff",
     "retrying",
     "subscribe",
+    "unit_of_work",
 ]

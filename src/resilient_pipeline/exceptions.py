@@ -246,41 +246,6 @@ class LedgerError(ResilientPipelineError):
 
     Example:
         >>> isinstance(LeaseLostError("taken", partition=("s", "k", "2026-11-28")), LedgerError)
-class StoreError(ResilientPipelineError):
-    """A database operation failed; the driver's exception is ``__cause__``.
-
-    The message has passwords masked. Errors that retrying can fix are
-    :class:`TransientStoreError`; everything else (a syntax error, a violated
-    constraint) is a plain ``StoreError``.
-
-    Attributes:
-        sqlstate: The SQLSTATE code when the driver gives one (PostgreSQL), else ``None``.
-        step: The unit-of-work step that was running, if any.
-
-    Example:
-        >>> err = StoreError('relation "kpi" does not exist', sqlstate="42P01")
-        >>> err.sqlstate, err.step
-        ('42P01', None)
-    """
-
-    def __init__(self, message: str, *, sqlstate: str | None = None, step: str | None = None):
-        super().__init__(message)
-        self.sqlstate = sqlstate
-        self.step = step
-
-
-class TransientStoreError(StoreError):
-    """A database error that may go away on its own: retry the whole unit of work.
-
-    Raised for lost or refused connections, serialization failures (SQLSTATE
-    ``40001``), deadlocks (``40P01``), lock timeouts and a busy SQLite
-    database. Retrying is safe because the writes of a unit of work are
-    idempotent: ``retry_with_backoff(retry_on=TransientStoreError)``.
-
-    Example:
-        >>> from resilient_pipeline import retry_with_backoff
-        >>> policy = retry_with_backoff(retry_on=TransientStoreError)
-        >>> issubclass(TransientStoreError, StoreError)
         True
     """
 
@@ -323,6 +288,47 @@ class BackfillError(LedgerError):
         super().__init__(message)
         self.failed = failed
         self.errors = errors
+
+
+class StoreError(ResilientPipelineError):
+    """A database operation failed; the driver's exception is ``__cause__``.
+
+    The message has passwords masked. Errors that retrying can fix are
+    :class:`TransientStoreError`; everything else (a syntax error, a violated
+    constraint) is a plain ``StoreError``.
+
+    Attributes:
+        sqlstate: The SQLSTATE code when the driver gives one (PostgreSQL), else ``None``.
+        step: The unit-of-work step that was running, if any.
+
+    Example:
+        >>> err = StoreError('relation "kpi" does not exist', sqlstate="42P01")
+        >>> err.sqlstate, err.step
+        ('42P01', None)
+    """
+
+    def __init__(self, message: str, *, sqlstate: str | None = None, step: str | None = None):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.step = step
+
+
+class TransientStoreError(StoreError):
+    """A database error that may go away on its own: retry the whole unit of work.
+
+    Raised for lost or refused connections, serialization failures (SQLSTATE
+    ``40001``), deadlocks (``40P01``), lock timeouts and a busy SQLite
+    database. Retrying is safe because the writes of a unit of work are
+    idempotent: ``retry_with_backoff(retry_on=TransientStoreError)``.
+
+    Example:
+        >>> from resilient_pipeline import retry_with_backoff
+        >>> policy = retry_with_backoff(retry_on=TransientStoreError)
+        >>> issubclass(TransientStoreError, StoreError)
+        True
+    """
+
+
 class UnitOfWorkError(StoreError):
     """A unit of work or a store was used in a way that cannot work.
 

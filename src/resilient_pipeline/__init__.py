@@ -11,11 +11,21 @@ Example:
 
 from ._alerter import Alerter, AlerterStatistics, AlertLog, Delivery, MemoryAlertLog, Route
 from ._alerts import SEVERITIES, Alert, AlertDeliveryFailed, AlertSent, AlertSuppressed, Severity
+from ._backfill import BackfillFinished, BackfillReport, PartitionCollected, abackfill, backfill
 from ._budget import RetryBudget, RetryBudgetStatistics
 from ._checks import Check, CheckContext, CheckErrored, CheckFailed, CheckOutcome, CheckSuite
 from ._clock import SystemClock, get_default_clock
 from ._deadline import deadline_scope, remaining_time
 from ._events import Event, Subscription, emit, log_event, subscribe
+from ._ledger import (
+    Partition,
+    PartitionFailed,
+    PartitionLedger,
+    PartitionRecord,
+    PartitionRestated,
+    Restatement,
+    daily,
+)
 from ._monitor import amonitor, monitor
 from ._notifiers import EmailNotifier, LoggingNotifier, SlackNotifier, WebhookNotifier
 from ._redact import redact
@@ -68,6 +78,8 @@ __all__ = [
     "AsyncTransaction",
     "Attempt",
     "BackfillError",
+    "BackfillFinished",
+    "BackfillReport",
     "BadResultError",
     "Check",
     "CheckContext",
@@ -93,8 +105,15 @@ __all__ = [
     "MemoryAlertLog",
     "MissingDependencyError",
     "MissingUniqueConstraintError",
+    "Partition",
+    "PartitionCollected",
+    "PartitionFailed",
+    "PartitionLedger",
+    "PartitionRecord",
+    "PartitionRestated",
     "RejectedError",
     "ResilientPipelineError",
+    "Restatement",
     "RetryBudget",
     "RetryBudgetStatistics",
     "RetryExhausted",
@@ -116,7 +135,10 @@ __all__ = [
     "UnitOfWorkError",
     "WebhookNotifier",
     "__version__",
+    "abackfill",
     "amonitor",
+    "backfill",
+    "daily",
     "deadline_scope",
     "default_retry_after",
     "emit",

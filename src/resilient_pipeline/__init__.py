@@ -12,6 +12,7 @@ Example:
 from ._alerter import Alerter, AlerterStatistics, AlertLog, Delivery, MemoryAlertLog, Route
 from ._alerts import SEVERITIES, Alert, AlertDeliveryFailed, AlertSent, AlertSuppressed, Severity
 from ._backfill import BackfillFinished, BackfillReport, PartitionCollected, abackfill, backfill
+from ._batch import UpsertResult
 from ._budget import RetryBudget, RetryBudgetStatistics
 from ._checks import Check, CheckContext, CheckErrored, CheckFailed, CheckOutcome, CheckSuite
 from ._clock import SystemClock, get_default_clock
@@ -43,6 +44,7 @@ from ._retrying import Attempt, Retrying, retry_with_backoff, retrying
 from ._sql import quote_identifier
 from ._transaction import AsyncTransaction, Transaction
 from ._uow import UnitOfWork, unit_of_work
+from ._upsert import RowsUpserted, aidempotent_upsert, idempotent_upsert
 from ._version import __version__
 from .exceptions import (
     AlertDeliveryError,
@@ -59,10 +61,12 @@ from .exceptions import (
     MissingUniqueConstraintError,
     RejectedError,
     ResilientPipelineError,
+    RowProblem,
     StoreError,
     TransientStoreError,
     UnitOfWorkError,
 )
+from .stores.postgres import PostgresStore
 from .stores.sqlite import SQLiteStore
 
 __all__ = [
@@ -111,6 +115,7 @@ __all__ = [
     "PartitionLedger",
     "PartitionRecord",
     "PartitionRestated",
+    "PostgresStore",
     "RejectedError",
     "ResilientPipelineError",
     "Restatement",
@@ -123,6 +128,8 @@ __all__ = [
     "RetrySucceeded",
     "Retrying",
     "Route",
+    "RowProblem",
+    "RowsUpserted",
     "SQLiteStore",
     "Severity",
     "SlackNotifier",
@@ -133,9 +140,11 @@ __all__ = [
     "TransientStoreError",
     "UnitOfWork",
     "UnitOfWorkError",
+    "UpsertResult",
     "WebhookNotifier",
     "__version__",
     "abackfill",
+    "aidempotent_upsert",
     "amonitor",
     "backfill",
     "daily",
@@ -143,6 +152,7 @@ __all__ = [
     "default_retry_after",
     "emit",
     "get_default_clock",
+    "idempotent_upsert",
     "log_event",
     "monitor",
     "parse_retry_after",

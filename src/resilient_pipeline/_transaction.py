@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -14,6 +14,9 @@ import attrs
 from ._sql import nonempty_str, quote_identifier
 from .exceptions import ConfigurationError, StoreError, UnitOfWorkError
 from .typing import Dialect, Params, Store, StoreSession
+
+if TYPE_CHECKING:
+    from ._batch import UpsertResult
 
 __all__ = ["AsyncTransaction", "Transaction"]
 
@@ -63,7 +66,6 @@ class Transaction:
     _step: str | None = attrs.field(default=None, init=False)
     failed_step: str | None = attrs.field(default=None, init=False)
     _savepoints: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
-    _stage_names: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
     _after_commit: list[Callable[[], object]] = attrs.field(factory=list, init=False)
 
     # ------------------------------------------------------------- plumbing
@@ -114,10 +116,6 @@ class Transaction:
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:
             callback()
-
-    def next_stage_name(self) -> str:
-        """A name for a temporary staging table, unique within this transaction."""
-        return f"rp_stage_{next(self._stage_names)}"
 
     # ------------------------------------------------------------------ SQL
     def execute(self, sql: str, params: Params = ()) -> int:
@@ -285,6 +283,25 @@ class Transaction:
         # Only once committed: a rollback would take the new table with it.
         self.after_commit(lambda: ready.add(table))
 
+    # --------------------------------------------------------------- upsert
+    def upsert(self, table: str, rows: Iterable[object], **options: Any) -> UpsertResult:
+        """Upsert ``rows`` into ``table`` inside this transaction.
+
+        Takes the options of :func:`~resilient_pipeline.idempotent_upsert`.
+
+        Example:
+            >>> from resilient_pipeline import SQLiteStore, unit_of_work
+            >>> store = SQLiteStore(":memory:")
+            >>> with unit_of_work(store) as tx:
+            ...     _ = tx.execute("CREATE TABLE kpi (day TEXT PRIMARY KEY, spend REAL)")
+            ...     tx.upsert("kpi", [{"day": "2026-11-28", "spend": 1.5}], key=("day",))
+            UpsertResult(inserted=1, updated=0, unchanged=0)
+        """
+        from ._upsert import upsert_in
+
+        with self.step(f"upsert into {table!r}"):
+            return upsert_in(self, table, rows, **options)
+
     def __repr__(self) -> str:
         state = "ended" if self._session is None else "open"
         return f"<Transaction {self.name!r} on {self.dialect} ({state})>"
@@ -357,6 +374,10 @@ class AsyncTransaction:
     async def once(self, key: str) -> bool:
         """Claim ``key`` (see :meth:`Transaction.once`)."""
         return await self.call(self.sync.once, key)
+
+    async def upsert(self, table: str, rows: Iterable[object], **options: Any) -> UpsertResult:
+        """Upsert rows in this transaction (see :meth:`Transaction.upsert`)."""
+        return await self.call(self.sync.upsert, table, rows, **options)
 
     def __repr__(self) -> str:
         return repr(self.sync).replace("<Transaction", "<AsyncTransaction", 1)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, runtime_che
 
 if TYPE_CHECKING:
     from ._alerts import Alert
+    from ._batch import Batch, TableInfo, UpsertResult
     from ._events import Event
 
 __all__ = [
@@ -179,6 +180,14 @@ class StoreSession(Protocol):
 
     def release(self) -> None:
         """Give the connection back to the store (closed instead if it is broken)."""
+        ...
+
+    def describe_table(self, name: str) -> TableInfo:
+        """Columns and unique column sets of a table (cached on the store)."""
+        ...
+
+    def upsert_batch(self, batch: Batch) -> UpsertResult:
+        """Apply a validated batch in the open transaction; exact counts."""
         ...
 
 

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from .postgres import PostgresStore
 from .sqlite import SQLiteStore
 
-__all__ = ["SQLiteStore"]
+__all__ = ["PostgresStore", "SQLiteStore"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterable
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import attrs
 
@@ -14,6 +14,9 @@ from resilient_pipeline.exceptions import ConfigurationError, StoreError
 from resilient_pipeline.typing import Dialect, Params
 
 from ._base import ConnectionSlots, check_pool_size, store_error
+
+if TYPE_CHECKING:
+    from resilient_pipeline._batch import Batch, TableInfo, UpsertResult
 
 __all__ = ["SQLiteSession", "SQLiteStore"]
 
@@ -96,6 +99,18 @@ class SQLiteSession:
     def release(self) -> None:
         """Give the connection back to the store."""
         self.store._slots.release(self.connection)
+
+    def describe_table(self, name: str) -> TableInfo:
+        """Columns and unique column sets of ``name`` (cached on the store)."""
+        from ._sqlite_upsert import describe_table
+
+        return describe_table(self, name)
+
+    def upsert_batch(self, batch: Batch) -> UpsertResult:
+        """Apply a validated batch in this transaction; exact counts."""
+        from ._sqlite_upsert import upsert_batch
+
+        return upsert_batch(self, batch)
 
     def __repr__(self) -> str:
         return f"<SQLiteSession {self.store.path!r}>"

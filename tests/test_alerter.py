@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from resilient_pipeline import (
-    SEVERITIES,
     Alert,
     AlertDeliveryError,
     AlertDeliveryFailed,
@@ -21,6 +20,7 @@ from resilient_pipeline import (
     MemoryAlertLog,
     Route,
 )
+from resilient_pipeline._alerts import SEVERITIES
 from resilient_pipeline.testing import FakeClock, MemoryNotifier, capture_events
 
 
@@ -35,15 +35,15 @@ def test_routes_by_minimum_severity() -> None:
     alerter = Alerter([Route(chat, min_severity="warning"), Route(pager, min_severity="critical")])
     for severity in SEVERITIES:
         alerter.send(alert(severity, title=severity))
-    assert [a.title for a in chat.alerts] == ["warning", "error", "critical"]
-    assert [a.title for a in pager.alerts] == ["critical"]
+    assert ["warning", "error", "critical"] == [a.title for a in chat.alerts]
+    assert ["critical"] == [a.title for a in pager.alerts]
 
 
 def test_unrouted_alert_is_reported_as_no_route() -> None:
     """An info alert with only a critical route is not sent, and the delivery says why."""
     pager = MemoryNotifier()
     delivery = Alerter([Route(pager, min_severity="critical")]).send(alert("info"))
-    assert (delivery.status, pager.alerts) == ("no_route", [])
+    assert ("no_route", []) == (delivery.status, pager.alerts)
 
 
 def test_duplicate_within_window_is_not_resent() -> None:
@@ -55,8 +55,8 @@ def test_duplicate_within_window_is_not_resent() -> None:
     statuses.append(alerter.send(alert(key="meta/7/2026-11-28")).status)
     clock.advance(1)
     statuses.append(alerter.send(alert(key="meta/7/2026-11-28")).status)
-    assert statuses == ["sent", "duplicate", "sent"]
-    assert len(chat.alerts) == 2
+    assert ["sent", "duplicate", "sent"] == statuses
+    assert 2 == len(chat.alerts)
 
 
 def test_different_partitions_are_not_duplicates() -> None:
@@ -65,7 +65,7 @@ def test_different_partitions_are_not_duplicates() -> None:
     alerter = Alerter([chat], rate_limit=None)
     for client in range(3):
         alerter.send(alert(key=f"meta/{client}/2026-11-28"))
-    assert len(chat.alerts) == 3
+    assert 3 == len(chat.alerts)
 
 
 def test_rate_limit_suppresses_and_reports_the_count() -> None:
@@ -75,9 +75,9 @@ def test_rate_limit_suppresses_and_reports_the_count() -> None:
     statuses = [alerter.send(alert(title=f"a{i}")).status for i in range(5)]
     clock.advance(60)
     alerter.send(alert(title="after"))
-    assert statuses == ["sent", "sent", "rate_limited", "rate_limited", "rate_limited"]
-    assert chat.alerts[-1].details["suppressed_alerts"] == 3
-    assert (alerter.statistics().sent, alerter.statistics().rate_limited) == (3, 3)
+    assert ["sent", "sent", "rate_limited", "rate_limited", "rate_limited"] == statuses
+    assert 3 == chat.alerts[-1].details["suppressed_alerts"]
+    assert (3, 3) == (alerter.statistics().sent, alerter.statistics().rate_limited)
 
 
 def test_failed_delivery_is_logged_critically_and_raised(caplog: pytest.LogCaptureFixture) -> None:
@@ -87,10 +87,10 @@ def test_failed_delivery_is_logged_critically_and_raised(caplog: pytest.LogCaptu
     alerter = Alerter([broken, chat])
     with caplog.at_level(logging.CRITICAL), pytest.raises(AlertDeliveryError) as info:
         alerter.send(alert(message="14 of 16 clients"))
-    assert info.value.notifier == "broken"
-    assert len(chat.alerts) == 1
+    assert "broken" == info.value.notifier
+    assert 1 == len(chat.alerts)
     assert any("14 of 16 clients" in r.getMessage() for r in caplog.records)
-    assert alerter.statistics().failed == 1
+    assert 1 == alerter.statistics().failed
 
 
 def test_failed_delivery_is_not_recorded_as_sent() -> None:
@@ -100,7 +100,7 @@ def test_failed_delivery_is_not_recorded_as_sent() -> None:
     alerter = Alerter([pager])
     with pytest.raises(AlertDeliveryError):
         alerter.send(alert())
-    assert alerter.send(alert()).status == "sent"
+    assert "sent" == alerter.send(alert()).status
 
 
 def test_raise_on_failure_false_returns_the_failures() -> None:
@@ -109,7 +109,7 @@ def test_raise_on_failure_false_returns_the_failures() -> None:
     pager.fail_next(1)
     with capture_events() as events:
         delivery = Alerter([pager], raise_on_failure=False).send(alert())
-    assert delivery.status == "failed"
+    assert "failed" == delivery.status
     assert delivery.failures[0].startswith("pager: AlertDeliveryError")
     assert [AlertDeliveryFailed] == [type(e) for e in events if isinstance(e, AlertDeliveryFailed)]
 
@@ -120,7 +120,7 @@ def test_send_all_tries_every_alert_before_raising() -> None:
     pager.fail_next(1)
     with pytest.raises(AlertDeliveryError):
         Alerter([pager]).send_all([alert(title="a"), alert(title="b")])
-    assert [a.title for a in pager.alerts] == ["b"]
+    assert ["b"] == [a.title for a in pager.alerts]
 
 
 def test_suppression_emits_an_event() -> None:
@@ -129,7 +129,7 @@ def test_suppression_emits_an_event() -> None:
     with capture_events() as events:
         alerter.send(alert())
         alerter.send(alert())
-    assert [e.reason for e in events if isinstance(e, AlertSuppressed)] == ["duplicate"]
+    assert ["duplicate"] == [e.reason for e in events if isinstance(e, AlertSuppressed)]
 
 
 @pytest.mark.anyio
@@ -137,7 +137,7 @@ async def test_asend_delivers_from_async_code() -> None:
     """asend works under asyncio and trio."""
     chat = MemoryNotifier()
     delivery = await Alerter([chat]).asend(alert())
-    assert (delivery.status, len(chat.alerts)) == ("sent", 1)
+    assert ("sent", 1) == (delivery.status, len(chat.alerts))
 
 
 @pytest.mark.anyio
@@ -148,7 +148,7 @@ async def test_concurrent_duplicates_are_sent_once() -> None:
     async with anyio.create_task_group() as tg:
         for _ in range(10):
             tg.start_soon(alerter.asend, alert())
-    assert len(chat.alerts) == 1
+    assert 1 == len(chat.alerts)
 
 
 @pytest.mark.parametrize(

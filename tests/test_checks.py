@@ -90,8 +90,8 @@ def test_sql_check_binds_parameters(kpi_db: sqlite3.Connection) -> None:
         message="{count} client(s) spent without converting on {day}",
     )
     outcome = check.run(connection=kpi_db, params={"day": DAY})
-    assert outcome.offending == ({"client_id": 1, "spend": 120.0},)
-    assert outcome.message == "1 client(s) spent without converting on 2026-11-28"
+    assert ({"client_id": 1, "spend": 120.0},) == outcome.offending
+    assert "1 client(s) spent without converting on 2026-11-28" == outcome.message
     hostile = check.run(connection=kpi_db, params={"day": "x' OR '1'='1"})
     assert hostile.passed
 
@@ -107,9 +107,9 @@ def test_sql_check_on_a_missing_table_is_errored_not_passed(kpi_db: sqlite3.Conn
     )
     with capture_events() as events:
         report = suite.run()
-    assert [r.status for r in report.results] == ["errored", "failed"]
+    assert ["errored", "failed"] == [r.status for r in report.results]
     assert "no such table" in (report.result("broken").error or "")
-    assert report.exit_code == CheckExitCode.NOT_RUN
+    assert CheckExitCode.NOT_RUN == report.exit_code
     assert [CheckErrored, CheckFailed] == [
         type(e) for e in events if isinstance(e, (CheckErrored, CheckFailed))
     ]
@@ -123,14 +123,14 @@ def test_check_run_raises_check_error_naming_the_check() -> None:
 
     with pytest.raises(CheckError) as info:
         Check.rows("crashy", crash).run(datasets={"rows": []})
-    assert info.value.check == "crashy"
+    assert "crashy" == info.value.check
     assert isinstance(info.value.__cause__, ZeroDivisionError)
 
 
 def test_missing_dataset_is_errored() -> None:
     """A Python check over a dataset nobody provided could not run."""
     report = CheckSuite(checks=[checks.clicks_exceed_impressions()]).run()
-    assert report.results[0].status == "errored"
+    assert "errored" == report.results[0].status
 
 
 def test_datasets_are_loaded_once_per_run() -> None:
@@ -164,14 +164,14 @@ def test_builtins_over_sql_rows(kpi_db: sqlite3.Connection) -> None:
     )
     report = suite.run({"day": DAY})
     offending = {r.name: [row.get("client_id") for row in r.offending] for r in report.failed}
-    assert offending == {
+    assert {
         "spend_without_conversions": [1],
         "conversions_without_spend": [2],
         "clicks_exceed_impressions": [2],
         "conversions_per_clicks_out_of_bounds": [2],
         "completeness": [4],
-    }
-    assert report.exit_code == CheckExitCode.ERRORS
+    } == offending
+    assert CheckExitCode.ERRORS == report.exit_code
 
 
 def test_freshness_uses_the_clock() -> None:
@@ -181,10 +181,10 @@ def test_freshness_uses_the_clock() -> None:
     suite = CheckSuite(checks=[check], clock=clock)
     late = suite.run(datasets={"rows": [{"date": "2026-11-28"}]}).results[0]
     fresh = suite.run(datasets={"rows": [{"date": "2026-11-29"}, {"date": "2026-11-28"}]})
-    assert (
+    assert ("failed", [{"date": "2026-11-28", "age_hours": 36.0}]) == (
         late.status,
         list(late.offending),
-    ) == ("failed", [{"date": "2026-11-28", "age_hours": 36.0}])
+    )
     assert fresh.passed
 
 
@@ -194,11 +194,11 @@ def test_row_count_anomaly_flags_a_drop() -> None:
     rows += [{"date": "2026-11-28"}] * 60
     report = CheckSuite(checks=[checks.row_count_anomaly(window=14)]).run(datasets={"rows": rows})
     flagged = report.results[0]
-    assert (
+    assert ("failed", "2026-11-28", 60) == (
         flagged.status,
         flagged.offending[0]["date"],
         flagged.offending[0]["rows"],
-    ) == ("failed", "2026-11-28", 60)
+    )
     normal = rows[:-60] + [{"date": "2026-11-28"}] * 101
     assert (
         CheckSuite(checks=[checks.row_count_anomaly(window=14)])
@@ -224,9 +224,9 @@ def test_sums_agree_between_daily_and_monthly() -> None:
         summary_key=("client_id", "month"),
     )
     outcome = check.run(datasets={"detail": daily, "summary": monthly})
-    assert list(outcome.offending) == [
-        {"group": (2, "2026-11"), "detail": 7.0, "summary": 9.0, "difference": -2.0}
-    ]
+    assert [{"group": (2, "2026-11"), "detail": 7.0, "summary": 9.0, "difference": -2.0}] == list(
+        outcome.offending
+    )
 
 
 def test_report_alerts_are_keyed_per_check_and_period() -> None:
@@ -236,10 +236,10 @@ def test_report_alerts_are_keyed_per_check_and_period() -> None:
         params={"day": DAY},
         suite="daily",
     )
-    assert [(a.severity, a.key) for a in report.alerts()] == [
+    assert [
         ("warning", "daily/a/day=2026-11-28"),
         ("error", "daily/b/day=2026-11-28"),
-    ]
+    ] == [(a.severity, a.key) for a in report.alerts()]
 
 
 def test_report_renders_text_and_json() -> None:
@@ -291,5 +291,5 @@ def test_sql_checks_on_postgres(postgres_dsn: str, postgres_schema: str) -> None
             connection=conn,
         )
         report = suite.run({"day": DAY})
-    assert [r.status for r in report.results] == ["errored", "failed"]
-    assert report.result("clicks").offending == ({"client_id": 1},)
+    assert ["errored", "failed"] == [r.status for r in report.results]
+    assert ({"client_id": 1},) == report.result("clicks").offending

@@ -70,13 +70,13 @@ def test_json_output(suites: Path) -> None:
     out = io.StringIO()
     main(["check", f"{suites}:error", "--format", "json", "-p", "day=2026-11-28"], out=out)
     report = json.loads(out.getvalue())
-    assert report["params"] == {"day": "2026-11-28"}
-    assert report["results"][0]["offending"] == [{"client_id": 2}]
+    assert {"day": "2026-11-28"} == report["params"]
+    assert [{"client_id": 2}] == report["results"][0]["offending"]
 
 
 def test_bad_param_is_a_usage_error(suites: Path) -> None:
     """A --param without '=' exits 64, never 0."""
-    assert main(["check", f"{suites}:day", "-p", "oops"], out=io.StringIO()) == CheckExitCode.USAGE
+    assert CheckExitCode.USAGE == main(["check", f"{suites}:day", "-p", "oops"], out=io.StringIO())
 
 
 def test_module_entry_point_exits_with_the_code(suites: Path) -> None:
@@ -88,7 +88,7 @@ def test_module_entry_point_exits_with_the_code(suites: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert proc.returncode == 2
+    assert 2 == proc.returncode
     assert "missing 2" in proc.stdout
     usage = subprocess.run(
         [sys.executable, "-m", "resilient_pipeline", "nonsense"],
@@ -96,7 +96,7 @@ def test_module_entry_point_exits_with_the_code(suites: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert usage.returncode == 64
+    assert 64 == usage.returncode
 
 
 ROWS = [{"client_id": 1, "clicks": 9, "impressions": 3}]
@@ -112,11 +112,11 @@ def test_monitor_alerts_once_per_failure_and_period() -> None:
     )
     for day in ("2026-11-28", "2026-11-28", "2026-11-29"):
         report = monitor(suite, params={"day": day}, alerter=alerter, datasets={"rows": ROWS})
-        assert report.exit_code == CheckExitCode.ERRORS
-    assert [a.key for a in pager.alerts] == [
+        assert CheckExitCode.ERRORS == report.exit_code
+    assert [
         "daily/clicks_exceed_impressions/day=2026-11-28",
         "daily/clicks_exceed_impressions/day=2026-11-29",
-    ]
+    ] == [a.key for a in pager.alerts]
 
 
 def test_monitor_success_notice_and_failed_delivery() -> None:
@@ -128,7 +128,7 @@ def test_monitor_success_notice_and_failed_delivery() -> None:
         datasets={"rows": ROWS},
         notify_success=True,
     )
-    assert [a.severity for a in pager.alerts] == ["info"]
+    assert ["info"] == [a.severity for a in pager.alerts]
     pager.fail_next(1)
     with pytest.raises(AlertDeliveryError):
         monitor([checks.clicks_exceed_impressions()], alerter=pager, datasets={"rows": ROWS})
@@ -141,5 +141,5 @@ async def test_amonitor() -> None:
     report = await amonitor(
         [checks.clicks_exceed_impressions()], alerter=pager, datasets={"rows": ROWS}
     )
-    assert (report.passed, len(pager.alerts)) == (False, 1)
+    assert (False, 1) == (report.passed, len(pager.alerts))
     await anyio.lowlevel.checkpoint()

@@ -86,20 +86,25 @@ def test_gaps_are_expected_partitions_not_succeeded(store: Store) -> None:
         ledger.succeed(tx, Partition("other", 2, D1), rows=[])
     ledger.plan("meta", [2], D2, D2)
     gaps = ledger.gaps("meta", [1, 2], D1, D2)
-    assert [(g.key, g.period) for g in gaps] == [
+    assert [
         ("2", "2026-11-26"),
         ("1", "2026-11-27"),
         ("2", "2026-11-27"),
-    ]
+    ] == [(g.key, g.period) for g in gaps]
 
 
 def test_succeeded_only_if_the_data_committed(store: Store) -> None:
     """A unit of work that rolls back takes the 'succeeded' row with it."""
     ledger = PartitionLedger(store)
     partition = Partition("meta", 1, D1)
-    with pytest.raises(RuntimeError), unit_of_work(store) as tx:
-        ledger.succeed(tx, partition, rows=rows_of(partition))
-        raise RuntimeError("crash before commit")
+
+    def crash() -> None:
+        with unit_of_work(store) as tx:
+            ledger.succeed(tx, partition, rows=rows_of(partition))
+            raise RuntimeError("crash before commit")
+
+    with pytest.raises(RuntimeError):
+        crash()
     assert [partition] == ledger.gaps("meta", [1], D1, D1)
 
 
@@ -112,7 +117,7 @@ def test_fingerprints_detect_unchanged_and_restated_data(store: Store) -> None:
         for spend in (1.0, 1.0, 2.5):
             with unit_of_work(store) as tx:
                 outcomes.append(ledger.succeed(tx, partition, rows=rows_of(partition, spend)))
-    assert outcomes == ["new", "unchanged", "restated"]
+    assert ["new", "unchanged", "restated"] == outcomes
     [restatement] = ledger.restatements("meta")
     assert (partition, 3, 3) == (
         restatement.partition,
@@ -120,8 +125,8 @@ def test_fingerprints_detect_unchanged_and_restated_data(store: Store) -> None:
         restatement.after_rows,
     )
     assert restatement.before_fingerprint != restatement.after_fingerprint
-    assert sum(isinstance(e, PartitionRestated) for e in events) == 1
-    assert ledger.records("meta")[0].restatements == 1
+    assert 1 == sum(isinstance(e, PartitionRestated) for e in events)
+    assert 1 == ledger.records("meta")[0].restatements
 
 
 def test_failures_count_attempts_then_quarantine(store: Store) -> None:
@@ -133,8 +138,8 @@ def test_failures_count_attempts_then_quarantine(store: Store) -> None:
         ledger.start(partition, run_id=run)
         statuses.append(ledger.fail(partition, "OSError: reset", run_id=run))
     record = ledger.records("meta")[0]
-    assert statuses == ["failed", "quarantined"]
-    assert (record.attempts, record.last_error) == (2, "OSError: reset")
+    assert ["failed", "quarantined"] == statuses
+    assert (2, "OSError: reset") == (record.attempts, record.last_error)
     assert ledger.claim("meta", run_id="r3") is None
 
 
@@ -150,9 +155,14 @@ def test_an_expired_lease_is_reclaimed_and_the_late_worker_loses(store: Store) -
     assert b.claim("meta", run_id="rb") is None
     clock.advance(61)
     assert partition == b.claim("meta", run_id="rb")
-    with pytest.raises(LeaseLostError), unit_of_work(store) as tx:
-        writer(tx, partition, rows_of(partition))
-        a.succeed(tx, partition, rows=rows_of(partition))
+
+    def late_commit() -> None:
+        with unit_of_work(store) as tx:
+            writer(tx, partition, rows_of(partition))
+            a.succeed(tx, partition, rows=rows_of(partition))
+
+    with pytest.raises(LeaseLostError):
+        late_commit()
     with unit_of_work(store) as tx:
         writer(tx, partition, rows_of(partition))
         b.succeed(tx, partition, rows=rows_of(partition))
@@ -176,17 +186,22 @@ def test_backfill_collects_every_gap_once_and_rerun_is_a_no_op(store: Store) -> 
         fetched.append(partition)
         return rows_of(partition)
 
-    options: dict[str, Any] = dict(
-        source="meta", keys=[1, 2, 3], start=D1, end=D3, write=writer, progress=False
-    )
+    options: dict[str, Any] = {
+        "source": "meta",
+        "keys": [1, 2, 3],
+        "start": D1,
+        "end": D3,
+        "write": writer,
+        "progress": False,
+    }
     first = backfill(ledger, fetch=fetch, concurrency=3, **options)
-    assert (first.count("new"), len(first.failed)) == (8, 0)
+    assert (8, 0) == (first.count("new"), len(first.failed))
     assert Partition("meta", 1, D1) not in fetched
-    assert ledger.gaps("meta", [1, 2, 3], D1, D3) == []
-    assert len(data_counts(store)) == 9
+    assert [] == ledger.gaps("meta", [1, 2, 3], D1, D3)
+    assert 9 == len(data_counts(store))
     assert {3} == set(data_counts(store).values())
     second = backfill(ledger, fetch=fetch, **options)
-    assert len(second.collected) == 0
+    assert 0 == len(second.collected)
 
 
 def test_backfill_records_failures_and_reports_them(store: Store) -> None:
@@ -214,8 +229,8 @@ def test_backfill_records_failures_and_reports_them(store: Store) -> None:
     assert "secret" not in report.failed[0][1]
     with pytest.raises(BackfillError) as info:
         report.raise_for_failures()
-    assert info.value.failed == [("meta", "2", "2026-11-26")]
-    assert ledger.records("meta", D1, D1)[1].status == "failed"
+    assert [("meta", "2", "2026-11-26")] == info.value.failed
+    assert "failed" == ledger.records("meta", D1, D1)[1].status
 
 
 @pytest.mark.anyio
@@ -237,7 +252,7 @@ async def test_abackfill_with_an_async_fetch(tmp_path: Path) -> None:
         write=writer,
         progress=False,
     )
-    assert sorted(p.period for p, _ in report.collected) == ["2026-10", "2026-11"]
+    assert ["2026-10", "2026-11"] == sorted(p.period for p, _ in report.collected)
     store.close()
 
 

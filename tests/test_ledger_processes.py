@@ -34,7 +34,7 @@ def assert_exactly_once(store: Store) -> None:
     """Every partition succeeded, and each has exactly its 5 rows: no loss, no duplicates."""
     ledger = PartitionLedger(store)
     end = START + dt.timedelta(days=DAYS - 1)
-    assert ledger.gaps("meta", range(KEYS), START, end) == []
+    assert [] == ledger.gaps("meta", range(KEYS), START, end)
     with unit_of_work(store) as tx:
         counts = tx.fetchall(
             f"SELECT source, key, period, count(*) FROM {tx.table('kpi')} "
@@ -60,7 +60,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     # The dead workers' leases have expired by "tomorrow": a fake wall clock a day ahead.
     tomorrow = FakeClock(wall_start=time.time() + 86_400)
     report = run(store, keys=KEYS, days=DAYS, lease=600, pause=0, clock=tomorrow)
-    assert list(report.failed) == []
+    assert [] == list(report.failed)
     assert_exactly_once(store)
     store.close()
 
@@ -75,7 +75,7 @@ def test_several_processes_share_one_backfill(postgres_dsn: str, postgres_schema
     procs = [spawn(postgres_dsn, "--schema", postgres_schema, "--pause", "0.01") for _ in range(3)]
     for proc in procs:
         _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err.decode()
+        assert 0 == proc.returncode, err.decode()
     assert_exactly_once(store)
     with unit_of_work(store) as tx:
         workers = tx.fetchall(f"SELECT count(DISTINCT worker) FROM {tx.table('kpi')}")
@@ -97,6 +97,6 @@ def test_dead_workers_partitions_are_reclaimed(postgres_dsn: str, postgres_schem
     time.sleep(1.1)  # the lease runs out (real time: the other worker is a real process)
     survivor = spawn(postgres_dsn, "--schema", postgres_schema, "--lease", "1", "--pause", "0")
     _, err = survivor.communicate(timeout=60)
-    assert survivor.returncode == 0, err.decode()
+    assert 0 == survivor.returncode, err.decode()
     assert_exactly_once(store)
     store.close()

@@ -80,7 +80,7 @@ class LedgerMachine(RuleBasedStateMachine):
             write=lambda tx, p, rows: None,
             progress=False,
         )
-        assert list(report.failed) == []
+        assert [] == list(report.failed)
         self.committed.update(PARTITIONS)
 
     @invariant()

@@ -34,10 +34,10 @@ def test_webhook_retries_until_the_server_recovers() -> None:
     endpoint = FlakyEndpoint(failures=[(503, {"Retry-After": "7"}), (500, {})])
     with flaky_http_server(endpoint), set_testing() as clock:
         WebhookNotifier(endpoint.url).send(ALERT)
-    assert len(endpoint.bodies) == 3
+    assert 3 == len(endpoint.bodies)
     assert [ALERT.to_dict()] * 3 == endpoint.bodies
     assert clock.sleeps[0] >= 7.0  # the server asked for 7 s
-    assert len(clock.sleeps) == 2
+    assert 2 == len(clock.sleeps)
 
 
 def test_webhook_gives_up_with_an_error_that_hides_the_url() -> None:
@@ -45,8 +45,8 @@ def test_webhook_gives_up_with_an_error_that_hides_the_url() -> None:
     endpoint = FlakyEndpoint(failures=[(503, {})] * 5)
     with flaky_http_server(endpoint), set_testing(), pytest.raises(AlertDeliveryError) as info:
         WebhookNotifier(endpoint.url, retry=RetryPolicy(max_attempts=3, base_delay=1)).send(ALERT)
-    assert len(endpoint.bodies) == 3
-    assert info.value.notifier == "webhook(127.0.0.1)"
+    assert 3 == len(endpoint.bodies)
+    assert "webhook(127.0.0.1)" == info.value.notifier
     assert "s3cret" not in str(info.value)
     assert "HTTP 503" in str(info.value)
 
@@ -56,7 +56,7 @@ def test_webhook_does_not_retry_a_client_error() -> None:
     endpoint = FlakyEndpoint(failures=[(404, {})])
     with flaky_http_server(endpoint), set_testing(), pytest.raises(AlertDeliveryError):
         WebhookNotifier(endpoint.url).send(ALERT)
-    assert len(endpoint.bodies) == 1
+    assert 1 == len(endpoint.bodies)
 
 
 def test_webhook_retries_a_refused_connection() -> None:
@@ -66,7 +66,7 @@ def test_webhook_retries_a_refused_connection() -> None:
     notifier = WebhookNotifier(url, retry=RetryPolicy(max_attempts=2, base_delay=1))
     with set_testing() as clock, pytest.raises(AlertDeliveryError, match="ConnectError"):
         notifier.send(ALERT)
-    assert len(clock.sleeps) == 1
+    assert 1 == len(clock.sleeps)
 
 
 def test_slack_notifier_posts_slack_format() -> None:
@@ -75,9 +75,9 @@ def test_slack_notifier_posts_slack_format() -> None:
     with flaky_http_server(endpoint):
         SlackNotifier(endpoint.url).send(ALERT)
     body = endpoint.bodies[0]
-    assert body["text"] == "[ERROR] meta_ads 2026-11-28 incomplete"
+    assert "[ERROR] meta_ads 2026-11-28 incomplete" == body["text"]
     fields = {f["title"]: f["value"] for f in body["attachments"][0]["fields"]}
-    assert fields == {"Action": "backfill", "missing": "[7, 12]"}
+    assert {"Action": "backfill", "missing": "[7, 12]"} == fields
 
 
 @pytest.mark.parametrize("url", ["ftp://x/y", "not a url", 42, "https://"])
@@ -85,7 +85,7 @@ def test_webhook_rejects_bad_urls_without_echoing_them(url: object) -> None:
     """A bad URL raises ConfigurationError that does not repeat the (secret) value."""
     with pytest.raises(ConfigurationError) as info:
         WebhookNotifier(url)  # type: ignore[arg-type]
-    assert info.value.option == "url"
+    assert "url" == info.value.option
     assert info.value.value is None
 
 
@@ -100,7 +100,7 @@ def test_email_notifier_delivers_over_smtp() -> None:
             starttls=False,
         ).send(ALERT)
     sender, recipients, data = sink.messages[0]
-    assert (sender, recipients) == ("etl@example.test", ["oncall@example.test"])
+    assert ("etl@example.test", ["oncall@example.test"]) == (sender, recipients)
     assert "Subject: [ERROR] meta_ads 2026-11-28 incomplete" in data
     assert "Action: backfill" in data
 
@@ -120,7 +120,7 @@ def test_email_notifier_raises_after_retrying_an_unreachable_server() -> None:
     )
     with set_testing() as clock, pytest.raises(AlertDeliveryError) as info:
         notifier.send(ALERT)
-    assert [round(s) or 1.0 for s in clock.sleeps] == [1.0]
+    assert [1.0] == [round(s) or 1.0 for s in clock.sleeps]
     assert "hunter2" not in str(info.value) + repr(notifier)
 
 

@@ -10,7 +10,7 @@ Example:
 """
 
 from ._alerter import Alerter, AlerterStatistics, AlertLog, Delivery, MemoryAlertLog, Route
-from ._alerts import SEVERITIES, Alert, AlertDeliveryFailed, AlertSent, AlertSuppressed, Severity
+from ._alerts import Alert, AlertDeliveryFailed, AlertSent, AlertSuppressed, Severity
 from ._backfill import BackfillFinished, BackfillReport, PartitionCollected, abackfill, backfill
 from ._batch import UpsertResult
 from ._budget import RetryBudget, RetryBudgetStatistics
@@ -70,7 +70,6 @@ from .stores.postgres import PostgresStore
 from .stores.sqlite import SQLiteStore
 
 __all__ = [
-    "SEVERITIES",
     "Alert",
     "AlertDeliveryError",
     "AlertDeliveryFailed",

@@ -16,7 +16,7 @@ import smtplib
 import ssl
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
@@ -24,9 +24,6 @@ from ._alerts import Alert, log_level
 from ._redact import describe_error
 from ._retry import RetryPolicy, _number
 from .exceptions import AlertDeliveryError, ConfigurationError, MissingDependencyError
-
-if TYPE_CHECKING:
-    import httpx
 
 __all__ = ["EmailNotifier", "LoggingNotifier", "SlackNotifier", "WebhookNotifier"]
 
@@ -109,7 +106,7 @@ class WebhookNotifier:
     headers: Mapping[str, str] = attrs.field(factory=dict, kw_only=True, repr=False)
     timeout: float = attrs.field(default=10.0, kw_only=True)
     retry: RetryPolicy = attrs.field(default=DEFAULT_RETRY, kw_only=True)
-    client: httpx.Client | None = attrs.field(default=None, kw_only=True, repr=False)
+    client: Any = attrs.field(default=None, kw_only=True, repr=False)  # an httpx.Client
     name: str = attrs.field(kw_only=True)
     _post: Callable[[dict[str, Any]], None] = attrs.field(init=False, repr=False)
 

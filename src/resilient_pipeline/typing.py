@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, runtime_checkable
 
+from ._events import EventHandler
+
 if TYPE_CHECKING:
     from ._alerts import Alert
     from ._batch import Batch, TableInfo, UpsertResult
-    from ._events import Event
 
 __all__ = [
     "Clock",
@@ -111,9 +112,6 @@ class Notifier(Protocol):
         """Deliver ``alert`` or raise."""
         ...
 
-
-EventHandler: TypeAlias = "Callable[[Event], None]"
-"""A subscriber: called synchronously with every event it is subscribed to."""
 
 RetryAfterExtractor: TypeAlias = Callable[[object], "float | None"]
 """Reads a server-given delay (seconds) from an exception or a result."""

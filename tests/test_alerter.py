@@ -203,3 +203,32 @@ def test_memory_alert_log_restores_the_previous_time_on_failure() -> None:
         log.deliver_once("k", window=10, now=20, deliver=boom)
     assert log.deliver_once("k", window=10, now=20, deliver=lambda: None)
     assert not log.deliver_once("k", window=10, now=25, deliver=lambda: None)
+
+
+def test_store_alert_log_deduplicates_across_alerters(tmp_path: object) -> None:
+    """Two alerters (two processes) sharing a store send an alert once per window."""
+    from resilient_pipeline import SQLiteStore, StoreAlertLog
+
+    store = SQLiteStore(f"{tmp_path}/alerts.db")
+    clock, pager = FakeClock(), MemoryNotifier()
+    first = Alerter([pager], alert_log=StoreAlertLog(store), clock=clock, dedup_window=3600)
+    second = Alerter([pager], alert_log=StoreAlertLog(store), clock=clock, dedup_window=3600)
+    statuses = [first.send(alert(key="p/1")).status, second.send(alert(key="p/1")).status]
+    clock.advance(3600)
+    statuses.append(second.send(alert(key="p/1")).status)
+    assert ["sent", "duplicate", "sent"] == statuses
+    store.close()
+
+
+def test_store_alert_log_releases_the_claim_when_delivery_fails(tmp_path: object) -> None:
+    """A failed delivery rolls back its claim: the next send delivers it."""
+    from resilient_pipeline import SQLiteStore, StoreAlertLog
+
+    store = SQLiteStore(f"{tmp_path}/alerts.db")
+    pager = MemoryNotifier()
+    pager.fail_next(1)
+    alerter = Alerter([pager], alert_log=StoreAlertLog(store))
+    with pytest.raises(AlertDeliveryError):
+        alerter.send(alert())
+    assert "sent" == alerter.send(alert()).status
+    store.close()

@@ -143,3 +143,41 @@ async def test_amonitor() -> None:
     )
     assert (False, 1) == (report.passed, len(pager.alerts))
     await anyio.lowlevel.checkpoint()
+
+
+def test_gaps_command_lists_missing_partitions(tmp_path: Path) -> None:
+    """``gaps`` prints each gap with its status and exits 2 while any remain."""
+    import datetime as dt
+
+    from resilient_pipeline import Partition, PartitionLedger, SQLiteStore, unit_of_work
+
+    db = tmp_path / "ledger.db"
+    store = SQLiteStore(db)
+    ledger = PartitionLedger(store)
+    with unit_of_work(store) as tx:
+        ledger.succeed(tx, Partition("meta", "1", dt.date(2026, 11, 28)), rows=[])
+    ledger.start(Partition("meta", "2", dt.date(2026, 11, 28)))
+    ledger.fail(Partition("meta", "2", dt.date(2026, 11, 28)), "HTTPStatusError: 429")
+    store.close()
+    args = ["gaps", "--db", str(db), "--source", "meta", "--keys", "1,2,3"]
+    args += ["--start", "2026-11-28", "--end", "2026-11-28", "--format", "json"]
+    out = io.StringIO()
+    assert CheckExitCode.ERRORS == main(args, out=out)
+    assert [("2", "failed", 1), ("3", "missing", 0)] == [
+        (r["key"], r["status"], r["attempts"]) for r in json.loads(out.getvalue())
+    ]
+
+
+def test_ledger_completeness_check_in_monitor(tmp_path: Path) -> None:
+    """monitor() with the ledger's completeness check alerts with the missing partitions."""
+    from resilient_pipeline import PartitionLedger, SQLiteStore
+
+    store = SQLiteStore(tmp_path / "ledger.db")
+    pager = MemoryNotifier()
+    check = PartitionLedger(store).completeness_check("meta", [1, 2])
+    report = monitor([check], params={"day": "2026-11-28"}, alerter=pager)
+    assert CheckExitCode.ERRORS == report.exit_code
+    assert [{"source": "meta", "key": "1", "period": "2026-11-28"}] == pager.alerts[0].details[
+        "offending"
+    ][:1]
+    store.close()

@@ -9,6 +9,7 @@ Example:
     [{'day': '2026-11-28', 'campaign': 'brand'}]
 """
 
+from ._alert_log import StoreAlertLog
 from ._alerter import Alerter, AlerterStatistics, AlertLog, Delivery, MemoryAlertLog, Route
 from ._alerts import Alert, AlertDeliveryFailed, AlertSent, AlertSuppressed, Severity
 from ._backfill import BackfillFinished, BackfillReport, PartitionCollected, abackfill, backfill
@@ -132,6 +133,7 @@ __all__ = [
     "SQLiteStore",
     "Severity",
     "SlackNotifier",
+    "StoreAlertLog",
     "StoreError",
     "Subscription",
     "SystemClock",

@@ -1,4 +1,4 @@
-"""The command-line runner: ``python -m resilient_pipeline check module:suite``.
+"""The command-line runner: ``python -m resilient_pipeline check module:suite`` and ``gaps``.
 
 Exit codes (:class:`CheckExitCode`) are distinct so a scheduler can act:
 0 every check passed, 1 only info/warning checks failed, 2 an error or
@@ -9,8 +9,10 @@ command line was wrong. A failed check never exits 0.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import importlib
 import importlib.util
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -101,12 +103,65 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--format", choices=("text", "json"), default="text")
     check.set_defaults(handler=_run_check)
-    for register in _EXTRA_COMMANDS:
-        register(commands)
+    gaps = commands.add_parser("gaps", help="list a source's missing partitions in a range")
+    gaps.add_argument("--db", required=True, help="a SQLite file path or a postgresql:// DSN")
+    gaps.add_argument("--schema", help="the PostgreSQL schema of the ledger")
+    gaps.add_argument("--table", default="rp_partitions", help="the ledger table")
+    gaps.add_argument("--source", required=True)
+    gaps.add_argument("--keys", required=True, help="comma-separated expected keys")
+    gaps.add_argument("--start", required=True, type=dt.date.fromisoformat, help="YYYY-MM-DD")
+    gaps.add_argument("--end", required=True, type=dt.date.fromisoformat, help="YYYY-MM-DD")
+    gaps.add_argument("--format", choices=("text", "json"), default="text")
+    gaps.set_defaults(handler=_run_gaps)
     return parser
 
 
-_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+def _run_gaps(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ._ledger import PartitionLedger
+    from .stores.postgres import PostgresStore
+    from .stores.sqlite import SQLiteStore
+
+    keys = [k.strip() for k in args.keys.split(",") if k.strip()]
+    try:
+        store: Any = (
+            PostgresStore(args.db, schema=args.schema)
+            if args.db.startswith(("postgresql://", "postgres://"))
+            else SQLiteStore(args.db)
+        )
+        try:
+            ledger = PartitionLedger(store, table=args.table)
+            found = ledger.gaps(args.source, keys, args.start, args.end)
+            records = {r.partition: r for r in ledger.records(args.source, args.start, args.end)}
+        finally:
+            store.close()
+    except Exception as exc:
+        print(f"error: could not read the ledger: {describe_error(exc)}", file=err)
+        return int(CheckExitCode.NOT_RUN)
+    rows = []
+    for gap in found:
+        record = records.get(gap)
+        rows.append(
+            {
+                "key": gap.key,
+                "period": gap.period,
+                "status": record.status if record else "missing",
+                "attempts": record.attempts if record else 0,
+                "last_error": record.last_error if record else None,
+            }
+        )
+    if args.format == "json":
+        print(json.dumps(rows, indent=2), file=out)
+    else:
+        total = len(keys) * ((args.end - args.start).days + 1)
+        print(f"{args.source}: {len(found)} of {total} partition(s) not succeeded", file=out)
+        for row in rows:
+            error = f"  {row['last_error']}" if row["last_error"] else ""
+            print(
+                f"  {row['period']}  {row['key']:<12} {row['status']:<12} "
+                f"attempts={row['attempts']}{error}",
+                file=out,
+            )
+    return int(CheckExitCode.ERRORS if found else CheckExitCode.PASSED)
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:

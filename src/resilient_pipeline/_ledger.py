@@ -22,6 +22,8 @@ from typing import Any, Literal, TypeAlias
 import attrs
 
 from . import _ledger_sql as q
+from ._alerts import Severity
+from ._checks import Check, CheckContext, CheckOutcome
 from ._clock import resolve_clock
 from ._events import Event, emit, normalize_handlers
 from ._retry import _number
@@ -410,6 +412,54 @@ class PartitionLedger:
             self.on_event,
         )
         return status
+
+    def completeness_check(
+        self,
+        source: str,
+        keys: Iterable[object],
+        *,
+        start: object = None,
+        end: object = None,
+        period_param: str = "day",
+        severity: Severity = "error",
+    ) -> Check:
+        """A :class:`~resilient_pipeline.Check` whose offending rows are this ledger's gaps.
+
+        Without ``start``/``end`` it checks the run's ``params[period_param]``
+        (one day), so ``monitor(..., params={"day": ...})`` checks that day.
+
+        Example:
+            >>> import datetime as dt
+            >>> from resilient_pipeline import SQLiteStore
+            >>> ledger = PartitionLedger(SQLiteStore(":memory:"))
+            >>> check = ledger.completeness_check("meta_ads", [1, 2])
+            >>> check.run(params={"day": dt.date(2026, 11, 28)}).message
+            'meta_ads: 2 of 2 partition(s) missing or not succeeded: 1/2026-11-28, 2/2026-11-28'
+        """
+        wanted = list(dict.fromkeys(keys))
+
+        def body(context: CheckContext) -> CheckOutcome:
+            lo = start if start is not None else context.params[period_param]
+            hi = end if end is not None else context.params[period_param]
+            if isinstance(lo, str) and isinstance(hi, str) and len(lo) == len(hi) == 10:
+                lo, hi = dt.date.fromisoformat(lo), dt.date.fromisoformat(hi)
+            gaps = self.gaps(source, wanted, lo, hi)
+            total = len(wanted) * len(_periods(lo, hi, None))
+            shown = ", ".join(f"{g.key}/{g.period}" for g in gaps[:20])
+            more = f" and {len(gaps) - 20} more" if len(gaps) > 20 else ""
+            return CheckOutcome(
+                [{"source": g.source, "key": g.key, "period": g.period} for g in gaps],
+                message=f"{source}: {len(gaps)} of {total} partition(s) missing or not "
+                f"succeeded: {shown}{more}",
+            )
+
+        return Check(
+            name=f"{source}_complete",
+            severity=severity,
+            body=body,
+            action=f"Backfill the gaps: python -m resilient_pipeline gaps --source {source} ... "
+            "then backfill(); see docs/runbooks/daily-collection-incomplete.md",
+        )
 
     # --------------------------------------------------------------- reading
     def gaps(

@@ -70,6 +70,7 @@ def run(
         fetch=fetch,
         write=write,
         concurrency=concurrency,
+        claim_batch=3,
         progress=False,
         policies=(),
     )

@@ -20,6 +20,7 @@ from ._clock import SystemClock, get_default_clock
 from ._deadline import deadline_scope, remaining_time
 from ._events import Event, Subscription, emit, log_event, subscribe
 from ._ledger import (
+    Claimed,
     Partition,
     PartitionFailed,
     PartitionLedger,
@@ -95,6 +96,7 @@ __all__ = [
     "CheckReport",
     "CheckResult",
     "CheckSuite",
+    "Claimed",
     "ConfigurationError",
     "DeadlineExceededError",
     "Delivery",

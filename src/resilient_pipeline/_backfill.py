@@ -23,7 +23,7 @@ import attrs
 from . import _ledger_sql as q
 from ._clock import resolve_clock
 from ._events import Event, emit
-from ._ledger import Outcome, Partition, PartitionLedger
+from ._ledger import Claimed, Outcome, Partition, PartitionLedger
 from ._redact import describe_error
 from ._retry import RetryPolicy
 from ._transaction import Transaction
@@ -112,19 +112,19 @@ class BackfillReport:
 
 
 def _commit(
-    ledger: PartitionLedger, partition: Partition, rows: Rows, write: Write, run_id: str, t0: float
+    ledger: PartitionLedger, claimed: Claimed, rows: Rows, write: Write, run_id: str, t0: float
 ) -> Outcome:
     clock = resolve_clock(ledger.clock)
     fingerprint = q.fingerprint(rows)
+    partition = claimed.partition
     with unit_of_work(ledger.store, name=f"collect {'/'.join(partition.as_tuple())}") as tx:
-        current = tx.fetchone(ledger._current_sql(tx), partition.as_tuple())
         # Identical data: nothing to write, only the ledger row (a true no-op for the data).
-        if current is None or current[2] != fingerprint:
+        if claimed.fingerprint != fingerprint:
             write(tx, partition, rows)
-        return ledger.succeed(
+        return ledger.succeed_claimed(
             tx,
-            partition,
-            row_count=len(rows),
+            claimed,
+            rows=rows,
             fingerprint=fingerprint,
             duration=clock.monotonic() - t0,
             run_id=run_id,
@@ -170,6 +170,7 @@ async def abackfill(
     fetch: Fetch,
     write: Write,
     concurrency: int = 4,
+    claim_batch: int = 20,
     policies: Sequence[Policy] = (DEFAULT_FETCH_RETRY,),
     progress: bool | None = None,
     run_id: str | None = None,
@@ -188,6 +189,8 @@ async def abackfill(
             work ``tx`` (e.g. ``idempotent_upsert``); skipped when the rows
             are identical to what the ledger last recorded.
         concurrency: Partitions in flight at once (worker tasks).
+        claim_batch: Partitions a worker leases per ledger transaction (fewer
+            commits); the ledger's ``lease`` must cover a batch's worst duration.
         policies: Decorators applied to ``fetch``, outermost first (retry, breaker).
         progress: Show a rich progress bar (``None``: when stderr is a terminal
             and the ``progress`` extra is installed).
@@ -209,8 +212,9 @@ async def abackfill(
         ...     dt.date(2026, 11, 27), dt.date(2026, 11, 28))
         (4, 4, [])
     """
-    if type(concurrency) is not int or concurrency < 1:
-        raise ConfigurationError.for_option("concurrency", concurrency, "must be an int >= 1")
+    for option, value in (("concurrency", concurrency), ("claim_batch", claim_batch)):
+        if type(value) is not int or value < 1:
+            raise ConfigurationError.for_option(option, value, "must be an int >= 1")
     run_id = run_id or uuid.uuid4().hex[:12]
     clock = resolve_clock(ledger.clock)
     started = clock.monotonic()
@@ -235,17 +239,22 @@ async def abackfill(
     failed: list[tuple[Partition, str]] = []
     bar = _Progress(progress, todo, f"backfill {source}")
 
-    async def collect(partition: Partition) -> None:
+    def fetch_and_commit(claimed: Claimed, t0: float) -> tuple[Outcome, int]:
+        rows = list(wrapped(claimed.partition))
+        return commit(ledger, claimed, rows, write, run_id, t0), len(rows)
+
+    async def collect(claimed: Claimed) -> None:
+        partition = claimed.partition
         t0 = clock.monotonic()
         try:
             if is_async:
-                fetched = await wrapped(partition)
-            else:
-                fetched = await anyio.to_thread.run_sync(wrapped, partition)
-            rows = list(fetched)
-            outcome = await anyio.to_thread.run_sync(
-                lambda: commit(ledger, partition, rows, write, run_id, t0)
-            )
+                rows = list(await wrapped(partition))
+                outcome = await anyio.to_thread.run_sync(
+                    lambda: commit(ledger, claimed, rows, write, run_id, t0)
+                )
+                count = len(rows)
+            else:  # one thread hop for fetch + write
+                outcome, count = await anyio.to_thread.run_sync(fetch_and_commit, claimed, t0)
         except Exception as exc:
             error = describe_error(exc)
             failed.append((partition, error))
@@ -260,7 +269,7 @@ async def abackfill(
                 source=ledger.table,
                 partition="/".join(partition.as_tuple()),
                 outcome=outcome,
-                rows=len(rows),
+                rows=count,
                 duration=clock.monotonic() - t0,
             ),
             ledger.on_event,
@@ -268,13 +277,14 @@ async def abackfill(
 
     async def worker() -> None:
         while True:
-            partition = await anyio.to_thread.run_sync(
-                lambda: ledger.claim(source, lo, hi, run_id=run_id)
+            batch = await anyio.to_thread.run_sync(
+                lambda: ledger.claim_many(source, lo, hi, run_id=run_id, limit=claim_batch)
             )
-            if partition is None:
+            if not batch:
                 return
-            await collect(partition)
-            bar.advance()
+            for claimed in batch:
+                await collect(claimed)
+                bar.advance()
 
     try:
         async with anyio.create_task_group() as tg:

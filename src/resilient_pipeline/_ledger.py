@@ -59,11 +59,26 @@ class Partition:
 
     source: str = attrs.field(converter=str)
     key: str = attrs.field(converter=str)
+
+    @key.validator
+    def _key(self, _attribute: object, value: str) -> None:
+        if "\x1f" in value:
+            raise ConfigurationError.for_option("key", value, "must not contain U+001F")
+
     period: str = attrs.field(converter=q.period_text)
 
     def as_tuple(self) -> tuple[str, str, str]:
         """``(source, key, period)``."""
         return (self.source, self.key, self.period)
+
+
+@attrs.frozen
+class Claimed:
+    """A partition leased by :meth:`PartitionLedger.claim_many`, with what it last recorded."""
+
+    partition: Partition
+    fingerprint: str | None
+    row_count: int | None
 
 
 @attrs.frozen(kw_only=True)
@@ -143,6 +158,10 @@ def _periods(start: object, end: object, periods: Iterable[object] | None) -> li
     raise ConfigurationError.for_option(
         "periods", periods, "give start and end dates, or the periods themselves"
     )
+
+
+# Joins a period's keys in gaps(); a key containing it is rejected by plan()/succeed().
+_SEPARATOR = "\x1f"
 
 
 def _worker_id() -> str:
@@ -249,7 +268,20 @@ class PartitionLedger:
     def claim(
         self, source: str, start: object = None, end: object = None, *, run_id: str = ""
     ) -> Partition | None:
-        """Lease the next claimable partition of ``source`` in [start, end], or ``None``.
+        """Lease the next claimable partition of ``source`` in [start, end], or ``None``."""
+        claimed = self.claim_many(source, start, end, run_id=run_id, limit=1)
+        return claimed[0].partition if claimed else None
+
+    def claim_many(
+        self,
+        source: str,
+        start: object = None,
+        end: object = None,
+        *,
+        run_id: str = "",
+        limit: int = 10,
+    ) -> list[Claimed]:
+        """Lease up to ``limit`` claimable partitions of ``source`` in [start, end], in one commit.
 
         Claimable: ``pending``, ``failed`` in another run, or ``running`` with
         an expired lease (its worker died).
@@ -259,19 +291,20 @@ class PartitionLedger:
         lo, hi = q.period_text(start or ""), q.period_text(end or "\uffff")
         with unit_of_work(self.store, name="ledger.claim") as tx:
             now = self._now()
-            select = self._sql(tx, q.CLAIMABLE)
+            select = self._sql(tx, q.CLAIMABLE, limit=str(max(int(limit), 1)))
             if tx.dialect == "postgres":
                 select += " FOR UPDATE SKIP LOCKED"
             # A partition that failed in this run waits for the next run (no hot loop).
-            row = tx.fetchone(select, (str(source), lo, hi, run_id, now))
-            if row is None:
-                return None
-            partition = Partition(source, row[0], row[1])
-            tx.execute(
+            rows = tx.fetchall(select, (str(source), lo, hi, run_id, now))
+            claimed = [Claimed(Partition(source, k, p), fp, n) for k, p, fp, n in rows]
+            tx.executemany(
                 self._sql(tx, q.CLAIM),
-                (self.worker_id, now + self.lease, run_id, now, *partition.as_tuple()),
+                [
+                    (self.worker_id, now + self.lease, run_id, now, *c.partition.as_tuple())
+                    for c in claimed
+                ],
             )
-            return partition
+            return claimed
 
     def start(self, partition: Partition, *, run_id: str = "") -> None:
         """Lease this ``partition`` now (its own transaction), counting an attempt.
@@ -340,6 +373,24 @@ class PartitionLedger:
                 f"{partition.as_tuple()} is leased by {owner}, not {self.worker_id}",
                 partition=partition.as_tuple(),
             )
+        return self._record_success(
+            tx, partition, row_count, fingerprint, duration, run_id, before_fp, before_rows, now
+        )
+
+    def _record_success(
+        self,
+        tx: Transaction,
+        partition: Partition,
+        row_count: int | None,
+        fingerprint: str | None,
+        duration: float | None,
+        run_id: str | None,
+        before_fp: str | None,
+        before_rows: int | None,
+        now: float,
+        *,
+        owned: bool = False,
+    ) -> Outcome:
         outcome: Outcome = "new"
         if before_fp is not None and fingerprint is not None:
             outcome = "unchanged" if before_fp == fingerprint else "restated"
@@ -365,19 +416,51 @@ class PartitionLedger:
                 ),
                 self.on_event,
             )
-        tx.execute(
-            self._sql(tx, q.SUCCEED),
-            (
-                row_count,
-                fingerprint,
-                duration,
-                run_id,
-                now,
-                1 if outcome == "restated" else 0,
-                *partition.as_tuple(),
-            ),
+        params = (
+            row_count,
+            fingerprint,
+            duration,
+            run_id,
+            now,
+            1 if outcome == "restated" else 0,
+            *partition.as_tuple(),
         )
+        if not owned:
+            tx.execute(self._sql(tx, q.SUCCEED), params)
+        # Claimed by us: the update itself proves we still hold the lease (one round trip).
+        elif tx.execute(self._sql(tx, q.SUCCEED + q.STILL_OURS), (*params, self.worker_id)) != 1:
+            raise LeaseLostError(
+                f"{partition.as_tuple()} was re-claimed by another worker",
+                partition=partition.as_tuple(),
+            )
         return outcome
+
+    def succeed_claimed(
+        self,
+        tx: Transaction,
+        claimed: Claimed,
+        *,
+        rows: Sequence[Any],
+        fingerprint: str,
+        duration: float,
+        run_id: str,
+    ) -> Outcome:
+        """:meth:`succeed` for a partition this worker claimed (what :func:`backfill` uses).
+
+        The previous fingerprint came with the claim, so this is one UPDATE.
+        """
+        return self._record_success(
+            tx,
+            claimed.partition,
+            len(rows),
+            fingerprint,
+            duration,
+            run_id,
+            claimed.fingerprint,
+            claimed.row_count,
+            self._now(),
+            owned=True,
+        )
 
     def fail(
         self, partition: Partition, error: str, *, duration: float | None = None, run_id: str = ""
@@ -481,20 +564,20 @@ class PartitionLedger:
         if not wanted or not key_list:
             return []
         with unit_of_work(self.store, name="ledger.gaps") as tx:
-            done = set(
-                map(
-                    tuple,
-                    tx.fetchall(
-                        self._sql(tx, q.SUCCEEDED_IN_RANGE), (str(source), wanted[0], wanted[-1])
-                    ),
-                )
+            concat = "string_agg" if tx.dialect == "postgres" else "group_concat"
+            rows = tx.fetchall(
+                self._sql(tx, q.SUCCEEDED_IN_RANGE, concat=concat),
+                (_SEPARATOR, str(source), wanted[0], wanted[-1]),
             )
-        return [
-            Partition(source, key, period)
-            for period in wanted
-            for key in key_list
-            if (key, period) not in done
-        ]
+        done = dict(rows)
+        expected = set(key_list)
+        gaps: list[Partition] = []
+        for period in wanted:
+            joined = done.get(period)
+            missing = expected - set(joined.split(_SEPARATOR)) if joined else expected
+            if missing:
+                gaps.extend(Partition(source, k, period) for k in key_list if k in missing)
+        return gaps
 
     def records(
         self, source: str, start: object = None, end: object = None

@@ -72,7 +72,12 @@ def test_several_processes_share_one_backfill(postgres_dsn: str, postgres_schema
     store = open_store(postgres_dsn, postgres_schema)
     prepare(store)
     PartitionLedger(store).ensure_schema()
-    procs = [spawn(postgres_dsn, "--schema", postgres_schema, "--pause", "0.01") for _ in range(3)]
+    # They start together (after every interpreter has imported), so the work overlaps.
+    start_at = str(time.time() + 3)
+    procs = [
+        spawn(postgres_dsn, "--schema", postgres_schema, "--pause", "0.02", "--start-at", start_at)
+        for _ in range(3)
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=60)
         assert 0 == proc.returncode, err.decode()

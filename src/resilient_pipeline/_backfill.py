@@ -222,14 +222,18 @@ async def abackfill(
     for policy in reversed(policies):
         wrapped = policy(wrapped)
     is_async = inspect.iscoroutinefunction(fetch)
+    # Every ledger write may meet SQLITE_BUSY or a serialization failure under load.
     commit = _WRITE_RETRY(_commit)
+    claim_many = _WRITE_RETRY(ledger.claim_many)
+    record_failure = _WRITE_RETRY(ledger.fail)
+    plan = _WRITE_RETRY(ledger.plan)
     lo = q.period_text(start) if start is not None else None
     hi = q.period_text(end) if end is not None else None
     if periods is not None:
         texts = sorted(q.period_text(p) for p in periods)
         lo, hi = (texts[0], texts[-1]) if texts else (lo, hi)
 
-    await anyio.to_thread.run_sync(lambda: ledger.plan(source, keys, start, end, periods=periods))
+    await anyio.to_thread.run_sync(lambda: plan(source, keys, start, end, periods=periods))
     todo = await anyio.to_thread.run_sync(
         lambda: sum(
             r.status in ("pending", "failed", "running") for r in ledger.records(source, lo, hi)
@@ -260,7 +264,7 @@ async def abackfill(
             failed.append((partition, error))
             elapsed = clock.monotonic() - t0
             await anyio.to_thread.run_sync(
-                lambda: ledger.fail(partition, error, duration=elapsed, run_id=run_id)
+                lambda: record_failure(partition, error, duration=elapsed, run_id=run_id)
             )
             return
         collected.append((partition, outcome))
@@ -278,7 +282,7 @@ async def abackfill(
     async def worker() -> None:
         while True:
             batch = await anyio.to_thread.run_sync(
-                lambda: ledger.claim_many(source, lo, hi, run_id=run_id, limit=claim_batch)
+                lambda: claim_many(source, lo, hi, run_id=run_id, limit=claim_batch)
             )
             if not batch:
                 return

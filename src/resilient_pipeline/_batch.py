@@ -265,6 +265,8 @@ def _shape(table: TableInfo, maps: list[Mapping[str, Any] | None], key: tuple[st
     first = next((m for m in maps if m is not None), None)
     columns = tuple(first) if first is not None else key
     expected = set(columns)
+    if first is not None and all(m is not None and m.keys() == expected for m in maps):
+        maps = []  # every row has the same columns: nothing to report row by row
     for index, mapping in enumerate(maps):
         if mapping is None:
             problems.append(RowProblem(index, None, "not a mapping, attrs or dataclass instance"))
@@ -302,7 +304,13 @@ def prepare_batch(table: TableInfo, rows: Iterable[object], options: UpsertOptio
         names = {"table": table.sql, "name": f'"{table.name}_{"_".join(key)}_key"'[:63]}
         statement = table.add_constraint.format(columns=quote_columns(key), **names)
         raise MissingUniqueConstraintError(table=table.name, key=key, statement=statement)
-    maps = [_as_mapping(row) for row in rows]
+    rows = rows if isinstance(rows, list) else list(rows)
+    # The common case, plain dicts, skips the per-row conversion.
+    maps: list[Mapping[str, Any] | None] = (
+        cast("list[Mapping[str, Any] | None]", rows)
+        if all(type(row) is dict for row in rows)
+        else [_as_mapping(row) for row in rows]
+    )
     if not maps:
         return Batch(table, (), [], key, (), (), options.version, options.returning, 0, 0)
     columns, problems = _shape(table, maps, key)

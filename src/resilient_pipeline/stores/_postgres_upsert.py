@@ -60,7 +60,8 @@ _BY_TYPE: dict[str, tuple[type, ...] | None] = {
 }
 
 _COLUMNS = """
-SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, NOT a.attnotnull
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, NOT a.attnotnull,
+       a.atttypid::int
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
@@ -82,12 +83,15 @@ def describe_table(session: PostgresSession, name: str) -> TableInfo:
     table = session.table(name)
     if session.fetchall("SELECT to_regclass(%s)", (table,))[0][0] is None:
         raise StoreError(f"table {table} does not exist", sqlstate="42P01")
+    described = session.fetchall(_COLUMNS, (table,))
     columns = {
         col: ColumnInfo(col, formatted, nullable, _BY_TYPE.get(typname))
-        for col, formatted, typname, nullable in session.fetchall(_COLUMNS, (table,))
+        for col, formatted, typname, nullable, _ in described
     }
+    # Binary COPY needs the type oids; only for the types we check (and so know psycopg dumps).
+    oids = {row[0]: row[4] for row in described if row[2] in _BY_TYPE}
     unique = frozenset(frozenset(cols) for (cols,) in session.fetchall(_UNIQUE, (table,)))
-    info = TableInfo(name, table, columns, unique)
+    info = TableInfo(name, table, columns, unique, extra={"oids": oids})
     session.store.cache[cache_key] = info
     return info
 
@@ -107,9 +111,25 @@ def _conflict(batch: Batch) -> str:
     return target + f"UPDATE SET {assignments} WHERE {where}"
 
 
-def _statement(batch: Batch, source: str) -> str:
+def _prefilter(batch: Batch) -> str:
+    # Drop rows identical to the stored ones before the INSERT: ON CONFLICT DO
+    # UPDATE ... WHERE locks (and so dirties) every conflicting row even when
+    # its WHERE skips the update. A row changed concurrently after our snapshot
+    # is then simply "ours first, theirs after".
+    on = " AND ".join(f"x.{quote_identifier(k)} = s.{quote_identifier(k)}" for k in batch.key)
+    new = f"x.{quote_identifier(batch.key[0])} IS NULL"
+    if batch.update_columns:
+        quoted = [quote_identifier(c) for c in batch.update_columns]
+        old = ", ".join(f"x.{q}" for q in quoted)
+        incoming = ", ".join(f"s.{q}" for q in quoted)
+        new += f" OR ROW({old}) IS DISTINCT FROM ROW({incoming})"
+    return f"src AS (SELECT s.* FROM raw s LEFT JOIN {batch.table.sql} x ON {on} WHERE {new})"
+
+
+def _statement(batch: Batch, source: str, *, prefilter: bool = False) -> str:
     cols = quote_columns(batch.columns)
     keys = ", ".join(f"t.{quote_identifier(k)}" for k in batch.key)
+    source += ", " + (_prefilter(batch) if prefilter else "src AS (SELECT * FROM raw)")
     up = (
         f"up AS (INSERT INTO {batch.table.sql} AS t ({cols}) SELECT {cols} FROM src "
         f"{_conflict(batch)} RETURNING (t.xmax = 0) AS inserted, {keys})"
@@ -118,7 +138,7 @@ def _statement(batch: Batch, source: str) -> str:
     if batch.version is not None:
         v = quote_identifier(batch.version)
         on = " AND ".join(f"x.{quote_identifier(k)} = s.{quote_identifier(k)}" for k in batch.key)
-        stale = f"(SELECT count(*) FROM src s JOIN {batch.table.sql} x ON {on} WHERE x.{v} > s.{v})"
+        stale = f"(SELECT count(*) FROM raw s JOIN {batch.table.sql} x ON {on} WHERE x.{v} > s.{v})"
     if batch.returning:
         # One row per written key, then one row (inserted IS NULL) with the stale count.
         nulls = ", ".join(["NULL"] * len(batch.key))
@@ -138,7 +158,7 @@ def upsert_batch(session: PostgresSession, batch: Batch) -> UpsertResult:
     if small:
         casts = ", ".join(f"%s::{batch.table.columns[c].type_name}" for c in batch.columns)
         values = ", ".join([f"({casts})"] * len(batch.rows))
-        source = f"src ({quote_columns(batch.columns)}) AS (VALUES {values})"
+        source = f"raw ({quote_columns(batch.columns)}) AS (VALUES {values})"
         params = [value for row in batch.rows for value in row]
         rows = session.fetchall(_statement(batch, source), params)
     else:
@@ -148,8 +168,17 @@ def upsert_batch(session: PostgresSession, batch: Batch) -> UpsertResult:
             f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
             f"SELECT {cols} FROM {batch.table.sql} WITH NO DATA"
         )
-        session.copy_rows(f"COPY {stage} ({cols}) FROM STDIN", batch.rows)
-        rows = session.fetchall(_statement(batch, f"src AS (SELECT * FROM {stage})"))
+        oids = batch.table.extra["oids"]
+        if all(c in oids for c in batch.columns):
+            # Binary COPY: no text parsing on the server.
+            types = [oids[c] for c in batch.columns]
+            session.copy_rows(
+                f"COPY {stage} ({cols}) FROM STDIN (FORMAT BINARY)", batch.rows, types
+            )
+        else:
+            session.copy_rows(f"COPY {stage} ({cols}) FROM STDIN", batch.rows)
+        statement = _statement(batch, f"raw AS (SELECT * FROM {stage})", prefilter=True)
+        rows = session.fetchall(statement)
         session.execute(f"DROP TABLE {stage}")
     return _result(batch, rows)
 

@@ -63,20 +63,22 @@ def _to_sql_value(value: object) -> object:
 
 
 _ADAPTED = (datetime.date, decimal.Decimal)
+_FAST: dict[type, Any] = {datetime.date: datetime.date.isoformat, decimal.Decimal: str}
 
 
-def _adapt(rows: list[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:
-    needs = [
-        i for i in range(width) if any(isinstance(row[i], _ADAPTED) for row in rows[:1] or rows)
-    ]
-    if not needs:
-        needs = [i for i in range(width) if any(isinstance(row[i], _ADAPTED) for row in rows)]
-    if not needs:
-        return rows
-    targets = set(needs)
-    return [
-        tuple(_to_sql_value(v) if i in targets else v for i, v in enumerate(row)) for row in rows
-    ]
+def _adapt(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    columns = list(zip(*rows, strict=True))
+    adapted = False
+    # Column by column: one C-level map per adapted column instead of a
+    # Python-level tuple rebuild per row.
+    for i, column in enumerate(columns):
+        kinds = set(map(type, column))
+        if not any(issubclass(kind, _ADAPTED) for kind in kinds):
+            continue
+        adapted = True
+        convert = _FAST.get(next(iter(kinds))) if len(kinds) == 1 else None
+        columns[i] = tuple(map(convert or _to_sql_value, column))
+    return list(zip(*columns, strict=True)) if adapted else rows
 
 
 def describe_table(session: SQLiteSession, name: str) -> TableInfo:
@@ -147,7 +149,7 @@ def _key_filter(batch: Batch) -> str:
 
 def upsert_batch(session: SQLiteSession, batch: Batch) -> UpsertResult:
     """Apply ``batch`` with ``executemany``; exact counts (see docs/idempotency.md)."""
-    rows = _adapt(batch.rows, len(batch.columns))
+    rows = _adapt(batch.rows)
     sql = _statement(batch)
     table = batch.table.sql
     alias = batch.table.extra["rowid_alias"]

@@ -113,11 +113,15 @@ class PostgresSession:
         """Run a query; every row as a tuple."""
         return list(self._do(lambda cur: cur.execute(sql, params or None).fetchall()))
 
-    def copy_rows(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        """Stream ``rows`` through ``COPY ... FROM STDIN`` (text format)."""
+    def copy_rows(
+        self, sql: str, rows: Iterable[Sequence[Any]], types: Sequence[int] | None = None
+    ) -> None:
+        """Stream ``rows`` through ``COPY ... FROM STDIN``; ``types`` (oids) for binary COPY."""
 
         def run(cur: Any) -> None:
             with cur.copy(sql) as copy:
+                if types is not None:
+                    copy.set_types(types)
                 write = copy.write_row
                 for row in rows:
                     write(row)
@@ -283,9 +287,10 @@ class PostgresStore:
             return PostgresSession(self, connection, restore_autocommit=restore)
         assert self._slots is not None
         connection = self._slots.acquire()
-        if not connection.autocommit:
+        restore = not connection.autocommit  # a caller's connection: give it back as it was
+        if restore:
             connection.autocommit = True
-        return PostgresSession(self, connection)
+        return PostgresSession(self, connection, restore_autocommit=restore)
 
     def _release(self, connection: Any) -> None:
         if self._pool is not None:

@@ -10,9 +10,13 @@ Example:
 """
 
 from ._budget import RetryBudget, RetryBudgetStatistics
+from ._bulkhead import Bulkhead, BulkheadRejected, BulkheadStatistics, BulkheadWaited
 from ._clock import SystemClock, get_default_clock
 from ._deadline import deadline_scope, remaining_time
 from ._events import Event, Subscription, emit, log_event, subscribe
+from ._fallback import Fallback, FallbackUsed, fallback
+from ._pipeline import ORDER, ResiliencePolicy, resilient
+from ._ratelimit import RateLimitAdapted, RateLimiter, RateLimitRejected, RateLimitWaited
 from ._redact import redact
 from ._retry import (
     Jitter,
@@ -24,25 +28,45 @@ from ._retry import (
 )
 from ._retry_after import default_retry_after, parse_retry_after
 from ._retrying import Attempt, Retrying, retry_with_backoff, retrying
+from ._timeouts import TimedOut, Timeout, timeout
+from ._token_bucket import TokenBucket, default_quota
+from ._trail import PolicyEvent, current_attempt
 from ._version import __version__
 from .exceptions import (
     BadResultError,
+    BulkheadFullError,
     ConfigurationError,
     DeadlineExceededError,
     MissingDependencyError,
+    RateLimitedError,
     RejectedError,
     ResilientPipelineError,
 )
 
 __all__ = [
+    "ORDER",
     "Attempt",
     "BadResultError",
+    "Bulkhead",
+    "BulkheadFullError",
+    "BulkheadRejected",
+    "BulkheadStatistics",
+    "BulkheadWaited",
     "ConfigurationError",
     "DeadlineExceededError",
     "Event",
+    "Fallback",
+    "FallbackUsed",
     "Jitter",
     "MissingDependencyError",
+    "PolicyEvent",
+    "RateLimitAdapted",
+    "RateLimitRejected",
+    "RateLimitWaited",
+    "RateLimitedError",
+    "RateLimiter",
     "RejectedError",
+    "ResiliencePolicy",
     "ResilientPipelineError",
     "RetryBudget",
     "RetryBudgetStatistics",
@@ -54,16 +78,24 @@ __all__ = [
     "Retrying",
     "Subscription",
     "SystemClock",
+    "TimedOut",
+    "Timeout",
+    "TokenBucket",
     "__version__",
+    "current_attempt",
     "deadline_scope",
+    "default_quota",
     "default_retry_after",
     "emit",
+    "fallback",
     "get_default_clock",
     "log_event",
     "parse_retry_after",
     "redact",
     "remaining_time",
+    "resilient",
     "retry_with_backoff",
     "retrying",
     "subscribe",
+    "timeout",
 ]

@@ -10,12 +10,17 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeAlias, TypeVar, runtime_checkable
+
+from typing_extensions import ParamSpec
 
 if TYPE_CHECKING:
     from ._events import Event
 
-__all__ = ["Clock", "EventHandler", "RetryAfterExtractor", "SupportsRetryAfter"]
+__all__ = ["Clock", "EventHandler", "Policy", "RetryAfterExtractor", "SupportsRetryAfter"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -68,6 +73,24 @@ class SupportsRetryAfter(Protocol):
     @property
     def retry_after(self) -> float | None:
         """Seconds to wait before trying again, or ``None`` when unknown."""
+        ...
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """A policy that decorates sync and async callables, keeping their signature.
+
+    ``RetryPolicy``, ``Timeout``, ``Bulkhead``, ``RateLimiter``, ``Fallback``
+    and circuit breakers all are; ``resilient(breaker=...)`` accepts any.
+
+    Example:
+        >>> from resilient_pipeline import Bulkhead
+        >>> isinstance(Bulkhead(max_concurrent=2), Policy)
+        True
+    """
+
+    def __call__(self, fn: Callable[P, T], /) -> Callable[P, T]:
+        """Wrap ``fn``; the result has the same parameters and return type."""
         ...
 
 

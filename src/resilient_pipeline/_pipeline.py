@@ -52,6 +52,18 @@ def _of_type(kind: type) -> Callable[[Any, attrs.Attribute[Any], object], None]:
     return check
 
 
+_Named = TypeVar("_Named", Timeout, RetryPolicy, Fallback)
+
+
+def _named(part: _Named, source: str, clock: Clock | None) -> _Named:
+    changes: dict[str, Any] = {}
+    if part.name is None:
+        changes["name"] = source
+    if clock is not None and getattr(part, "clock", clock) is None:
+        changes["clock"] = clock
+    return attrs.evolve(part, **changes) if changes else part
+
+
 def _policy(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not callable(value):
         raise ConfigurationError.for_option(
@@ -189,7 +201,12 @@ class ResiliencePolicy:
         check_callable(fn, "resilient")
         source = source_of(self.name, fn)
         wrapped = fn
-        timeout, bulkhead = self.timeout, self.bulkhead
+        clock, bulkhead = self.clock, self.bulkhead
+        # The frozen parts default to the policy's name and clock, so one call's
+        # events share one source; stateful parts (shared by many) keep theirs.
+        timeout = None if self.timeout is None else _named(self.timeout, source, clock)
+        retry = None if self.retry is None else _named(self.retry, source, clock)
+        fallback = None if self.fallback is None else _named(self.fallback, source, None)
         if timeout is not None and timeout.sync == "thread" and bulkhead is not None:
             # An abandoned worker thread still runs: it must keep its bulkhead
             # slot until it really ends, so the bulkhead goes inside the thread.
@@ -202,15 +219,12 @@ class ResiliencePolicy:
         for layer in (self.rate_limiter, self.breaker):
             if layer is not None:
                 wrapped = layer(wrapped)
-        if self.retry is not None:
-            retry = self.retry
-            if retry.name is None:
-                retry = attrs.evolve(retry, name=source)
+        if retry is not None:
             wrapped = retry(numbered(wrapped))
         if self.deadline is not None:
-            wrapped = Timeout(self.deadline, name=source, clock=self.clock)(wrapped)
-        if self.fallback is not None:
-            wrapped = self.fallback(wrapped)
+            wrapped = Timeout(self.deadline, name=source, clock=clock)(wrapped)
+        if fallback is not None:
+            wrapped = fallback(wrapped)
         return counted(wrapped)
 
 

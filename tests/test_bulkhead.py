@@ -45,10 +45,10 @@ def test_full_bulkhead_rejects_at_once_with_an_event() -> None:
     bulkhead = Bulkhead(max_concurrent=1, name="api")
     with bulkhead, capture_events() as events, pytest.raises(BulkheadFullError) as info:
         bulkhead.acquire()
-    assert (info.value.waited, info.value.max_concurrent) == (0.0, 1)
-    assert [
+    assert (0.0, 1) == (info.value.waited, info.value.max_concurrent)
+    assert [(1, 0, 0.0)] == [
         (e.in_flight, e.waiting, e.waited) for e in events if isinstance(e, BulkheadRejected)
-    ] == [(1, 0, 0.0)]
+    ]
     assert BulkheadStatistics(1, 0, 0, 0, 1, 1) == bulkhead.statistics()
 
 
@@ -63,7 +63,7 @@ def test_slot_is_released_when_the_function_raises() -> None:
     for _ in range(3):
         with pytest.raises(OSError):
             fetch()
-    assert bulkhead.statistics().in_flight == 0
+    assert 0 == bulkhead.statistics().in_flight
 
 
 def test_zero_wait_timeout_never_queues() -> None:
@@ -98,10 +98,13 @@ def test_queued_thread_gets_the_released_slot() -> None:
 def test_queued_caller_stops_at_the_shared_deadline() -> None:
     """A queued caller whose shared deadline runs out raises DeadlineExceededError."""
     bulkhead = Bulkhead(max_concurrent=1, max_waiting=1)
-    with bulkhead, deadline_scope(0.001, clock=FakeClock()):
-        with pytest.raises(DeadlineExceededError):
-            bulkhead.acquire()
-    assert bulkhead.statistics().waiting == 0
+    with (
+        bulkhead,
+        deadline_scope(0.001, clock=FakeClock()),
+        pytest.raises(DeadlineExceededError),
+    ):
+        bulkhead.acquire()
+    assert 0 == bulkhead.statistics().waiting
 
 
 def test_threads_never_exceed_the_limit() -> None:
@@ -145,7 +148,7 @@ async def test_tasks_never_exceed_the_limit() -> None:
     async with anyio.create_task_group() as tg:
         for _ in range(12):
             tg.start_soon(work)
-    assert peak[0] == 3
+    assert 3 == peak[0]
     assert BulkheadStatistics(3, 20, 0, 0, 12, 0) == bulkhead.statistics()
 
 
@@ -165,7 +168,7 @@ async def test_slot_released_in_a_thread_wakes_a_task() -> None:
         while bulkhead.statistics().waiting == 0:
             await anyio.lowlevel.checkpoint()
         await anyio.to_thread.run_sync(bulkhead.release)
-    assert done == [1]
+    assert [1] == done
 
 
 @pytest.mark.anyio
@@ -204,7 +207,8 @@ class BulkheadModel(RuleBasedStateMachine):
             assert self.bulkhead._enter(make) is None
             self.running += 1
         elif len(self.queued) < 2:
-            assert waiter_box == [] and self.bulkhead._enter(make) is waiter_box[0]
+            waiter = self.bulkhead._enter(make)
+            assert waiter_box == [waiter]
             self.queued.append(waiter_box[0])
         else:
             with pytest.raises(BulkheadFullError):

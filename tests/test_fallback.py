@@ -16,10 +16,10 @@ def test_value_replaces_a_chosen_error() -> None:
         raise ConnectionError("token=abc123 refused")
 
     with capture_events() as events:
-        assert fetch() == []
+        assert [] == fetch()
     used = [e for e in events if isinstance(e, FallbackUsed)]
-    assert [e.error for e in used] == ["ConnectionError: token=*** refused"]
-    assert [e.source for e in used] == ["campaigns"]
+    assert ["ConnectionError: token=*** refused"] == [e.error for e in used]
+    assert ["campaigns"] == [e.source for e in used]
 
 
 def test_other_errors_pass_through() -> None:
@@ -33,7 +33,7 @@ def test_other_errors_pass_through() -> None:
         fetch(KeyError("x"))
     with pytest.raises(ConnectionError, match="fatal"):
         fetch(ConnectionError("fatal"))
-    assert fetch(ConnectionError("please retry")) == 0
+    assert 0 == fetch(ConnectionError("please retry"))
 
 
 def test_configuration_errors_are_never_replaced() -> None:
@@ -57,7 +57,7 @@ def test_call_gets_the_same_arguments() -> None:
     def fetch(day: str, *, account: str) -> str:
         raise TimeoutError
 
-    assert fetch("d1", account="a1") == "cached d1 a1"
+    assert "cached d1 a1" == fetch("d1", account="a1")
 
 
 @pytest.mark.anyio
@@ -78,7 +78,7 @@ async def test_async_function_with_async_and_sync_alternatives() -> None:
     async def second(x: int) -> int:
         raise OSError
 
-    assert (await first(1), await second(1)) == (2, 3)
+    assert (2, 3) == (await first(1), await second(1))
 
 
 def test_async_alternative_for_sync_function_is_refused() -> None:
@@ -89,7 +89,7 @@ def test_async_alternative_for_sync_function_is_refused() -> None:
 
     with pytest.raises(ConfigurationError) as info:
         fallback(call=cache)(lambda: 1)
-    assert info.value.option == "call"
+    assert "call" == info.value.option
 
 
 @pytest.mark.parametrize(

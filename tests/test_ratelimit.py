@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import ClassVar
 
 import pytest
 from hypothesis import given
@@ -59,7 +60,7 @@ def test_bucket_never_admits_more_than_rate_times_t_plus_burst(
 def test_waiting_the_announced_time_is_enough(rate: float, gap: float) -> None:
     """After sleeping exactly the wait the bucket announced, the token is there."""
     bucket = TokenBucket(rate, 1, now=0.0)
-    assert bucket.take(0.0) == 0.0
+    assert 0.0 == bucket.take(0.0)
     wait = bucket.take(gap)
     assert bucket.take(gap + wait) == 0.0 or wait == 0.0
 
@@ -88,7 +89,7 @@ def test_cost_beyond_burst_is_refused() -> None:
     """A cost the bucket could never hold is a configuration error, not an endless wait."""
     with pytest.raises(ConfigurationError) as info:
         RateLimiter(rate=1, burst=2).acquire(cost=3)
-    assert info.value.option == "cost"
+    assert "cost" == info.value.option
 
 
 def test_wait_mode_sleeps_on_the_clock() -> None:
@@ -98,8 +99,8 @@ def test_wait_mode_sleeps_on_the_clock() -> None:
     with capture_events() as events:
         for _ in range(3):
             limiter.acquire()
-    assert pytest.approx(clock.sleeps) == [0.6, 0.6]
-    assert len([e for e in events if isinstance(e, RateLimitWaited)]) == 2
+    assert [0.6, 0.6] == pytest.approx(clock.sleeps)
+    assert 2 == len([e for e in events if isinstance(e, RateLimitWaited)])
 
 
 def test_reject_mode_says_when_to_come_back() -> None:
@@ -110,9 +111,9 @@ def test_reject_mode_says_when_to_come_back() -> None:
     limiter.acquire("acct-1")
     with capture_events() as events, pytest.raises(RateLimitedError) as info:
         limiter.acquire("acct-1")
-    assert (info.value.retry_after, info.value.key) == (0.25, "'acct-1'")
-    assert [e.retry_after for e in events if isinstance(e, RateLimitRejected)] == [0.25]
-    assert clock.sleeps == []
+    assert (0.25, "'acct-1'") == (info.value.retry_after, info.value.key)
+    assert [0.25] == [e.retry_after for e in events if isinstance(e, RateLimitRejected)]
+    assert [] == clock.sleeps
 
 
 def test_waiting_never_goes_past_the_deadline_or_max_wait() -> None:
@@ -122,12 +123,12 @@ def test_waiting_never_goes_past_the_deadline_or_max_wait() -> None:
     limiter.acquire()
     with deadline_scope(0.5, clock=clock), pytest.raises(RateLimitedError) as info:
         limiter.acquire()
-    assert info.value.retry_after == 1.0
+    assert 1.0 == info.value.retry_after
     capped = RateLimiter(rate=1, burst=1, clock=clock, max_wait=0.5)
     capped.acquire()
     with pytest.raises(RateLimitedError):
         capped.acquire()
-    assert clock.sleeps == []
+    assert [] == clock.sleeps
 
 
 def test_keys_have_separate_buckets_and_old_ones_are_dropped() -> None:
@@ -136,7 +137,7 @@ def test_keys_have_separate_buckets_and_old_ones_are_dropped() -> None:
     limiter = RateLimiter(rate=1, burst=1, on_limit="reject", clock=clock, max_keys=2)
     limiter.acquire("a")
     limiter.acquire("b")
-    assert (limiter.available("a"), limiter.available("never-seen")) == (0.0, 1.0)
+    assert (0.0, 1.0) == (limiter.available("a"), limiter.available("never-seen"))
     limiter.acquire("c")  # drops "a", the least recently used
     limiter.acquire("a")
     with pytest.raises(RateLimitedError):
@@ -154,8 +155,8 @@ def test_decorator_uses_the_key_function() -> None:
     def fetch(account: str, day: str) -> str:
         return f"{account}/{day}"
 
-    assert fetch("a", "1") == "a/1"
-    assert fetch("b", "1") == "b/1"
+    assert "a/1" == fetch("a", "1")
+    assert "b/1" == fetch("b", "1")
     with pytest.raises(RateLimitedError):
         fetch("a", "2")
 
@@ -170,8 +171,8 @@ async def test_async_wait_sleeps_on_the_clock() -> None:
     async def fetch() -> int:
         return 1
 
-    assert [await fetch() for _ in range(3)] == [1, 1, 1]
-    assert pytest.approx(clock.sleeps) == [0.5, 0.5]
+    assert [1, 1, 1] == [await fetch() for _ in range(3)]
+    assert [0.5, 0.5] == pytest.approx(clock.sleeps)
 
 
 class TooManyRequests(Exception):
@@ -197,12 +198,12 @@ def test_adaptive_retry_after_pauses_only_that_key() -> None:
 
     with capture_events() as events, pytest.raises(TooManyRequests):
         fetch("throttled")
-    assert [(e.remaining, e.reset) for e in events if isinstance(e, RateLimitAdapted)] == [
-        (0.0, 30.0)
+    assert [(0.0, 30.0)] == [
+        (e.remaining, e.reset) for e in events if isinstance(e, RateLimitAdapted)
     ]
-    assert fetch("other") == "other"
-    assert clock.sleeps == []
-    assert fetch("throttled") == "throttled"
+    assert "other" == fetch("other")
+    assert [] == clock.sleeps
+    assert "throttled" == fetch("throttled")
     assert sum(clock.sleeps) >= 30.0
 
 
@@ -212,7 +213,7 @@ def test_adaptive_quota_headers_spread_what_is_left() -> None:
     limiter = RateLimiter(rate=100, clock=clock, adaptive=True)
 
     class Response:
-        headers = {"x-ratelimit-remaining": "2", "x-ratelimit-reset": "10"}
+        headers: ClassVar = {"x-ratelimit-remaining": "2", "x-ratelimit-reset": "10"}
 
     @limiter
     def fetch() -> Response:
@@ -220,8 +221,8 @@ def test_adaptive_quota_headers_spread_what_is_left() -> None:
 
     for _ in range(4):
         fetch()
-    # the bucket had 99 tokens left; the server said 2 in the next 10 s, so 3
-    # calls go at once (2 then spread), and the 4th waits for the window.
+    # Every response says "2 left for 10 s": the bucket drops to what is left
+    # and refills at the server's pace, so the 4th call has to wait for it.
     assert 5.0 <= sum(clock.sleeps) <= 10.1
 
 
@@ -231,7 +232,7 @@ def test_own_rejections_are_not_taken_as_server_signals() -> None:
     limiter = RateLimiter(rate=10, clock=clock)
     limiter.observe(RateLimitedError("other", retry_after=60.0))
     limiter.acquire()
-    assert clock.sleeps == []
+    assert [] == clock.sleeps
 
 
 @pytest.mark.parametrize(
@@ -270,4 +271,4 @@ def test_threads_share_one_bucket() -> None:
         thread.start()
     for thread in threads:
         thread.join(10)
-    assert len(admitted) == 5
+    assert 5 == len(admitted)

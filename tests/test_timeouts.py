@@ -24,14 +24,14 @@ def test_bad_seconds_name_the_option(seconds: object) -> None:
     """A limit that is not a positive number is refused at construction, naming ``seconds``."""
     with pytest.raises(ConfigurationError) as info:
         timeout(seconds)  # type: ignore[arg-type]
-    assert info.value.option == "seconds"
+    assert "seconds" == info.value.option
 
 
 def test_bad_sync_mode_is_refused() -> None:
     """Only 'cooperative' and 'thread' are sync modes."""
     with pytest.raises(ConfigurationError) as info:
         Timeout(1.0, sync="kill")  # type: ignore[arg-type]
-    assert info.value.option == "sync"
+    assert "sync" == info.value.option
 
 
 def test_sync_call_sees_the_tightened_deadline() -> None:
@@ -42,7 +42,7 @@ def test_sync_call_sees_the_tightened_deadline() -> None:
     def fetch() -> float | None:
         return remaining_time()
 
-    assert fetch() == 5.0
+    assert 5.0 == fetch()
     assert remaining_time() is None
 
 
@@ -55,7 +55,7 @@ def test_enclosing_sooner_deadline_wins() -> None:
         return remaining_time()
 
     with deadline_scope(2.0, clock=clock):
-        assert fetch() == 2.0
+        assert 2.0 == fetch()
 
 
 def test_no_time_left_raises_before_calling() -> None:
@@ -71,13 +71,13 @@ def test_no_time_left_raises_before_calling() -> None:
         clock.advance(1.0)
         with pytest.raises(DeadlineExceededError, match="shared deadline"):
             fetch()
-    assert calls == []
+    assert [] == calls
     assert [TimedOut] == [type(e) for e in events]
 
 
 @pytest.mark.anyio
 async def test_async_call_is_cancelled() -> None:
-    """An async call past its limit is cancelled and raises DeadlineExceededError (a TimeoutError)."""
+    """An async call past its limit is cancelled: DeadlineExceededError, a TimeoutError."""
     reached_end = []
 
     @timeout(0.001, name="fetch")
@@ -89,8 +89,8 @@ async def test_async_call_is_cancelled() -> None:
         await fetch()
     assert isinstance(info.value, DeadlineExceededError)
     assert "timeout=0.001" in str(info.value)
-    assert reached_end == []
-    assert [e.source for e in events if isinstance(e, TimedOut)] == ["fetch"]
+    assert [] == reached_end
+    assert ["fetch"] == [e.source for e in events if isinstance(e, TimedOut)]
 
 
 @pytest.mark.anyio
@@ -102,7 +102,7 @@ async def test_async_result_within_limit_is_returned() -> None:
         await anyio.lowlevel.checkpoint()
         return day
 
-    assert await fetch("2026-11-28") == "2026-11-28"
+    assert "2026-11-28" == await fetch("2026-11-28")
 
 
 @pytest.mark.anyio
@@ -131,7 +131,7 @@ def test_thread_mode_abandons_the_worker() -> None:
 
     with capture_events() as events, pytest.raises(DeadlineExceededError, match="abandoned"):
         fetch()
-    assert [e.abandoned for e in events if isinstance(e, TimedOut)] == [True]
+    assert [True] == [e.abandoned for e in events if isinstance(e, TimedOut)]
     assert not finished.is_set()
     release.set()
     assert finished.wait(5)
@@ -146,7 +146,7 @@ def test_thread_mode_returns_and_raises_like_the_function() -> None:
             raise KeyError(x)
         return 2 * x
 
-    assert double(21) == 42
+    assert 42 == double(21)
     with pytest.raises(KeyError):
         double(-1)
 
@@ -159,7 +159,7 @@ def test_thread_mode_worker_sees_the_deadline() -> None:
     def budget() -> float | None:
         return remaining_time()
 
-    assert budget() == 30.0
+    assert 30.0 == budget()
 
 
 def test_decorating_a_non_callable_is_a_type_error() -> None:

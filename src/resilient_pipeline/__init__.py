@@ -15,7 +15,7 @@ from ._clock import SystemClock, get_default_clock
 from ._deadline import deadline_scope, remaining_time
 from ._events import Event, Subscription, emit, log_event, subscribe
 from ._fallback import Fallback, FallbackUsed, fallback
-from ._pipeline import ORDER, ResiliencePolicy, resilient
+from ._pipeline import ResiliencePolicy, resilient
 from ._ratelimit import RateLimitAdapted, RateLimiter, RateLimitRejected, RateLimitWaited
 from ._redact import redact
 from ._retry import (
@@ -44,7 +44,6 @@ from .exceptions import (
 )
 
 __all__ = [
-    "ORDER",
     "Attempt",
     "BadResultError",
     "Bulkhead",

@@ -12,7 +12,7 @@ for the order are in ``docs/policies.md``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import attrs
 from typing_extensions import ParamSpec
@@ -24,13 +24,12 @@ from ._trail import check_callable, counted, numbered, source_of
 from .exceptions import ConfigurationError
 from .typing import Clock, Policy
 
-__all__ = ["ORDER", "ResiliencePolicy", "resilient"]
+__all__ = ["ResiliencePolicy", "resilient"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-ORDER = ("fallback", "deadline", "retry", "breaker", "rate_limiter", "bulkhead", "timeout")
-"""The layers of a :class:`ResiliencePolicy`, outermost first."""
+_ORDER = ("fallback", "deadline", "retry", "breaker", "rate_limiter", "bulkhead", "timeout")
 
 
 def _to_timeout(value: Timeout | float | None) -> Timeout | None:
@@ -116,6 +115,9 @@ class ResiliencePolicy:
         []
     """
 
+    order: ClassVar[tuple[str, ...]] = _ORDER
+    """The layers, outermost first."""
+
     fallback: Fallback | None = attrs.field(default=None, validator=_of_type(Fallback))
     deadline: float | None = None
     retry: RetryPolicy | None = attrs.field(default=None, validator=_of_type(RetryPolicy))
@@ -175,7 +177,8 @@ class ResiliencePolicy:
 
     def layers(self) -> list[tuple[str, object]]:
         """The configured layers, outermost first, as ``(name, policy)`` pairs."""
-        return [(name, getattr(self, name)) for name in ORDER if getattr(self, name) is not None]
+        given = [(name, getattr(self, name)) for name in self.order]
+        return [(name, policy) for name, policy in given if policy is not None]
 
     def describe(self) -> str:
         """The chain a call goes through, outermost first.

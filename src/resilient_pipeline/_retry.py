@@ -296,6 +296,7 @@ class Call:
         "deadline_at",
         "handlers",
         "history",
+        "last_error",
         "policy",
         "previous_delay",
         "reason",
@@ -312,7 +313,9 @@ class Call:
         self.handlers = policy.on_event
         self.attempts = 0
         self.previous_delay = policy.base_delay
-        self.history: list[str] = []
+        # (description, attempt duration, delay or None); formatted only for a note
+        self.history: list[tuple[str, float, float | None]] = []
+        self.last_error = ""
         self.reason = ""
         self.reason_code = ""
         self.timed_out = False  # set by the async driver when attempt_timeout cancelled an attempt
@@ -354,7 +357,8 @@ class Call:
         self.attempts += 1
         duration = 0.0 if self.attempt_started is None else now - self.attempt_started
         what = describe_error(error) if error is not None else _describe_result(result)
-        self.history.append(f"attempt {self.attempts}: {what} (after {duration:.3f} s)")
+        self.last_error = what
+        self.history.append((what, duration, None))
 
         timed_out, self.timed_out = self.timed_out, False
         if error is not None and not (timed_out or policy.retryable(error)):
@@ -393,7 +397,7 @@ class Call:
             self._stop("budget")
             return None
 
-        self.history[-1] += f"; retrying in {delay:.3f} s"
+        self.history[-1] = (what, duration, delay)
         emit(
             RetryScheduled(
                 source=self.source,
@@ -465,6 +469,13 @@ class Call:
                 self.handlers,
             )
 
+    def _attempt_lines(self) -> list[str]:
+        lines = []
+        for number, (what, duration, delay) in enumerate(self.history, start=1):
+            line = f"attempt {number}: {what} (after {duration:.3f} s)"
+            lines.append(line if delay is None else f"{line}; retrying in {delay:.3f} s")
+        return lines
+
     def give_up(self, error: Exception | None, result: object) -> Exception:
         """The exception to raise now that retrying stopped, noted and announced."""
         code = self.reason_code
@@ -476,7 +487,7 @@ class Call:
                     attempts=self.attempts,
                     elapsed=elapsed,
                     reason=code,
-                    error=self.history[-1].split(": ", 1)[1],
+                    error=self.last_error,
                 ),
                 self.handlers,
             )
@@ -490,11 +501,11 @@ class Call:
                 result=result,
                 attempts=self.attempts,
             )
-            add_note(failure, "\n".join(self.history))
+            add_note(failure, "\n".join(self._attempt_lines()))
             return failure
         if code == "not_retryable" and self.attempts == 1:
             return error
-        add_note(error, "\n".join([summary, *self.history]))
+        add_note(error, "\n".join([summary, *self._attempt_lines()]))
         if code == "budget":
             add_note(error, self.reason)
         return error

@@ -10,17 +10,16 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, TypeAlias, TypeVar, runtime_checkable
+from typing import Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from typing_extensions import ParamSpec
 
-if TYPE_CHECKING:
-    from ._events import Event
+from ._events import EventHandler
 
 __all__ = ["Clock", "EventHandler", "Policy", "RetryAfterExtractor", "SupportsRetryAfter"]
 
-P = ParamSpec("P")
-T = TypeVar("T")
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 @runtime_checkable
@@ -89,13 +88,10 @@ class Policy(Protocol):
         True
     """
 
-    def __call__(self, fn: Callable[P, T], /) -> Callable[P, T]:
+    def __call__(self, fn: Callable[_P, _T], /) -> Callable[_P, _T]:
         """Wrap ``fn``; the result has the same parameters and return type."""
         ...
 
-
-EventHandler: TypeAlias = "Callable[[Event], None]"
-"""A subscriber: called synchronously with every event it is subscribed to."""
 
 RetryAfterExtractor: TypeAlias = Callable[[object], "float | None"]
 """Reads a server-given delay (seconds) from an exception or a result."""

@@ -18,6 +18,7 @@ from ._fallback import Fallback, FallbackUsed, fallback
 from ._pipeline import ResiliencePolicy, resilient
 from ._ratelimit import RateLimitAdapted, RateLimiter, RateLimitRejected, RateLimitWaited
 from ._redact import redact
+from ._redis_limits import RedisBulkhead, RedisRateLimiter
 from ._retry import (
     Jitter,
     RetryExhausted,
@@ -64,6 +65,8 @@ __all__ = [
     "RateLimitWaited",
     "RateLimitedError",
     "RateLimiter",
+    "RedisBulkhead",
+    "RedisRateLimiter",
     "RejectedError",
     "ResiliencePolicy",
     "ResilientPipelineError",

@@ -96,6 +96,14 @@ def _shown(key: Hashable | None) -> str | None:
     return None if key is None else redact(repr(key))
 
 
+def must_refuse(on_limit: str, max_wait: float | None, waited: float, wait: float) -> bool:
+    """Whether a call that already waited ``waited`` s must be refused, not wait ``wait`` more."""
+    if on_limit == "reject" or (max_wait is not None and waited + wait > max_wait):
+        return True
+    remaining = _deadline.remaining_time()
+    return remaining is not None and wait >= remaining
+
+
 def _positive(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     _number(attribute.name, value, minimum=0, strict=True)
 
@@ -204,12 +212,7 @@ class RateLimiter:
             wait = self._bucket(key, now).take(now, cost)
         if wait == 0.0:
             return 0.0
-        remaining = _deadline.remaining_time()
-        if (
-            self.on_limit == "reject"
-            or (self.max_wait is not None and waited + wait > self.max_wait)
-            or (remaining is not None and wait >= remaining)
-        ):
+        if must_refuse(self.on_limit, self.max_wait, waited, wait):
             event = RateLimitRejected(source=self.name, key=_shown(key), retry_after=wait)
             emit(event, self.on_event)
             raise RateLimitedError(self.name, key=key, retry_after=wait)

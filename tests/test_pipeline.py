@@ -280,3 +280,17 @@ def test_policy_is_a_frozen_reusable_value() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         policy.timeout = None  # type: ignore[misc]
     assert (1, 2) == (policy(lambda: 1)(), policy(lambda: 2)())
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("with_retry", [True, False])
+async def test_async_deadline_ends_a_hung_call(with_retry: bool) -> None:
+    """The overall deadline cancels a hung async call, with or without a retry inside."""
+    retry = RetryPolicy(max_attempts=3, base_delay=0) if with_retry else None
+
+    @resilient(deadline=0.001, retry=retry)
+    async def hung() -> None:
+        await anyio.sleep_forever()
+
+    with pytest.raises(DeadlineExceededError):
+        await hung()

@@ -93,19 +93,26 @@ class BulkheadStatistics:
 class _Waiter:
     """A queued caller: ``wake()`` may be called from any thread."""
 
-    __slots__ = ("granted", "wake")
+    __slots__ = ("event", "granted", "wake")
 
-    def __init__(self, wake: Callable[[], object]) -> None:
+    def __init__(self, wake: Callable[[], object], event: Any = None) -> None:
         self.granted = False
         self.wake = wake
+        self.event = event
 
 
-def _task_waker(event: anyio.Event) -> Callable[[], object]:
-    # anyio events are not thread-safe; set it from the waiter's own loop
-    # (asyncio's call_soon_threadsafe, trio's run_sync_soon).
+def _thread_waiter() -> _Waiter:
+    event = threading.Event()
+    return _Waiter(event.set, event)
+
+
+def _task_waiter() -> _Waiter:
+    # anyio events are not thread-safe: a release in another thread sets it
+    # through the waiter's own loop (asyncio's call_soon_threadsafe, trio's run_sync_soon).
+    event = anyio.Event()
     native: Any = anyio.lowlevel.current_token().native_token
     schedule = getattr(native, "call_soon_threadsafe", None) or native.run_sync_soon
-    return functools.partial(schedule, event.set)
+    return _Waiter(functools.partial(schedule, event.set), event)
 
 
 def _optional_seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -230,15 +237,14 @@ class Bulkhead:
     # -- sync driver ----------------------------------------------------------
     def acquire(self) -> None:
         """Take a slot, queueing if allowed; raise ``BulkheadFullError`` if none comes."""
-        event = threading.Event()
-        waiter = self._enter(lambda: _Waiter(event.set))
+        waiter = self._enter(_thread_waiter)  # the Event only exists once we queue
         if waiter is None:
             return
         budget, by_deadline = self._wait_budget()
         # Only a hand-over ends the wait early, so it is measured and bounded in
         # real time: no fake clock can free a slot.
         started = time.monotonic()
-        event.wait(None if budget == math.inf else budget)
+        waiter.event.wait(None if budget == math.inf else budget)
         waited = time.monotonic() - started
         if not self._settle(waiter):
             raise self._refuse(waited, by_deadline=by_deadline)
@@ -254,15 +260,14 @@ class Bulkhead:
     # -- async driver ---------------------------------------------------------
     async def aacquire(self) -> None:
         """Async twin of :meth:`acquire` (asyncio and trio); cancelling a waiter is safe."""
-        event = anyio.Event()
-        waiter = self._enter(lambda: _Waiter(_task_waker(event)))
+        waiter = self._enter(_task_waiter)
         if waiter is None:
             return
         budget, by_deadline = self._wait_budget()
         started = anyio.current_time()
         try:
             with anyio.move_on_after(budget):
-                await event.wait()
+                await waiter.event.wait()
         except BaseException:
             if self._settle(waiter):
                 self.release()

@@ -223,8 +223,12 @@ class ResiliencePolicy:
             if layer is not None:
                 wrapped = layer(wrapped)
         if retry is not None:
+            if self.deadline is not None:
+                # The retry core enforces the deadline itself: every attempt runs
+                # under it (async ones in a cancel scope) and no sleep plans past it.
+                retry = attrs.evolve(retry, deadline=self.deadline)
             wrapped = retry(numbered(wrapped))
-        if self.deadline is not None:
+        elif self.deadline is not None:
             wrapped = Timeout(self.deadline, name=source, clock=clock)(wrapped)
         if fallback is not None:
             wrapped = fallback(wrapped)

@@ -132,12 +132,17 @@ class Timeout:
         default=(), kw_only=True, converter=normalize_handlers
     )
 
-    def _enter(self) -> tuple[contextvars.Token[Any], float, bool]:
-        """Tighten the shared deadline; the token, the seconds available, and whether ours binds."""
+    def _enter(self, source: str) -> tuple[contextvars.Token[Any], float, bool]:
+        """Tighten the shared deadline: the token to reset, the seconds available, ours or not.
+
+        Raises at once, leaving the deadline as it was, when no time is left.
+        """
         clock = resolve_clock(self.clock)
         at = clock.monotonic() + self.seconds
         scope = _deadline._tightened(clock, at)
         available = scope[1] - scope[0].monotonic()
+        if available <= 0:
+            raise self._expired(source, available, scope[1] == at)
         return _deadline._current.set(scope), available, scope[1] == at
 
     def _expired(
@@ -165,10 +170,8 @@ class Timeout:
     def _async(self, fn: Callable[P, Awaitable[T]], source: str) -> Callable[P, Awaitable[T]]:
         @functools.wraps(fn)
         async def limited(*args: P.args, **kwargs: P.kwargs) -> T:
-            token, available, ours = self._enter()
+            token, available, ours = self._enter(source)
             try:
-                if available <= 0:
-                    raise self._expired(source, available, ours)
                 with anyio.CancelScope(deadline=anyio.current_time() + available):
                     return await fn(*args, **kwargs)
             finally:
@@ -181,10 +184,8 @@ class Timeout:
     def _cooperative(self, fn: Callable[P, T], source: str) -> Callable[P, T]:
         @functools.wraps(fn)
         def limited(*args: P.args, **kwargs: P.kwargs) -> T:
-            token, available, ours = self._enter()
+            token = self._enter(source)[0]
             try:
-                if available <= 0:
-                    raise self._expired(source, available, ours)
                 return fn(*args, **kwargs)
             finally:
                 _deadline._current.reset(token)
@@ -194,10 +195,8 @@ class Timeout:
     def _threaded(self, fn: Callable[P, T], source: str) -> Callable[P, T]:
         @functools.wraps(fn)
         def limited(*args: P.args, **kwargs: P.kwargs) -> T:
-            token, available, ours = self._enter()
+            token, available, ours = self._enter(source)
             try:
-                if available <= 0:
-                    raise self._expired(source, available, ours)
                 # The worker sees the tightened deadline through a copy of our context.
                 context = contextvars.copy_context()
             finally:

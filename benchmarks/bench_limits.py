@@ -41,7 +41,7 @@ from resilient_pipeline import (  # noqa: E402
 
 logging.getLogger().addHandler(logging.NullHandler())
 QUICK = "--quick" in sys.argv
-N = 20_000 if QUICK else 200_000
+N = 5_000 if QUICK else 30_000
 BIG = 1e12  # a rate that never limits
 TENACITY = "tenacity retry alone"
 

@@ -9,6 +9,7 @@ Example:
     [{'day': '2026-11-28', 'campaign': 'brand'}]
 """
 
+from ._batch import UpsertResult
 from ._budget import RetryBudget, RetryBudgetStatistics
 from ._bulkhead import Bulkhead, BulkheadRejected, BulkheadStatistics, BulkheadWaited
 from ._clock import SystemClock, get_default_clock
@@ -29,22 +30,36 @@ from ._retry import (
 )
 from ._retry_after import default_retry_after, parse_retry_after
 from ._retrying import Attempt, Retrying, retry_with_backoff, retrying
+from ._sql import quote_identifier
 from ._timeouts import TimedOut, Timeout, timeout
 from ._token_bucket import TokenBucket, default_quota
 from ._trail import PolicyEvent, current_attempt
+from ._transaction import AsyncTransaction, Transaction
+from ._uow import UnitOfWork, unit_of_work
+from ._upsert import RowsUpserted, aidempotent_upsert, idempotent_upsert
 from ._version import __version__
 from .exceptions import (
     BadResultError,
     BulkheadFullError,
     ConfigurationError,
     DeadlineExceededError,
+    DuplicateKeyError,
+    InvalidBatchError,
     MissingDependencyError,
+    MissingUniqueConstraintError,
     RateLimitedError,
     RejectedError,
     ResilientPipelineError,
+    RowProblem,
+    StoreError,
+    TransientStoreError,
+    UnitOfWorkError,
 )
+from .stores.postgres import PostgresStore
+from .stores.sqlite import SQLiteStore
 
 __all__ = [
+    "AsyncTransaction",
     "Attempt",
     "BadResultError",
     "Bulkhead",
@@ -54,12 +69,16 @@ __all__ = [
     "BulkheadWaited",
     "ConfigurationError",
     "DeadlineExceededError",
+    "DuplicateKeyError",
     "Event",
     "Fallback",
     "FallbackUsed",
+    "InvalidBatchError",
     "Jitter",
     "MissingDependencyError",
+    "MissingUniqueConstraintError",
     "PolicyEvent",
+    "PostgresStore",
     "RateLimitAdapted",
     "RateLimitRejected",
     "RateLimitWaited",
@@ -78,12 +97,22 @@ __all__ = [
     "RetryScheduled",
     "RetrySucceeded",
     "Retrying",
+    "RowProblem",
+    "RowsUpserted",
+    "SQLiteStore",
+    "StoreError",
     "Subscription",
     "SystemClock",
     "TimedOut",
     "Timeout",
     "TokenBucket",
+    "Transaction",
+    "TransientStoreError",
+    "UnitOfWork",
+    "UnitOfWorkError",
+    "UpsertResult",
     "__version__",
+    "aidempotent_upsert",
     "current_attempt",
     "deadline_scope",
     "default_quota",
@@ -91,8 +120,10 @@ __all__ = [
     "emit",
     "fallback",
     "get_default_clock",
+    "idempotent_upsert",
     "log_event",
     "parse_retry_after",
+    "quote_identifier",
     "redact",
     "remaining_time",
     "resilient",
@@ -100,4 +131,5 @@ __all__ = [
     "retrying",
     "subscribe",
     "timeout",
+    "unit_of_work",
 ]

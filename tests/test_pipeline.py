@@ -283,12 +283,14 @@ def test_policy_is_a_frozen_reusable_value() -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("with_retry", [True, False])
-async def test_async_deadline_ends_a_hung_call(with_retry: bool) -> None:
-    """The overall deadline cancels a hung async call, with or without a retry inside."""
+@pytest.mark.parametrize(
+    ("with_retry", "per_attempt"), [(True, None), (False, None), (True, 0.001)]
+)
+async def test_async_deadline_ends_a_hung_call(with_retry: bool, per_attempt: float | None) -> None:
+    """The overall deadline ends a hung async call, whichever layers sit inside it."""
     retry = RetryPolicy(max_attempts=3, base_delay=0) if with_retry else None
 
-    @resilient(deadline=0.001, retry=retry)
+    @resilient(deadline=0.001, retry=retry, timeout=per_attempt)
     async def hung() -> None:
         await anyio.sleep_forever()
 

@@ -222,14 +222,22 @@ class ResiliencePolicy:
         for layer in (self.rate_limiter, self.breaker):
             if layer is not None:
                 wrapped = layer(wrapped)
+        overall = (
+            None if self.deadline is None else Timeout(self.deadline, name=source, clock=clock)
+        )
+        if retry is not None and overall is not None and timeout is None:
+            # The retry core enforces its own deadline: every attempt runs under
+            # it (async ones in a cancel scope) and no sleep plans past it.
+            retry = attrs.evolve(retry, deadline=overall.seconds)
+            overall = None
         if retry is not None:
-            if self.deadline is not None:
-                # The retry core enforces the deadline itself: every attempt runs
-                # under it (async ones in a cancel scope) and no sleep plans past it.
-                retry = attrs.evolve(retry, deadline=self.deadline)
             wrapped = retry(numbered(wrapped))
-        elif self.deadline is not None:
-            wrapped = Timeout(self.deadline, name=source, clock=clock)(wrapped)
+        if overall is not None:
+            # With a per-attempt timeout inside, the call itself is cancelled at
+            # the deadline and every wait and sleep between stops at it, so the
+            # overall layer needs no cancel scope of its own when a retry sits
+            # between them (one cancel scope costs more than a whole retry).
+            wrapped = overall._decorate(wrapped, source, cancel=retry is None)
         if fallback is not None:
             wrapped = fallback(wrapped)
         return counted(wrapped)

@@ -160,8 +160,13 @@ class Timeout:
     def __call__(self, fn: Callable[P, T], /) -> Callable[P, T]:
         """Decorate ``fn`` (sync or async); the signature is kept."""
         check_callable(fn, "timeout")
-        source = source_of(self.name, fn)
+        return self._decorate(fn, source_of(self.name, fn), cancel=True)
+
+    def _decorate(self, fn: Callable[P, T], source: str, *, cancel: bool) -> Callable[P, T]:
+        """``cancel=False`` only tightens the deadline, for callers that enforce it inside."""
         if is_async(fn):
+            if not cancel:
+                return cast("Callable[P, T]", self._scoped(cast("Any", fn), source))
             return cast("Callable[P, T]", self._async(cast("Any", fn), source))
         if self.sync == "thread":
             return self._threaded(fn, source)
@@ -180,6 +185,17 @@ class Timeout:
             raise self._expired(source, available, ours)
 
         return limited
+
+    def _scoped(self, fn: Callable[P, Awaitable[T]], source: str) -> Callable[P, Awaitable[T]]:
+        @functools.wraps(fn)
+        async def scoped(*args: P.args, **kwargs: P.kwargs) -> T:
+            token = self._enter(source)[0]
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                _deadline._current.reset(token)
+
+        return scoped
 
     def _cooperative(self, fn: Callable[P, T], source: str) -> Callable[P, T]:
         @functools.wraps(fn)

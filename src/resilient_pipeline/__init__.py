@@ -11,10 +11,15 @@ Example:
 
 from ._batch import UpsertResult
 from ._budget import RetryBudget, RetryBudgetStatistics
+from ._bulkhead import Bulkhead, BulkheadRejected, BulkheadStatistics, BulkheadWaited
 from ._clock import SystemClock, get_default_clock
 from ._deadline import deadline_scope, remaining_time
 from ._events import Event, Subscription, emit, log_event, subscribe
+from ._fallback import Fallback, FallbackUsed, fallback
+from ._pipeline import ResiliencePolicy, resilient
+from ._ratelimit import RateLimitAdapted, RateLimiter, RateLimitRejected, RateLimitWaited
 from ._redact import redact
+from ._redis_limits import RedisBulkhead, RedisRateLimiter
 from ._retry import (
     Jitter,
     RetryExhausted,
@@ -26,18 +31,23 @@ from ._retry import (
 from ._retry_after import default_retry_after, parse_retry_after
 from ._retrying import Attempt, Retrying, retry_with_backoff, retrying
 from ._sql import quote_identifier
+from ._timeouts import TimedOut, Timeout, timeout
+from ._token_bucket import TokenBucket, default_quota
+from ._trail import PolicyEvent, current_attempt
 from ._transaction import AsyncTransaction, Transaction
 from ._uow import UnitOfWork, unit_of_work
 from ._upsert import RowsUpserted, aidempotent_upsert, idempotent_upsert
 from ._version import __version__
 from .exceptions import (
     BadResultError,
+    BulkheadFullError,
     ConfigurationError,
     DeadlineExceededError,
     DuplicateKeyError,
     InvalidBatchError,
     MissingDependencyError,
     MissingUniqueConstraintError,
+    RateLimitedError,
     RejectedError,
     ResilientPipelineError,
     RowProblem,
@@ -52,16 +62,32 @@ __all__ = [
     "AsyncTransaction",
     "Attempt",
     "BadResultError",
+    "Bulkhead",
+    "BulkheadFullError",
+    "BulkheadRejected",
+    "BulkheadStatistics",
+    "BulkheadWaited",
     "ConfigurationError",
     "DeadlineExceededError",
     "DuplicateKeyError",
     "Event",
+    "Fallback",
+    "FallbackUsed",
     "InvalidBatchError",
     "Jitter",
     "MissingDependencyError",
     "MissingUniqueConstraintError",
+    "PolicyEvent",
     "PostgresStore",
+    "RateLimitAdapted",
+    "RateLimitRejected",
+    "RateLimitWaited",
+    "RateLimitedError",
+    "RateLimiter",
+    "RedisBulkhead",
+    "RedisRateLimiter",
     "RejectedError",
+    "ResiliencePolicy",
     "ResilientPipelineError",
     "RetryBudget",
     "RetryBudgetStatistics",
@@ -77,6 +103,9 @@ __all__ = [
     "StoreError",
     "Subscription",
     "SystemClock",
+    "TimedOut",
+    "Timeout",
+    "TokenBucket",
     "Transaction",
     "TransientStoreError",
     "UnitOfWork",
@@ -84,9 +113,12 @@ __all__ = [
     "UpsertResult",
     "__version__",
     "aidempotent_upsert",
+    "current_attempt",
     "deadline_scope",
+    "default_quota",
     "default_retry_after",
     "emit",
+    "fallback",
     "get_default_clock",
     "idempotent_upsert",
     "log_event",
@@ -94,8 +126,10 @@ __all__ = [
     "quote_identifier",
     "redact",
     "remaining_time",
+    "resilient",
     "retry_with_backoff",
     "retrying",
     "subscribe",
+    "timeout",
     "unit_of_work",
 ]

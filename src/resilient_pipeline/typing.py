@@ -10,7 +10,9 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, TypeVar, runtime_checkable
+
+from typing_extensions import ParamSpec
 
 from ._events import EventHandler
 
@@ -22,11 +24,15 @@ __all__ = [
     "Dialect",
     "EventHandler",
     "Params",
+    "Policy",
     "RetryAfterExtractor",
     "Store",
     "StoreSession",
     "SupportsRetryAfter",
 ]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 @runtime_checkable
@@ -79,6 +85,24 @@ class SupportsRetryAfter(Protocol):
     @property
     def retry_after(self) -> float | None:
         """Seconds to wait before trying again, or ``None`` when unknown."""
+        ...
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """A policy that decorates sync and async callables, keeping their signature.
+
+    ``RetryPolicy``, ``Timeout``, ``Bulkhead``, ``RateLimiter``, ``Fallback``
+    and circuit breakers all are; ``resilient(breaker=...)`` accepts any.
+
+    Example:
+        >>> from resilient_pipeline import Bulkhead
+        >>> isinstance(Bulkhead(max_concurrent=2), Policy)
+        True
+    """
+
+    def __call__(self, fn: Callable[_P, _T], /) -> Callable[_P, _T]:
+        """Wrap ``fn``; the result has the same parameters and return type."""
         ...
 
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 
-def ns_per_call(fn: Callable[[], object], *, number: int, repeat: int = 7) -> float:
+def ns_per_call(fn: Callable[[], object], *, number: int, repeat: int = 5) -> float:
     """Median over ``repeat`` runs of the time per call, in nanoseconds."""
     timings = []
     gc.disable()
@@ -25,7 +25,7 @@ def ns_per_call(fn: Callable[[], object], *, number: int, repeat: int = 7) -> fl
     return statistics.median(timings)
 
 
-def ns_per_acall(fn: Callable[[], Awaitable[object]], *, number: int, repeat: int = 7) -> float:
+def ns_per_acall(fn: Callable[[], Awaitable[object]], *, number: int, repeat: int = 5) -> float:
     """``ns_per_call`` for a coroutine function, timed inside one asyncio event loop."""
 
     async def main() -> float:

@@ -33,8 +33,8 @@ from resilient_pipeline import retry_with_backoff  # noqa: E402
 # Logging as an application that configured nothing: records are built, then dropped.
 logging.getLogger().addHandler(logging.NullHandler())
 QUICK = "--quick" in sys.argv
-N_OK = 20_000 if QUICK else 200_000
-N_FAIL = 5_000 if QUICK else 40_000
+N_OK = 20_000 if QUICK else 100_000
+N_FAIL = 2_000 if QUICK else 10_000
 HAND = "hand-written loop"
 
 

@@ -39,7 +39,7 @@ def test_raised_serialization_failure_is_transient(store: PostgresStore) -> None
     """SQLSTATE 40001 becomes TransientStoreError with the driver error as cause."""
     with pytest.raises(TransientStoreError) as info, unit_of_work(store) as tx:
         tx.execute("DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$")
-    assert info.value.sqlstate == "40001"
+    assert "40001" == info.value.sqlstate
     assert isinstance(info.value.__cause__, psycopg.errors.SerializationFailure)
 
 
@@ -69,7 +69,7 @@ def test_lost_connection_is_transient_and_the_retry_reconnects(store: PostgresSt
 
     with set_testing():
         assert UpsertResult(1, 0, 0) == save()
-    assert len(attempts) == 2
+    assert 2 == len(attempts)
 
 
 def test_dsn_password_never_shows(postgres_schema: str) -> None:
@@ -102,7 +102,7 @@ def test_bad_target_is_rejected() -> None:
     """Only DSNs, connections and pools are targets."""
     with pytest.raises(ConfigurationError) as info:
         PostgresStore(42)
-    assert info.value.option == "target"
+    assert "target" == info.value.option
 
 
 HOSTILE = ['x"; DROP TABLE victim; --', "Robert'); DROP TABLE victim;--", "a b.c", "日付"]
@@ -119,8 +119,8 @@ def test_hostile_identifiers_are_quoted_safely(store: PostgresStore, name: str) 
     assert UpsertResult(1, 0, 0) == idempotent_upsert(store, name, rows, key=name)
     assert UpsertResult(0, 0, 1) == idempotent_upsert(store, name, rows, key=name)
     with unit_of_work(store) as tx:
-        assert tx.fetchall(f"SELECT count(*) FROM {tx.table('victim')}") == [(0,)]
-        assert tx.fetchall(f"SELECT * FROM {tx.table(name)}") == [("k", 1)]
+        assert [(0,)] == tx.fetchall(f"SELECT count(*) FROM {tx.table('victim')}")
+        assert [("k", 1)] == tx.fetchall(f"SELECT * FROM {tx.table(name)}")
 
 
 def test_identical_rows_are_not_rewritten(store: PostgresStore) -> None:
@@ -181,7 +181,7 @@ def test_two_processes_converge_without_duplicates(store: PostgresStore, postgre
         for w in (0, 1)
     ]
     for proc in procs:
-        assert proc.wait(timeout=60) == 0
+        assert 0 == proc.wait(timeout=60)
     with unit_of_work(store) as tx:
         rows = tx.fetchall(f"SELECT id, version FROM {tx.table('t')} ORDER BY id")
     assert [(k, 30) for k in range(40)] == rows

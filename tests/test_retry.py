@@ -22,6 +22,12 @@ from resilient_pipeline import (
     retry_with_backoff,
     retrying,
 )
+from resilient_pipeline.exceptions import (
+    InvalidBatchError,
+    StoreError,
+    TransientStoreError,
+    UnitOfWorkError,
+)
 from resilient_pipeline.testing import FakeClock, capture_events, set_testing
 
 
@@ -192,12 +198,29 @@ def test_retry_if_must_agree(clock: FakeClock) -> None:
     assert 1 == len(calls)
 
 
-def test_configuration_errors_are_never_retried(clock: FakeClock) -> None:
-    """A ConfigurationError raised inside the function is a bug, not a flake."""
-    fn, calls = flaky([ConfigurationError("bad option")])
-    with pytest.raises(ConfigurationError):
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConfigurationError("bad option"),
+        InvalidBatchError(table="kpi", problems=()),
+        StoreError("syntax error at or near SELEC"),
+        UnitOfWorkError("closed"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_deterministic_library_errors_are_never_retried(clock: FakeClock, error: Exception) -> None:
+    """Bad configuration, bad input and non-transient database errors are bugs, not flakes."""
+    fn, calls = flaky([error])
+    with pytest.raises(type(error)):
         retry_with_backoff(clock=clock)(fn)()
     assert 1 == len(calls)
+
+
+def test_transient_store_errors_are_retried(clock: FakeClock) -> None:
+    """A connection lost or a serialization failure is retried."""
+    fn, calls = flaky([TransientStoreError("deadlock detected")])
+    assert "ok" == retry_with_backoff(clock=clock)(fn)()
+    assert 2 == len(calls)
 
 
 @pytest.mark.parametrize("error", [KeyboardInterrupt(), SystemExit(2), GeneratorExit()])

@@ -64,7 +64,7 @@ def test_dangerous_names_are_rejected_with_the_option_named(name: str) -> None:
     """Control, format, look-alike, padded and over-long names raise ConfigurationError."""
     with pytest.raises(ConfigurationError) as info:
         quote_identifier(name, option="key")
-    assert info.value.option == "key"
+    assert "key" == info.value.option
     assert name == info.value.value
 
 
@@ -77,7 +77,7 @@ def test_non_strings_are_rejected(value: object) -> None:
 
 def test_quote_qualified_quotes_each_part() -> None:
     """Schema and table are quoted separately, so a dot in a name stays inside it."""
-    assert quote_qualified("a.b", "s") == '"s"."a.b"'
+    assert '"s"."a.b"' == quote_qualified("a.b", "s")
 
 
 @given(st.text(min_size=1, max_size=40))
@@ -87,8 +87,8 @@ def test_quoting_is_exactly_one_identifier(name: str) -> None:
         quoted = quote_identifier(name)
     except ConfigurationError:
         return
-    assert (quoted[0], quoted[-1]) == ('"', '"')
+    assert ('"', '"') == (quoted[0], quoted[-1])
     assert name == quoted[1:-1].replace('""', '"')
     conn = sqlite3.connect(":memory:")
-    assert conn.execute(f"SELECT 1 AS {quoted}").fetchall() == [(1,)]
+    assert [(1,)] == conn.execute(f"SELECT 1 AS {quoted}").fetchall()
     assert [name] == [d[0] for d in conn.execute(f"SELECT 1 AS {quoted}").description]

@@ -53,7 +53,7 @@ def test_store_satisfies_the_protocols(store: SQLiteStore) -> None:
 
 def test_file_databases_use_wal(store: SQLiteStore) -> None:
     """File databases are switched to WAL mode by default."""
-    assert store.journal_mode == "wal"
+    assert "wal" == store.journal_mode
 
 
 def test_commit_writes_both_tables(store: SQLiteStore) -> None:
@@ -61,7 +61,7 @@ def test_commit_writes_both_tables(store: SQLiteStore) -> None:
     with unit_of_work(store) as tx:
         tx.execute("INSERT INTO campaigns VALUES (?, ?)", (1, "brand"))
         tx.executemany("INSERT INTO conversions VALUES (?, ?, ?)", [(1, "d1", 3), (1, "d2", 4)])
-    assert (count(store, "campaigns"), count(store, "conversions")) == (1, 2)
+    assert (1, 2) == (count(store, "campaigns"), count(store, "conversions"))
 
 
 def test_failure_between_two_tables_writes_neither(store: SQLiteStore) -> None:
@@ -76,7 +76,7 @@ def test_failure_between_two_tables_writes_neither(store: SQLiteStore) -> None:
 
     with pytest.raises(RuntimeError, match="injected"):
         save()
-    assert (count(store, "campaigns"), count(store, "conversions")) == (0, 0)
+    assert (0, 0) == (count(store, "campaigns"), count(store, "conversions"))
 
 
 def test_error_note_names_the_failed_step(store: SQLiteStore) -> None:
@@ -87,7 +87,7 @@ def test_error_note_names_the_failed_step(store: SQLiteStore) -> None:
         tx.step("validate"),
     ):
         raise KeyError("campaign")
-    assert info.value.__notes__ == ["unit of work 'save' rolled back: step 'validate' failed"]
+    assert ["unit of work 'save' rolled back: step 'validate' failed"] == info.value.__notes__
 
 
 def test_sql_error_is_translated_and_names_the_statement(store: SQLiteStore) -> None:
@@ -96,8 +96,8 @@ def test_sql_error_is_translated_and_names_the_statement(store: SQLiteStore) -> 
         tx.execute("INSERT INTO campaigns VALUES (?, NULL)", (1,))
     assert isinstance(info.value.__cause__, sqlite3.IntegrityError)
     assert not isinstance(info.value, TransientStoreError)
-    assert info.value.step == "INSERT INTO campaigns VALUES (?, NULL)"
-    assert count(store, "campaigns") == 0
+    assert "INSERT INTO campaigns VALUES (?, NULL)" == info.value.step
+    assert 0 == count(store, "campaigns")
 
 
 def test_nested_unit_of_work_is_a_savepoint(store: SQLiteStore) -> None:
@@ -114,7 +114,7 @@ def test_nested_unit_of_work_is_a_savepoint(store: SQLiteStore) -> None:
         with pytest.raises(ValueError, match="inner"):
             inner()
     with unit_of_work(store) as tx:
-        assert tx.fetchall("SELECT * FROM campaigns") == [(1, "kept")]
+        assert [(1, "kept")] == tx.fetchall("SELECT * FROM campaigns")
 
 
 def test_nested_failure_propagating_rolls_back_everything(store: SQLiteStore) -> None:
@@ -128,7 +128,7 @@ def test_nested_failure_propagating_rolls_back_everything(store: SQLiteStore) ->
 
     with pytest.raises(ValueError, match="inner"):
         save()
-    assert count(store, "campaigns") == 0
+    assert 0 == count(store, "campaigns")
 
 
 def test_transaction_is_unusable_after_the_block(store: SQLiteStore) -> None:
@@ -155,8 +155,8 @@ def test_other_thread_gets_an_independent_transaction(store: SQLiteStore) -> Non
         thread = threading.Thread(target=other)
         thread.start()
         thread.join()
-    assert seen == [-1]  # the lock was held for the whole unit of work (timeout=0.2 s)
-    assert count(store, "campaigns") == 1
+    assert [-1] == seen  # the lock was held for the whole unit of work (timeout=0.2 s)
+    assert 1 == count(store, "campaigns")
 
 
 def test_busy_database_is_transient_and_retried(store: SQLiteStore, tmp_path: Path) -> None:
@@ -175,16 +175,16 @@ def test_busy_database_is_transient_and_retried(store: SQLiteStore, tmp_path: Pa
 
     with set_testing():
         save()
-    assert len(attempts) == 2
-    assert count(store, "campaigns") == 1
+    assert 2 == len(attempts)
+    assert 1 == count(store, "campaigns")
 
 
 def test_once_claims_a_key_once(store: SQLiteStore) -> None:
     """``once`` is True the first time only, across units of work."""
     with unit_of_work(store) as tx:
-        assert [tx.once("alert:2026-11-28"), tx.once("alert:2026-11-28")] == [True, False]
+        assert [True, False] == [tx.once("alert:2026-11-28"), tx.once("alert:2026-11-28")]
     with unit_of_work(store) as tx:
-        assert [tx.once("alert:2026-11-28"), tx.once("alert:2026-11-29")] == [False, True]
+        assert [False, True] == [tx.once("alert:2026-11-28"), tx.once("alert:2026-11-29")]
 
 
 def test_once_is_released_by_a_rollback(store: SQLiteStore) -> None:
@@ -237,7 +237,7 @@ def test_store_errors_pickle_with_context() -> None:
     """Store errors keep sqlstate and step across pickling."""
     err = TransientStoreError("busy", sqlstate="SQLITE_BUSY", step="save")
     clone = pickle.loads(pickle.dumps(err))
-    assert (clone.sqlstate, clone.step) == ("SQLITE_BUSY", "save")
+    assert ("SQLITE_BUSY", "save") == (clone.sqlstate, clone.step)
 
 
 @pytest.mark.anyio
@@ -264,5 +264,5 @@ async def test_async_unit_of_work_commits_and_rolls_back(store: SQLiteStore) -> 
     with pytest.raises(RuntimeError):
         await failing()
     async with unit_of_work(store) as tx:
-        assert await tx.fetchall("SELECT id FROM campaigns") == [(1,)]
-        assert await tx.fetchone("SELECT count(*) FROM rp_once") == (1,)
+        assert [(1,)] == await tx.fetchall("SELECT id FROM campaigns")
+        assert (1,) == await tx.fetchone("SELECT count(*) FROM rp_once")

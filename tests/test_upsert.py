@@ -73,7 +73,7 @@ def test_insert_then_identical_then_changed(store: Store) -> None:
     assert UpsertResult(0, 0, 4) == idempotent_upsert(store, "kpi", rows)
     rows[2]["clicks"] = 99
     assert UpsertResult(1, 1, 3) == idempotent_upsert(store, "kpi", [*rows, kpi(platform="new")])
-    assert len(table_rows(store)) == 5
+    assert 5 == len(table_rows(store))
 
 
 def test_rows_may_be_attrs_or_dataclasses(store: Store) -> None:
@@ -104,7 +104,7 @@ def test_duplicate_key_in_a_batch_is_rejected_by_name(store: Store) -> None:
     assert info.value.key == ("acme", DAY, "meta")
     assert "row 2: duplicate key client_id='acme'" in str(info.value)
     assert "first seen in row 0" in str(info.value)
-    assert table_rows(store) == []
+    assert [] == table_rows(store)
 
 
 @pytest.mark.parametrize(("policy", "clicks"), [("first", 1), ("last", 2)])
@@ -119,7 +119,7 @@ def test_key_without_unique_constraint_says_what_to_add(store: Store) -> None:
     """A key not covered by a UNIQUE constraint raises with the statement to add."""
     with pytest.raises(MissingUniqueConstraintError) as info:
         idempotent_upsert(store, "kpi", [kpi()], key=("client_id", "date"))
-    assert info.value.key == ("client_id", "date")
+    assert ("client_id", "date") == info.value.key
     assert "UNIQUE" in str(info.value)
     assert '("client_id", "date")' in str(info.value)
 
@@ -136,7 +136,7 @@ def test_problems_are_reported_per_row_and_column(store: Store) -> None:
         idempotent_upsert(store, "kpi", rows)
     found = {(p.index, p.column) for p in info.value.problems}
     assert {(1, "clicks"), (2, "platform"), (3, "clicks")} == found
-    assert table_rows(store) == []
+    assert [] == table_rows(store)
 
 
 def test_unknown_and_missing_columns_are_named(store: Store) -> None:
@@ -157,7 +157,7 @@ def test_insert_only_and_update_columns(store: Store) -> None:
     )
     assert UpsertResult(0, 0, 1) == result
     with unit_of_work(store) as tx:
-        assert tx.fetchone(f"SELECT clicks, created_at FROM {tx.table('kpi')}") == (1, "first")
+        assert (1, "first") == tx.fetchone(f"SELECT clicks, created_at FROM {tx.table('kpi')}")
 
 
 def test_version_guard_never_lets_an_older_row_win(store: Store) -> None:
@@ -167,7 +167,7 @@ def test_version_guard_never_lets_an_older_row_win(store: Store) -> None:
     assert UpsertResult(0, 0, 0, stale=1) == result
     result = idempotent_upsert(store, "kpi", [kpi(clicks=3, version=3)], version="version")
     assert UpsertResult(0, 1, 0) == result
-    assert table_rows(store) == [("acme", "meta", 3)]
+    assert [("acme", "meta", 3)] == table_rows(store)
 
 
 def test_returning_gives_the_changed_keys(store: Store) -> None:
@@ -182,7 +182,7 @@ def test_returning_gives_the_changed_keys(store: Store) -> None:
     assert tuple(
         (c, d if isinstance(d, datetime.date) else DAY, p) for c, d, p in result.inserted_keys
     ) == (("acme", DAY, "b"),)
-    assert len(result.updated_keys) == 1
+    assert 1 == len(result.updated_keys)
 
 
 def test_a_failure_between_two_tables_writes_neither(store: Store) -> None:
@@ -199,9 +199,9 @@ def test_a_failure_between_two_tables_writes_neither(store: Store) -> None:
     with pytest.raises(RuntimeError) as info:
         save()
     assert "unit of work 'save' rolled back" in info.value.__notes__[-1]
-    assert table_rows(store) == []
+    assert [] == table_rows(store)
     with unit_of_work(store) as tx:
-        assert tx.fetchone(f"SELECT count(*) FROM {tx.table('conv')}") == (0,)
+        assert (0,) == tx.fetchone(f"SELECT count(*) FROM {tx.table('conv')}")
 
 
 def test_decorator_upserts_what_the_function_returns(store: Store) -> None:
@@ -213,14 +213,14 @@ def test_decorator_upserts_what_the_function_returns(store: Store) -> None:
 
     assert UpsertResult(2, 0, 0) == collect("acme", platforms=["a", "b"])
     assert UpsertResult(0, 0, 2) == collect("acme", platforms=["a", "b"])
-    assert collect.__name__ == "collect"
+    assert "collect" == collect.__name__
 
 
 def test_upsert_emits_an_event(store: Store) -> None:
     """Each upsert emits RowsUpserted with the counts."""
     with capture_events() as events:
         idempotent_upsert(store, "kpi", [kpi()])
-    assert [(e.source, e.fields()["inserted"]) for e in events] == [("kpi", 1)]
+    assert [("kpi", 1)] == [(e.source, e.fields()["inserted"]) for e in events]
 
 
 def test_empty_batch_is_a_no_op(store: Store) -> None:

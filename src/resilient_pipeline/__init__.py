@@ -15,10 +15,12 @@ from ._alerts import Alert, AlertDeliveryFailed, AlertSent, AlertSuppressed, Sev
 from ._backfill import BackfillFinished, BackfillReport, PartitionCollected, abackfill, backfill
 from ._batch import UpsertResult
 from ._budget import RetryBudget, RetryBudgetStatistics
+from ._bulkhead import Bulkhead, BulkheadRejected, BulkheadStatistics, BulkheadWaited
 from ._checks import Check, CheckContext, CheckErrored, CheckFailed, CheckOutcome, CheckSuite
 from ._clock import SystemClock, get_default_clock
 from ._deadline import deadline_scope, remaining_time
 from ._events import Event, Subscription, emit, log_event, subscribe
+from ._fallback import Fallback, FallbackUsed, fallback
 from ._ledger import (
     Claimed,
     Partition,
@@ -31,7 +33,10 @@ from ._ledger import (
 )
 from ._monitor import amonitor, monitor
 from ._notifiers import EmailNotifier, LoggingNotifier, SlackNotifier, WebhookNotifier
+from ._pipeline import ResiliencePolicy, resilient
+from ._ratelimit import RateLimitAdapted, RateLimiter, RateLimitRejected, RateLimitWaited
 from ._redact import redact
+from ._redis_limits import RedisBulkhead, RedisRateLimiter
 from ._report import CheckExitCode, CheckReport, CheckResult
 from ._retry import (
     Jitter,
@@ -44,6 +49,9 @@ from ._retry import (
 from ._retry_after import default_retry_after, parse_retry_after
 from ._retrying import Attempt, Retrying, retry_with_backoff, retrying
 from ._sql import quote_identifier
+from ._timeouts import TimedOut, Timeout, timeout
+from ._token_bucket import TokenBucket, default_quota
+from ._trail import PolicyEvent, current_attempt
 from ._transaction import AsyncTransaction, Transaction
 from ._uow import UnitOfWork, unit_of_work
 from ._upsert import RowsUpserted, aidempotent_upsert, idempotent_upsert
@@ -52,6 +60,7 @@ from .exceptions import (
     AlertDeliveryError,
     BackfillError,
     BadResultError,
+    BulkheadFullError,
     CheckError,
     ConfigurationError,
     DeadlineExceededError,
@@ -61,6 +70,7 @@ from .exceptions import (
     LedgerError,
     MissingDependencyError,
     MissingUniqueConstraintError,
+    RateLimitedError,
     RejectedError,
     ResilientPipelineError,
     RowProblem,
@@ -86,6 +96,11 @@ __all__ = [
     "BackfillFinished",
     "BackfillReport",
     "BadResultError",
+    "Bulkhead",
+    "BulkheadFullError",
+    "BulkheadRejected",
+    "BulkheadStatistics",
+    "BulkheadWaited",
     "Check",
     "CheckContext",
     "CheckError",
@@ -103,6 +118,8 @@ __all__ = [
     "DuplicateKeyError",
     "EmailNotifier",
     "Event",
+    "Fallback",
+    "FallbackUsed",
     "InvalidBatchError",
     "Jitter",
     "LeaseLostError",
@@ -117,8 +134,17 @@ __all__ = [
     "PartitionLedger",
     "PartitionRecord",
     "PartitionRestated",
+    "PolicyEvent",
     "PostgresStore",
+    "RateLimitAdapted",
+    "RateLimitRejected",
+    "RateLimitWaited",
+    "RateLimitedError",
+    "RateLimiter",
+    "RedisBulkhead",
+    "RedisRateLimiter",
     "RejectedError",
+    "ResiliencePolicy",
     "ResilientPipelineError",
     "Restatement",
     "RetryBudget",
@@ -139,6 +165,9 @@ __all__ = [
     "StoreError",
     "Subscription",
     "SystemClock",
+    "TimedOut",
+    "Timeout",
+    "TokenBucket",
     "Transaction",
     "TransientStoreError",
     "UnitOfWork",
@@ -150,10 +179,13 @@ __all__ = [
     "aidempotent_upsert",
     "amonitor",
     "backfill",
+    "current_attempt",
     "daily",
     "deadline_scope",
+    "default_quota",
     "default_retry_after",
     "emit",
+    "fallback",
     "get_default_clock",
     "idempotent_upsert",
     "log_event",
@@ -162,8 +194,10 @@ __all__ = [
     "quote_identifier",
     "redact",
     "remaining_time",
+    "resilient",
     "retry_with_backoff",
     "retrying",
     "subscribe",
+    "timeout",
     "unit_of_work",
 ]

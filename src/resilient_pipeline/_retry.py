@@ -25,7 +25,12 @@ from ._retry_after import default_retry_after
 from .exceptions import (
     BadResultError,
     ConfigurationError,
+    InvalidBatchError,
+    MissingDependencyError,
     RejectedError,
+    StoreError,
+    TransientStoreError,
+    UnitOfWorkError,
 )
 from .typing import Clock, EventHandler, RetryAfterExtractor
 
@@ -47,8 +52,21 @@ T = TypeVar("T")
 Jitter: TypeAlias = Literal["full", "equal", "decorrelated"]
 _JITTERS = ("full", "equal", "decorrelated", None)
 
-# Errors that say "your input is wrong": retrying cannot help, so never retried.
-_NEVER_RETRIED: tuple[type[Exception], ...] = (ConfigurationError,)
+# Library errors that say "the input or the set-up is wrong": the same call would
+# fail the same way, so they are never retried. A database error is retried only
+# when the store classified it as transient.
+_NEVER_RETRIED: tuple[type[Exception], ...] = (
+    ConfigurationError,
+    MissingDependencyError,
+    InvalidBatchError,
+    UnitOfWorkError,
+)
+
+
+def _deterministic(error: Exception) -> bool:
+    if isinstance(error, _NEVER_RETRIED):
+        return True
+    return isinstance(error, StoreError) and not isinstance(error, TransientStoreError)
 
 
 # --------------------------------------------------------------------- events
@@ -228,7 +246,9 @@ class RetryPolicy:
         return min(raw, self.max_delay)
 
     def retryable(self, error: Exception) -> bool:
-        """Whether ``error`` may be retried (``retry_on`` and ``retry_if``; never a config error).
+        """Whether ``error`` may be retried: ``retry_on`` and ``retry_if`` agree, and it is not
+        one of the library's deterministic errors (bad configuration or input, a
+        database error that is not a ``TransientStoreError``).
 
         Example:
             >>> RetryPolicy(retry_on=OSError).retryable(ConnectionError())
@@ -236,7 +256,7 @@ class RetryPolicy:
             >>> RetryPolicy(retry_on=OSError).retryable(KeyError())
             False
         """
-        if not isinstance(error, self._retry_types) or isinstance(error, _NEVER_RETRIED):
+        if not isinstance(error, self._retry_types) or _deterministic(error):
             return False
         return self.retry_if is None or bool(self.retry_if(error))
 

@@ -10,6 +10,8 @@ already catches (``ValueError``, ``TimeoutError``, ``ImportError``)::
     ├── BadResultError                         retry_on_result still rejected the last result
     ├── DeadlineExceededError (TimeoutError)   a time budget ran out
     ├── RejectedError                          a call was refused before it ran
+    │   ├── BulkheadFullError                  every slot and every queue place is taken
+    │   └── RateLimitedError                   no token is free within the time allowed
     ├── CheckError                             a consistency check could not run
     ├── AlertDeliveryError                     a notifier could not deliver an alert
     ├── LedgerError                            the partition ledger refused an operation
@@ -52,6 +54,7 @@ __all__ = [
     "AlertDeliveryError",
     "BackfillError",
     "BadResultError",
+    "BulkheadFullError",
     "CheckError",
     "ConfigurationError",
     "DeadlineExceededError",
@@ -61,6 +64,7 @@ __all__ = [
     "LedgerError",
     "MissingDependencyError",
     "MissingUniqueConstraintError",
+    "RateLimitedError",
     "RejectedError",
     "ResilientPipelineError",
     "RowProblem",
@@ -451,3 +455,64 @@ class DuplicateKeyError(InvalidBatchError):
         super().__init__(table=table, problems=[problem])
         self.key = tuple(key)
         self.key_columns = tuple(key_columns)
+
+
+class BulkheadFullError(RejectedError):
+    """A bulkhead refused the call: every slot is busy and the queue is full (or the wait ran out).
+
+    Attributes:
+        name: The bulkhead's name.
+        max_concurrent: How many calls it lets run at once.
+        waited: Seconds the caller queued before being refused (``0.0`` when
+            refused at once).
+
+    Example:
+        >>> err = BulkheadFullError("ads-api", max_concurrent=4)
+        >>> str(err), isinstance(err, RejectedError)
+        ("bulkhead 'ads-api' is full (4 running, no queue place free)", True)
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        max_concurrent: int,
+        waited: float = 0.0,
+        retry_after: float | None = None,
+    ) -> None:
+        why = (
+            f"no slot freed within {waited:.3f} s"
+            if waited > 0
+            else f"{max_concurrent} running, no queue place free"
+        )
+        super().__init__(f"bulkhead {name!r} is full ({why})", retry_after=retry_after)
+        self.name = name
+        self.max_concurrent = max_concurrent
+        self.waited = waited
+
+
+class RateLimitedError(RejectedError):
+    """A rate limiter refused the call: no token is free soon enough.
+
+    Attributes:
+        name: The limiter's name.
+        key: The key whose bucket is empty (``None`` for an unkeyed limiter);
+            only its ``repr`` is kept, secrets masked, so tokens never leak.
+        retry_after: Seconds until a token is free. ``retry_with_backoff``
+            waits exactly that long when it fits the remaining deadline.
+
+    Example:
+        >>> err = RateLimitedError("ads-api", key="account-7", retry_after=0.25)
+        >>> str(err), err.retry_after
+        ("rate limit 'ads-api' reached for key 'account-7'; a token is free in 0.250 s", 0.25)
+    """
+
+    def __init__(self, name: str, *, key: object = None, retry_after: float | None = None) -> None:
+        from ._redact import redact
+
+        shown = None if key is None else redact(repr(key))
+        where = "" if shown is None else f" for key {shown}"
+        wait = "" if retry_after is None else f"; a token is free in {retry_after:.3f} s"
+        super().__init__(f"rate limit {name!r} reached{where}{wait}", retry_after=retry_after)
+        self.name = name
+        self.key = shown

@@ -10,7 +10,9 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, TypeVar, runtime_checkable
+
+from typing_extensions import ParamSpec
 
 from ._events import EventHandler
 
@@ -24,11 +26,15 @@ __all__ = [
     "EventHandler",
     "Notifier",
     "Params",
+    "Policy",
     "RetryAfterExtractor",
     "Store",
     "StoreSession",
     "SupportsRetryAfter",
 ]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 @runtime_checkable
@@ -113,13 +119,31 @@ class Notifier(Protocol):
         ...
 
 
+@runtime_checkable
+class Policy(Protocol):
+    """A policy that decorates sync and async callables, keeping their signature.
+
+    ``RetryPolicy``, ``Timeout``, ``Bulkhead``, ``RateLimiter``, ``Fallback``
+    and circuit breakers all are; ``resilient(breaker=...)`` accepts any.
+
+    Example:
+        >>> from resilient_pipeline import Bulkhead
+        >>> isinstance(Bulkhead(max_concurrent=2), Policy)
+        True
+    """
+
+    def __call__(self, fn: Callable[_P, _T], /) -> Callable[_P, _T]:
+        """Wrap ``fn``; the result has the same parameters and return type."""
+        ...
+
+
 RetryAfterExtractor: TypeAlias = Callable[[object], "float | None"]
 """Reads a server-given delay (seconds) from an exception or a result."""
 
 Dialect: TypeAlias = Literal["sqlite", "postgres"]
 """The SQL dialect a store speaks."""
 
-Params: TypeAlias = "Sequence[Any] | Mapping[str, Any]"
+Params: TypeAlias = Sequence[Any] | Mapping[str, Any]
 """Bound parameters for one statement: positional or named, in the driver's paramstyle."""
 
 

@@ -9,17 +9,35 @@ Example:
     [{'day': '2026-11-28', 'campaign': 'brand'}]
 """
 
+from ._alert_log import StoreAlertLog
+from ._alerter import Alerter, AlerterStatistics, AlertLog, Delivery, MemoryAlertLog, Route
+from ._alerts import Alert, AlertDeliveryFailed, AlertSent, AlertSuppressed, Severity
+from ._backfill import BackfillFinished, BackfillReport, PartitionCollected, abackfill, backfill
 from ._batch import UpsertResult
 from ._budget import RetryBudget, RetryBudgetStatistics
 from ._bulkhead import Bulkhead, BulkheadRejected, BulkheadStatistics, BulkheadWaited
+from ._checks import Check, CheckContext, CheckErrored, CheckFailed, CheckOutcome, CheckSuite
 from ._clock import SystemClock, get_default_clock
 from ._deadline import deadline_scope, remaining_time
 from ._events import Event, Subscription, emit, log_event, subscribe
 from ._fallback import Fallback, FallbackUsed, fallback
+from ._ledger import (
+    Claimed,
+    Partition,
+    PartitionFailed,
+    PartitionLedger,
+    PartitionRecord,
+    PartitionRestated,
+    Restatement,
+    daily,
+)
+from ._monitor import amonitor, monitor
+from ._notifiers import EmailNotifier, LoggingNotifier, SlackNotifier, WebhookNotifier
 from ._pipeline import ResiliencePolicy, resilient
 from ._ratelimit import RateLimitAdapted, RateLimiter, RateLimitRejected, RateLimitWaited
 from ._redact import redact
 from ._redis_limits import RedisBulkhead, RedisRateLimiter
+from ._report import CheckExitCode, CheckReport, CheckResult
 from ._retry import (
     Jitter,
     RetryExhausted,
@@ -39,12 +57,17 @@ from ._uow import UnitOfWork, unit_of_work
 from ._upsert import RowsUpserted, aidempotent_upsert, idempotent_upsert
 from ._version import __version__
 from .exceptions import (
+    AlertDeliveryError,
+    BackfillError,
     BadResultError,
     BulkheadFullError,
+    CheckError,
     ConfigurationError,
     DeadlineExceededError,
     DuplicateKeyError,
     InvalidBatchError,
+    LeaseLostError,
+    LedgerError,
     MissingDependencyError,
     MissingUniqueConstraintError,
     RateLimitedError,
@@ -59,24 +82,58 @@ from .stores.postgres import PostgresStore
 from .stores.sqlite import SQLiteStore
 
 __all__ = [
+    "Alert",
+    "AlertDeliveryError",
+    "AlertDeliveryFailed",
+    "AlertLog",
+    "AlertSent",
+    "AlertSuppressed",
+    "Alerter",
+    "AlerterStatistics",
     "AsyncTransaction",
     "Attempt",
+    "BackfillError",
+    "BackfillFinished",
+    "BackfillReport",
     "BadResultError",
     "Bulkhead",
     "BulkheadFullError",
     "BulkheadRejected",
     "BulkheadStatistics",
     "BulkheadWaited",
+    "Check",
+    "CheckContext",
+    "CheckError",
+    "CheckErrored",
+    "CheckExitCode",
+    "CheckFailed",
+    "CheckOutcome",
+    "CheckReport",
+    "CheckResult",
+    "CheckSuite",
+    "Claimed",
     "ConfigurationError",
     "DeadlineExceededError",
+    "Delivery",
     "DuplicateKeyError",
+    "EmailNotifier",
     "Event",
     "Fallback",
     "FallbackUsed",
     "InvalidBatchError",
     "Jitter",
+    "LeaseLostError",
+    "LedgerError",
+    "LoggingNotifier",
+    "MemoryAlertLog",
     "MissingDependencyError",
     "MissingUniqueConstraintError",
+    "Partition",
+    "PartitionCollected",
+    "PartitionFailed",
+    "PartitionLedger",
+    "PartitionRecord",
+    "PartitionRestated",
     "PolicyEvent",
     "PostgresStore",
     "RateLimitAdapted",
@@ -89,6 +146,7 @@ __all__ = [
     "RejectedError",
     "ResiliencePolicy",
     "ResilientPipelineError",
+    "Restatement",
     "RetryBudget",
     "RetryBudgetStatistics",
     "RetryExhausted",
@@ -97,9 +155,13 @@ __all__ = [
     "RetryScheduled",
     "RetrySucceeded",
     "Retrying",
+    "Route",
     "RowProblem",
     "RowsUpserted",
     "SQLiteStore",
+    "Severity",
+    "SlackNotifier",
+    "StoreAlertLog",
     "StoreError",
     "Subscription",
     "SystemClock",
@@ -111,9 +173,14 @@ __all__ = [
     "UnitOfWork",
     "UnitOfWorkError",
     "UpsertResult",
+    "WebhookNotifier",
     "__version__",
+    "abackfill",
     "aidempotent_upsert",
+    "amonitor",
+    "backfill",
     "current_attempt",
+    "daily",
     "deadline_scope",
     "default_quota",
     "default_retry_after",
@@ -122,6 +189,7 @@ __all__ = [
     "get_default_clock",
     "idempotent_upsert",
     "log_event",
+    "monitor",
     "parse_retry_after",
     "quote_identifier",
     "redact",

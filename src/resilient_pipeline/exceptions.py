@@ -12,6 +12,11 @@ already catches (``ValueError``, ``TimeoutError``, ``ImportError``)::
     ├── RejectedError                          a call was refused before it ran
     │   ├── BulkheadFullError                  every slot and every queue place is taken
     │   └── RateLimitedError                   no token is free within the time allowed
+    ├── CheckError                             a consistency check could not run
+    ├── AlertDeliveryError                     a notifier could not deliver an alert
+    ├── LedgerError                            the partition ledger refused an operation
+    │   ├── LeaseLostError                     a worker's lease expired and was re-claimed
+    │   └── BackfillError                      partitions were still failing after a backfill
     └── StoreError                             a database operation failed (cause: driver error)
         ├── TransientStoreError                connection lost, serialization failure, deadlock:
         │                                      safe to retry (the writes are idempotent)
@@ -46,12 +51,17 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "AlertDeliveryError",
+    "BackfillError",
     "BadResultError",
     "BulkheadFullError",
+    "CheckError",
     "ConfigurationError",
     "DeadlineExceededError",
     "DuplicateKeyError",
     "InvalidBatchError",
+    "LeaseLostError",
+    "LedgerError",
     "MissingDependencyError",
     "MissingUniqueConstraintError",
     "RateLimitedError",
@@ -196,6 +206,92 @@ class RejectedError(ResilientPipelineError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class CheckError(ResilientPipelineError):
+    """A consistency check could not run (bad SQL, a missing table, a crashing function).
+
+    A :class:`~resilient_pipeline.CheckSuite` never raises it: it reports the
+    check as *errored* (never as passed). :meth:`Check.run` raises it.
+
+    Attributes:
+        check: The check's name.
+
+    Example:
+        >>> str(CheckError("no such table: kpi", check="clicks_le_impressions"))
+        'no such table: kpi'
+    """
+
+    def __init__(self, message: str, *, check: str) -> None:
+        super().__init__(message)
+        self.check = check
+
+
+class AlertDeliveryError(ResilientPipelineError):
+    """A notifier could not deliver an alert, even after retrying.
+
+    Attributes:
+        notifier: The notifier's name (never its URL or password).
+        title: The alert's title.
+
+    Example:
+        >>> AlertDeliveryError("HTTP 503", notifier="slack", title="late").notifier
+        'slack'
+    """
+
+    def __init__(self, message: str, *, notifier: str, title: str) -> None:
+        super().__init__(message)
+        self.notifier = notifier
+        self.title = title
+
+
+class LedgerError(ResilientPipelineError):
+    """The partition ledger refused an operation (e.g. finishing a partition it never started).
+
+    Example:
+        >>> isinstance(LeaseLostError("taken", partition=("s", "k", "2026-11-28")), LedgerError)
+        True
+    """
+
+
+class LeaseLostError(LedgerError):
+    """A worker's lease on a partition expired and another worker claimed it.
+
+    The late worker's unit of work is rolled back, so the partition is
+    written once, by the worker that holds the lease.
+
+    Attributes:
+        partition: ``(source, key, period)``.
+
+    Example:
+        >>> LeaseLostError("taken", partition=("meta_ads", "7", "2026-11-28")).partition[1]
+        '7'
+    """
+
+    def __init__(self, message: str, *, partition: tuple[str, str, str]) -> None:
+        super().__init__(message)
+        self.partition = partition
+
+
+class BackfillError(LedgerError):
+    """A backfill finished with partitions still failing.
+
+    Attributes:
+        failed: The ``(source, key, period)`` of each failed partition.
+        errors: The last error of each, secrets masked, in the same order.
+
+    Example:
+        >>> err = BackfillError("1 partition failed", failed=[("s", "k", "p")], errors=["OSError"])
+        >>> err.failed, err.errors
+        ([('s', 'k', 'p')], ['OSError'])
+    """
+
+    def __init__(
+        self, message: str, *, failed: list[tuple[str, str, str]], errors: list[str]
+    ) -> None:
+        super().__init__(message)
+        self.failed = failed
+        self.errors = errors
 
 
 class StoreError(ResilientPipelineError):

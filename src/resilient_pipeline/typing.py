@@ -17,12 +17,14 @@ from typing_extensions import ParamSpec
 from ._events import EventHandler
 
 if TYPE_CHECKING:
+    from ._alerts import Alert
     from ._batch import Batch, TableInfo, UpsertResult
 
 __all__ = [
     "Clock",
     "Dialect",
     "EventHandler",
+    "Notifier",
     "Params",
     "Policy",
     "RetryAfterExtractor",
@@ -85,6 +87,35 @@ class SupportsRetryAfter(Protocol):
     @property
     def retry_after(self) -> float | None:
         """Seconds to wait before trying again, or ``None`` when unknown."""
+        ...
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """Delivers an :class:`~resilient_pipeline.Alert` to people: chat, e-mail, a log.
+
+    ``send`` blocks until the alert is delivered or raises
+    :class:`~resilient_pipeline.exceptions.AlertDeliveryError`; an
+    :class:`~resilient_pipeline.Alerter` runs it in a worker thread from async
+    code, so a notifier is written once. Retrying is the notifier's job (the
+    built-in ones use :class:`~resilient_pipeline.RetryPolicy`).
+
+    Example:
+        >>> class Printer:
+        ...     name = "printer"
+        ...     def send(self, alert: "Alert", /) -> None:
+        ...         print(alert.title)
+        >>> isinstance(Printer(), Notifier)
+        True
+    """
+
+    @property
+    def name(self) -> str:
+        """A short name for events and errors (no secrets)."""
+        ...
+
+    def send(self, alert: Alert, /) -> None:
+        """Deliver ``alert`` or raise."""
         ...
 
 

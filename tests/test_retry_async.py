@@ -10,6 +10,7 @@ import pytest
 from resilient_pipeline import (
     DeadlineExceededError,
     RetryScheduled,
+    deadline_scope,
     remaining_time,
     retry_with_backoff,
     retrying,
@@ -204,3 +205,17 @@ async def test_concurrent_calls_keep_separate_state() -> None:
             tg.start_soon(run, key)
     assert {k: k for k in "abcde"} == results
     assert dict.fromkeys("abcde", 3) == attempts
+
+
+async def test_enclosing_deadline_cancels_the_first_attempt() -> None:
+    """A policy without its own deadline still cannot outlive an enclosing deadline_scope."""
+    calls = []
+
+    @retry_with_backoff(max_attempts=3)
+    async def fetch() -> None:
+        calls.append(1)
+        await anyio.sleep_forever()
+
+    with deadline_scope(0.03), pytest.raises(DeadlineExceededError):
+        await fetch()
+    assert [1] == calls

@@ -23,7 +23,7 @@ from ._events import Event
 from ._redact import MASK, describe_error
 from ._rules import Rule, Severity, rule_name
 
-__all__ = ["Issue", "Partition", "Quarantined", "RowsQuarantined", "ValidationReport"]
+__all__ = ["Issue", "PartitionResult", "Quarantined", "RowsQuarantined", "ValidationReport"]
 
 R = TypeVar("R")
 MISSING: Any = enum.Enum("Missing", "MISSING").MISSING  # type: ignore[attr-defined]
@@ -120,7 +120,7 @@ class Quarantined(Generic[R]):
 
 
 @attrs.frozen
-class Partition(Generic[R]):
+class PartitionResult(Generic[R]):
     """The outcome of :meth:`Validator.partition`: nothing is ever dropped.
 
     ``len(valid) + len(quarantined)`` is always the number of input rows.
@@ -135,9 +135,9 @@ class Partition(Generic[R]):
     Unpacks as ``valid, quarantined = validator.partition(rows)``.
 
     Example:
-        >>> Partition(valid=(1,), quarantined=(), warnings=(), batch_issues=()).ok
+        >>> PartitionResult(valid=(1,), quarantined=(), warnings=(), batch_issues=()).ok
         True
-        >>> valid, quarantined = Partition((1,), (), (), ())
+        >>> valid, quarantined = PartitionResult((1,), (), (), ())
         >>> valid
         (1,)
     """

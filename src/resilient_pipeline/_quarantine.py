@@ -1,7 +1,7 @@
 """Quarantine: rows that failed validation, kept with their issues until they are fixed.
 
 Nothing is dropped. :func:`quarantine` writes the quarantined rows of a
-:class:`~resilient_pipeline.Partition` to a sink (a JSONL file, or a table in
+:class:`~resilient_pipeline.PartitionResult` to a sink (a JSONL file, or a table in
 a SQLite or PostgreSQL store); :func:`replay` reads them back after a fix,
 validates them again and hands the now-valid rows to a writer (typically
 ``idempotent_upsert``), then removes them from quarantine.
@@ -30,7 +30,7 @@ import attrs
 
 from ._clock import resolve_clock
 from ._events import Event, emit, normalize_handlers
-from ._issues import FieldValues, Issue, Partition, Quarantined
+from ._issues import FieldValues, Issue, PartitionResult, Quarantined
 from .exceptions import ConfigurationError
 from .typing import Clock, EventHandler, QuarantineSink
 
@@ -204,7 +204,7 @@ def _check_source(source: object) -> str:
 
 def quarantine(
     sink: QuarantineSink,
-    rows: Partition[Any] | Iterable[Quarantined[Any]],
+    rows: PartitionResult[Any] | Iterable[Quarantined[Any]],
     *,
     source: str,
     clock: Clock | None = None,
@@ -221,7 +221,7 @@ def quarantine(
     """
     checked = _check_sink(sink)
     _check_source(source)
-    entries = rows.quarantined if isinstance(rows, Partition) else tuple(rows)
+    entries = rows.quarantined if isinstance(rows, PartitionResult) else tuple(rows)
     now = resolve_clock(clock).time()
     records = [
         QuarantineRecord(uuid.uuid4().hex, source, row_as_dict(q.row), q.issues, now)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar, cast, overload
 import anyio
 from typing_extensions import ParamSpec, Unpack
 
+from . import _deadline
 from ._retry import NO_RESULT, Call, RetryOptions, RetryPolicy
 from .exceptions import DeadlineExceededError
 
@@ -175,6 +176,10 @@ def _decorate_async(
 
     @functools.wraps(fn)
     async def plain(*args: P.args, **kwargs: P.kwargs) -> T:
+        if _deadline._current.get() is not None:
+            # An enclosing deadline must be able to cancel even the first attempt.
+            call = Call(policy, source, timed=True)
+            return cast("T", await _retry_async(call, fn, args, kwargs, None, NO_RESULT))
         try:
             return await fn(*args, **kwargs)
         except Exception as exc:

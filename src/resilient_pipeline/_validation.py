@@ -22,7 +22,7 @@ from ._fields import Field, TypeRule, fields_from_class
 from ._issues import (
     MISSING,
     Issue,
-    Partition,
+    PartitionResult,
     Quarantined,
     RowsQuarantined,
     ValidationReport,
@@ -254,7 +254,7 @@ class Validator:
             found += row_rule_issues(rule, views, self._secrets, batch=True)  # type: ignore[arg-type]
         return found
 
-    def partition(self, rows: Iterable[R]) -> Partition[R]:
+    def partition(self, rows: Iterable[R]) -> PartitionResult[R]:
         """Split ``rows`` into valid and quarantined ones, in one pass; nothing is dropped.
 
         Rows with only warnings are valid (and listed in ``warnings``). If a
@@ -298,7 +298,7 @@ class Validator:
                 ),
                 self.on_event,
             )
-        return Partition(tuple(valid), tuple(bad), tuple(warned), tuple(batch_issues))
+        return PartitionResult(tuple(valid), tuple(bad), tuple(warned), tuple(batch_issues))
 
     # -- the reference ----------------------------------------------------------
     def _interpret(self, row: object) -> list[Issue]:

@@ -11,6 +11,13 @@ already catches (``ValueError``, ``TimeoutError``, ``ImportError``)::
     ├── BadResultError                         retry_on_result still rejected the last result
     ├── DeadlineExceededError (TimeoutError)   a time budget ran out
     ├── RejectedError                          a call was refused before it ran
+    │   ├── BulkheadFullError                  every slot and every queue place is taken
+    │   └── RateLimitedError                   no token is free within the time allowed
+    ├── CheckError                             a consistency check could not run
+    ├── AlertDeliveryError                     a notifier could not deliver an alert
+    ├── LedgerError                            the partition ledger refused an operation
+    │   ├── LeaseLostError                     a worker's lease expired and was re-claimed
+    │   └── BackfillError                      partitions were still failing after a backfill
     └── StoreError                             a database operation failed (cause: driver error)
         ├── TransientStoreError                connection lost, serialization failure, deadlock:
         │                                      safe to retry (the writes are idempotent)
@@ -45,13 +52,20 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "AlertDeliveryError",
+    "BackfillError",
     "BadResultError",
+    "BulkheadFullError",
+    "CheckError",
     "ConfigurationError",
     "DeadlineExceededError",
     "DuplicateKeyError",
     "InvalidBatchError",
+    "LeaseLostError",
+    "LedgerError",
     "MissingDependencyError",
     "MissingUniqueConstraintError",
+    "RateLimitedError",
     "RejectedError",
     "ResilientPipelineError",
     "RowProblem",
@@ -225,6 +239,92 @@ class ValidationError(ResilientPipelineError, ValueError):
         self.issues = tuple(issues)
 
 
+class CheckError(ResilientPipelineError):
+    """A consistency check could not run (bad SQL, a missing table, a crashing function).
+
+    A :class:`~resilient_pipeline.CheckSuite` never raises it: it reports the
+    check as *errored* (never as passed). :meth:`Check.run` raises it.
+
+    Attributes:
+        check: The check's name.
+
+    Example:
+        >>> str(CheckError("no such table: kpi", check="clicks_le_impressions"))
+        'no such table: kpi'
+    """
+
+    def __init__(self, message: str, *, check: str) -> None:
+        super().__init__(message)
+        self.check = check
+
+
+class AlertDeliveryError(ResilientPipelineError):
+    """A notifier could not deliver an alert, even after retrying.
+
+    Attributes:
+        notifier: The notifier's name (never its URL or password).
+        title: The alert's title.
+
+    Example:
+        >>> AlertDeliveryError("HTTP 503", notifier="slack", title="late").notifier
+        'slack'
+    """
+
+    def __init__(self, message: str, *, notifier: str, title: str) -> None:
+        super().__init__(message)
+        self.notifier = notifier
+        self.title = title
+
+
+class LedgerError(ResilientPipelineError):
+    """The partition ledger refused an operation (e.g. finishing a partition it never started).
+
+    Example:
+        >>> isinstance(LeaseLostError("taken", partition=("s", "k", "2026-11-28")), LedgerError)
+        True
+    """
+
+
+class LeaseLostError(LedgerError):
+    """A worker's lease on a partition expired and another worker claimed it.
+
+    The late worker's unit of work is rolled back, so the partition is
+    written once, by the worker that holds the lease.
+
+    Attributes:
+        partition: ``(source, key, period)``.
+
+    Example:
+        >>> LeaseLostError("taken", partition=("meta_ads", "7", "2026-11-28")).partition[1]
+        '7'
+    """
+
+    def __init__(self, message: str, *, partition: tuple[str, str, str]) -> None:
+        super().__init__(message)
+        self.partition = partition
+
+
+class BackfillError(LedgerError):
+    """A backfill finished with partitions still failing.
+
+    Attributes:
+        failed: The ``(source, key, period)`` of each failed partition.
+        errors: The last error of each, secrets masked, in the same order.
+
+    Example:
+        >>> err = BackfillError("1 partition failed", failed=[("s", "k", "p")], errors=["OSError"])
+        >>> err.failed, err.errors
+        ([('s', 'k', 'p')], ['OSError'])
+    """
+
+    def __init__(
+        self, message: str, *, failed: list[tuple[str, str, str]], errors: list[str]
+    ) -> None:
+        super().__init__(message)
+        self.failed = failed
+        self.errors = errors
+
+
 class StoreError(ResilientPipelineError):
     """A database operation failed; the driver's exception is ``__cause__``.
 
@@ -386,3 +486,64 @@ class DuplicateKeyError(InvalidBatchError):
         super().__init__(table=table, problems=[problem])
         self.key = tuple(key)
         self.key_columns = tuple(key_columns)
+
+
+class BulkheadFullError(RejectedError):
+    """A bulkhead refused the call: every slot is busy and the queue is full (or the wait ran out).
+
+    Attributes:
+        name: The bulkhead's name.
+        max_concurrent: How many calls it lets run at once.
+        waited: Seconds the caller queued before being refused (``0.0`` when
+            refused at once).
+
+    Example:
+        >>> err = BulkheadFullError("ads-api", max_concurrent=4)
+        >>> str(err), isinstance(err, RejectedError)
+        ("bulkhead 'ads-api' is full (4 running, no queue place free)", True)
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        max_concurrent: int,
+        waited: float = 0.0,
+        retry_after: float | None = None,
+    ) -> None:
+        why = (
+            f"no slot freed within {waited:.3f} s"
+            if waited > 0
+            else f"{max_concurrent} running, no queue place free"
+        )
+        super().__init__(f"bulkhead {name!r} is full ({why})", retry_after=retry_after)
+        self.name = name
+        self.max_concurrent = max_concurrent
+        self.waited = waited
+
+
+class RateLimitedError(RejectedError):
+    """A rate limiter refused the call: no token is free soon enough.
+
+    Attributes:
+        name: The limiter's name.
+        key: The key whose bucket is empty (``None`` for an unkeyed limiter);
+            only its ``repr`` is kept, secrets masked, so tokens never leak.
+        retry_after: Seconds until a token is free. ``retry_with_backoff``
+            waits exactly that long when it fits the remaining deadline.
+
+    Example:
+        >>> err = RateLimitedError("ads-api", key="account-7", retry_after=0.25)
+        >>> str(err), err.retry_after
+        ("rate limit 'ads-api' reached for key 'account-7'; a token is free in 0.250 s", 0.25)
+    """
+
+    def __init__(self, name: str, *, key: object = None, retry_after: float | None = None) -> None:
+        from ._redact import redact
+
+        shown = None if key is None else redact(repr(key))
+        where = "" if shown is None else f" for key {shown}"
+        wait = "" if retry_after is None else f"; a token is free in {retry_after:.3f} s"
+        super().__init__(f"rate limit {name!r} reached{where}{wait}", retry_after=retry_after)
+        self.name = name
+        self.key = shown

@@ -3,6 +3,7 @@
 * :class:`FakeClock`: a clock that only moves when you (or a sleep) move it.
 * :func:`set_testing`: make every wait in the library instant, in your tests.
 * :func:`capture_events`: collect the events emitted inside a block.
+* :class:`MemoryNotifier`: a notifier that keeps the alerts it is sent.
 
 With pytest, the fixtures ``rp_testing`` (a :class:`FakeClock` installed
 with :func:`set_testing`) and ``rp_events`` (a list of captured events) are
@@ -19,11 +20,13 @@ from types import TracebackType
 import anyio.lowlevel
 import attrs
 
+from ._alerts import Alert
 from ._clock import _swap_default_clock
 from ._events import Event, subscribe
+from .exceptions import AlertDeliveryError
 from .typing import Clock
 
-__all__ = ["FakeClock", "TestingContext", "capture_events", "set_testing"]
+__all__ = ["FakeClock", "MemoryNotifier", "TestingContext", "capture_events", "set_testing"]
 
 
 @attrs.define(eq=False)
@@ -144,3 +147,46 @@ def capture_events() -> Iterator[list[Event]]:
     events: list[Event] = []
     with subscribe(events.append):
         yield events
+
+
+@attrs.define(eq=False)
+class MemoryNotifier:
+    """A :class:`~resilient_pipeline.typing.Notifier` that keeps what it is sent, for tests.
+
+    Attributes:
+        alerts: Every alert delivered, in order.
+
+    Example:
+        >>> from resilient_pipeline import Alert
+        >>> notifier = MemoryNotifier()
+        >>> notifier.fail_next(1)
+        >>> try:
+        ...     notifier.send(Alert(severity="error", title="late"))
+        ... except AlertDeliveryError:
+        ...     pass
+        >>> notifier.send(Alert(severity="error", title="late"))
+        >>> [a.title for a in notifier.alerts]
+        ['late']
+    """
+
+    name: str = attrs.field(default="memory", kw_only=True)
+    alerts: list[Alert] = attrs.field(factory=list, init=False)
+    _failures: int = attrs.field(default=0, init=False, repr=False)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+
+    def fail_next(self, times: int = 1) -> None:
+        """Make the next ``times`` sends raise :class:`AlertDeliveryError`."""
+        with self._lock:
+            self._failures += times
+
+    def send(self, alert: Alert, /) -> None:
+        """Keep ``alert`` (or fail, if :meth:`fail_next` asked for it)."""
+        with self._lock:
+            if self._failures > 0:
+                self._failures -= 1
+                raise AlertDeliveryError(
+                    f"{self.name}: failure injected by fail_next()",
+                    notifier=self.name,
+                    title=alert.title,
+                )
+            self.alerts.append(alert)

@@ -10,13 +10,16 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, TypeVar, runtime_checkable
+
+from typing_extensions import ParamSpec
 
 from ._events import EventHandler
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
+    from ._alerts import Alert
     from ._batch import Batch, TableInfo, UpsertResult
     from ._quarantine import QuarantineRecord
 
@@ -24,13 +27,18 @@ __all__ = [
     "Clock",
     "Dialect",
     "EventHandler",
+    "Notifier",
     "Params",
+    "Policy",
     "QuarantineSink",
     "RetryAfterExtractor",
     "Store",
     "StoreSession",
     "SupportsRetryAfter",
 ]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 @runtime_checkable
@@ -83,6 +91,53 @@ class SupportsRetryAfter(Protocol):
     @property
     def retry_after(self) -> float | None:
         """Seconds to wait before trying again, or ``None`` when unknown."""
+        ...
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """Delivers an :class:`~resilient_pipeline.Alert` to people: chat, e-mail, a log.
+
+    ``send`` blocks until the alert is delivered or raises
+    :class:`~resilient_pipeline.exceptions.AlertDeliveryError`; an
+    :class:`~resilient_pipeline.Alerter` runs it in a worker thread from async
+    code, so a notifier is written once. Retrying is the notifier's job (the
+    built-in ones use :class:`~resilient_pipeline.RetryPolicy`).
+
+    Example:
+        >>> class Printer:
+        ...     name = "printer"
+        ...     def send(self, alert: "Alert", /) -> None:
+        ...         print(alert.title)
+        >>> isinstance(Printer(), Notifier)
+        True
+    """
+
+    @property
+    def name(self) -> str:
+        """A short name for events and errors (no secrets)."""
+        ...
+
+    def send(self, alert: Alert, /) -> None:
+        """Deliver ``alert`` or raise."""
+        ...
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """A policy that decorates sync and async callables, keeping their signature.
+
+    ``RetryPolicy``, ``Timeout``, ``Bulkhead``, ``RateLimiter``, ``Fallback``
+    and circuit breakers all are; ``resilient(breaker=...)`` accepts any.
+
+    Example:
+        >>> from resilient_pipeline import Bulkhead
+        >>> isinstance(Bulkhead(max_concurrent=2), Policy)
+        True
+    """
+
+    def __call__(self, fn: Callable[_P, _T], /) -> Callable[_P, _T]:
+        """Wrap ``fn``; the result has the same parameters and return type."""
         ...
 
 

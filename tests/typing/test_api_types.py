@@ -52,3 +52,50 @@ async def check_async_types() -> None:
     async for attempt in retrying(base_delay=0):
         with attempt:
             pass
+
+
+# --- policies and their composition keep signatures -------------------------
+from resilient_pipeline import (  # noqa: E402
+    Bulkhead,
+    RateLimiter,
+    Timeout,
+    fallback,
+    resilient,
+    timeout,
+)
+
+_policy = resilient(deadline=30.0, retry=RetryPolicy(), bulkhead=Bulkhead(max_concurrent=2))
+
+
+@_policy
+def composed(day: str, *, limit: int = 3) -> list[str]:
+    return [day] * limit
+
+
+@_policy
+async def acomposed(day: str) -> bytes:
+    return day.encode()
+
+
+@timeout(5.0)
+@Bulkhead(max_concurrent=1)
+@RateLimiter(rate=10)
+@fallback(call=lambda x: 0.0)
+def layered(x: int) -> float:
+    return x / 2
+
+
+@Timeout(1.0)
+async def atimed(x: int) -> int:
+    return x
+
+
+def check_policy_types() -> None:
+    assert_type(composed("d"), list[str])
+    assert_type(composed("d", limit=1), list[str])
+    assert_type(layered(3), float)
+
+
+async def check_async_policy_types() -> None:
+    assert_type(await acomposed("d"), bytes)
+    assert_type(await atimed(1), int)

@@ -9,7 +9,7 @@ from typing_extensions import assert_type
 
 from resilient_pipeline import (
     Field,
-    Partition,
+    PartitionResult,
     ValidationReport,
     Validator,
 )
@@ -32,6 +32,6 @@ from_class = Validator.from_class(Kpi, field_rules={"spend": [non_negative()]})
 
 def check_types(row: Kpi, rows: list[dict[str, int]]) -> None:
     assert_type(validator.check(row), Kpi)
-    assert_type(validator.partition(rows), Partition[dict[str, int]])
+    assert_type(validator.partition(rows), PartitionResult[dict[str, int]])
     assert_type(validator.partition(rows).valid, tuple[dict[str, int], ...])
     assert_type(from_class.validate(row), ValidationReport)

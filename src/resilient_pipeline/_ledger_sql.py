@@ -1,0 +1,162 @@
+"""The ledger's tables and statements, and the fingerprint of a partition's rows.
+
+One DDL serves SQLite and PostgreSQL (``DOUBLE PRECISION`` has REAL affinity
+on SQLite). Identifiers come from :meth:`Transaction.table`, values are
+always parameters; ``{p}`` is replaced by the store's placeholder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["COLUMNS", "ddl", "fingerprint", "period_text", "sql"]
+
+COLUMNS = (
+    "source",
+    "key",
+    "period",
+    "status",
+    "attempts",
+    "last_error",
+    "row_count",
+    "fingerprint",
+    "duration",
+    "run_id",
+    "lease_owner",
+    "lease_expires",
+    "updated_at",
+    "restatements",
+)
+
+
+def ddl(partitions: str, restatements: str, index: str, dialect: str) -> list[str]:
+    """CREATE statements (idempotent) for the ledger's two tables and its index."""
+    # Byte order on PostgreSQL too, so period ranges and ordering never depend on a locale.
+    text = 'TEXT COLLATE "C"' if dialect == "postgres" else "TEXT"
+    return [
+        f"CREATE TABLE IF NOT EXISTS {partitions} ("
+        f" source {text} NOT NULL, key {text} NOT NULL, period {text} NOT NULL,"
+        " status TEXT NOT NULL DEFAULT 'pending',"
+        " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
+        " row_count BIGINT, fingerprint TEXT, duration DOUBLE PRECISION, run_id TEXT,"
+        " lease_owner TEXT, lease_expires DOUBLE PRECISION,"
+        " updated_at DOUBLE PRECISION NOT NULL DEFAULT 0,"
+        " restatements INTEGER NOT NULL DEFAULT 0,"
+        " PRIMARY KEY (source, period, key))",
+        # Covering for gaps(): the succeeded keys of a period range, from the index alone.
+        f"CREATE INDEX IF NOT EXISTS {index} ON {partitions} (source, status, period, key)",
+        f"CREATE TABLE IF NOT EXISTS {restatements} ("
+        " source TEXT NOT NULL, key TEXT NOT NULL, period TEXT NOT NULL,"
+        " run_id TEXT, restated_at DOUBLE PRECISION NOT NULL,"
+        " before_rows BIGINT, after_rows BIGINT,"
+        " before_fingerprint TEXT, after_fingerprint TEXT)",
+    ]
+
+
+def sql(template: str, placeholder: str, **tables: str) -> str:
+    """Fill in quoted table names and the store's placeholder."""
+    return template.format(p=placeholder, **tables)
+
+
+# Statements, by purpose; {t} is the partitions table, {r} the restatements table.
+PLAN = (
+    "INSERT INTO {t} (source, key, period, status, updated_at)"
+    " VALUES ({p}, {p}, {p}, 'pending', {p}) ON CONFLICT DO NOTHING"
+)
+# One row per period with its succeeded keys joined by a separator: 365 rows
+# instead of 365,000 cross the driver, and Python compares sets in C.
+SUCCEEDED_IN_RANGE = (
+    "SELECT period, {concat}(key, {p}) FROM {t}"
+    " WHERE source = {p} AND status = 'succeeded' AND period >= {p} AND period <= {p}"
+    " GROUP BY period"
+)
+RECORDS_IN_RANGE = (
+    "SELECT {columns} FROM {t} WHERE source = {p} AND period >= {p} AND period <= {p}"
+)
+CLAIMABLE = (
+    "SELECT key, period, fingerprint, row_count FROM {t}"
+    " WHERE source = {p} AND period >= {p} AND period <= {p}"
+    " AND (status = 'pending' OR (status = 'failed' AND run_id <> {p})"
+    " OR (status = 'running' AND lease_expires < {p}))"
+    " ORDER BY period, key LIMIT {limit}"
+)
+CLAIM = (
+    "UPDATE {t} SET status = 'running', attempts = attempts + 1, lease_owner = {p},"
+    " lease_expires = {p}, run_id = {p}, updated_at = {p}"
+    " WHERE source = {p} AND key = {p} AND period = {p}"
+)
+CURRENT = (
+    "SELECT status, lease_owner, fingerprint, row_count, attempts FROM {t}"
+    " WHERE source = {p} AND key = {p} AND period = {p}"
+)
+SUCCEED = (
+    "UPDATE {t} SET status = 'succeeded', last_error = NULL, row_count = {p}, fingerprint = {p},"
+    " duration = {p}, run_id = {p}, lease_owner = NULL, lease_expires = NULL, updated_at = {p},"
+    " restatements = restatements + {p}"
+    " WHERE source = {p} AND key = {p} AND period = {p}"
+)
+STILL_OURS = " AND lease_owner = {p}"
+START = (
+    "INSERT INTO {t} (source, key, period, status, attempts, lease_owner, lease_expires,"
+    " run_id, updated_at) VALUES ({p}, {p}, {p}, 'running', 1, {p}, {p}, {p}, {p})"
+    " ON CONFLICT (source, period, key) DO UPDATE SET status = 'running',"
+    " attempts = {t}.attempts + 1, lease_owner = excluded.lease_owner,"
+    " lease_expires = excluded.lease_expires, run_id = excluded.run_id,"
+    " updated_at = excluded.updated_at"
+)
+UPSERT_SUCCEEDED = (
+    "INSERT INTO {t} (source, key, period, status, attempts, row_count, fingerprint, duration,"
+    " run_id, updated_at) VALUES ({p}, {p}, {p}, 'succeeded', 1, {p}, {p}, {p}, {p}, {p})"
+)
+FAIL = (
+    "UPDATE {t} SET status = {p}, last_error = {p}, duration = {p}, run_id = {p},"
+    " lease_owner = NULL, lease_expires = NULL, updated_at = {p}"
+    " WHERE source = {p} AND key = {p} AND period = {p}"
+    " AND (lease_owner IS NULL OR lease_owner = {p})"
+)
+RESTATED = (
+    "INSERT INTO {r} (source, key, period, run_id, restated_at, before_rows, after_rows,"
+    " before_fingerprint, after_fingerprint) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+)
+RESTATEMENTS_SINCE = (
+    "SELECT source, key, period, run_id, restated_at, before_rows, after_rows,"
+    " before_fingerprint, after_fingerprint FROM {r}"
+    " WHERE source = {p} AND restated_at >= {p} ORDER BY restated_at, period, key"
+)
+
+
+def period_text(period: object) -> str:
+    """A period as stored: dates in ISO form (so text order is time order), others as ``str``.
+
+    Example:
+        >>> period_text(dt.date(2026, 11, 28)), period_text("2026-11")
+        ('2026-11-28', '2026-11')
+    """
+    if isinstance(period, (dt.date, dt.datetime)):
+        return period.isoformat()
+    return str(period)
+
+
+def fingerprint(rows: Iterable[Mapping[str, Any]]) -> str:
+    """A digest of a partition's rows that ignores row and column order.
+
+    Example:
+        >>> a = fingerprint([{"spend": 1.0, "day": "x"}, {"spend": 2, "day": "y"}])
+        >>> a == fingerprint([{"day": "y", "spend": 2}, {"day": "x", "spend": 1.0}])
+        True
+        >>> a == fingerprint([{"spend": 1.5, "day": "x"}, {"spend": 2, "day": "y"}])
+        False
+    """
+    # The C JSON encoder does the work; dates, decimals, ... are fingerprinted as str().
+    encoded = sorted(
+        json.dumps(row, sort_keys=True, separators=(",", ":"), default=str) for row in rows
+    )
+    digest = hashlib.sha256()
+    for line in encoded:
+        digest.update(line.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()[:32]

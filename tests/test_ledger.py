@@ -1,0 +1,266 @@
+"""The partition ledger on real SQLite and PostgreSQL: gaps, fingerprints, leases, backfill."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from resilient_pipeline import (
+    BackfillError,
+    ConfigurationError,
+    LeaseLostError,
+    Partition,
+    PartitionLedger,
+    PartitionRestated,
+    PostgresStore,
+    SQLiteStore,
+    Transaction,
+    abackfill,
+    backfill,
+    unit_of_work,
+)
+from resilient_pipeline.testing import FakeClock, capture_events
+from resilient_pipeline.typing import Store
+
+D1, D2, D3 = dt.date(2026, 11, 26), dt.date(2026, 11, 27), dt.date(2026, 11, 28)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A real store: a file SQLite database, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        sqlite = SQLiteStore(tmp_path / "ledger.db")
+        yield sqlite
+        sqlite.close()
+    else:
+        dsn = request.getfixturevalue("postgres_dsn")
+        schema = request.getfixturevalue("postgres_schema")
+        pg = PostgresStore(dsn, schema=schema)
+        yield pg
+        pg.close()
+
+
+def make_data_table(store: Store) -> None:
+    """A data table WITHOUT a unique key: only the ledger keeps it duplicate-free."""
+    with unit_of_work(store) as tx:
+        tx.execute(
+            f"CREATE TABLE IF NOT EXISTS {tx.table('kpi')} "
+            "(source TEXT, key TEXT, period TEXT, n INTEGER, spend DOUBLE PRECISION)"
+        )
+
+
+def writer(tx: Transaction, partition: Partition, rows: list[dict[str, Any]]) -> None:
+    """Insert the partition's rows (plain INSERT: atomicity comes from the unit of work)."""
+    tx.executemany(
+        f"INSERT INTO {tx.table('kpi')} VALUES ({', '.join([tx.placeholder] * 5)})",
+        [(*partition.as_tuple(), r["n"], r["spend"]) for r in rows],
+    )
+
+
+def rows_of(partition: Partition, spend: float = 1.0) -> list[dict[str, Any]]:
+    """Three rows for a partition."""
+    return [{"n": n, "spend": spend} for n in range(3)]
+
+
+def data_counts(store: Store) -> dict[tuple[str, str, str], int]:
+    """Rows per partition in the data table."""
+    with unit_of_work(store) as tx:
+        return {
+            (s, k, p): c
+            for s, k, p, c in tx.fetchall(
+                f"SELECT source, key, period, count(*) FROM {tx.table('kpi')} "
+                "GROUP BY source, key, period"
+            )
+        }
+
+
+def test_gaps_are_expected_partitions_not_succeeded(store: Store) -> None:
+    """gaps() lists missing and non-succeeded partitions, by period then key."""
+    ledger = PartitionLedger(store)
+    with unit_of_work(store) as tx:
+        ledger.succeed(tx, Partition("meta", 1, D1), rows=rows_of(Partition("meta", 1, D1)))
+        ledger.succeed(tx, Partition("other", 2, D1), rows=[])
+    ledger.plan("meta", [2], D2, D2)
+    gaps = ledger.gaps("meta", [1, 2], D1, D2)
+    assert [
+        ("2", "2026-11-26"),
+        ("1", "2026-11-27"),
+        ("2", "2026-11-27"),
+    ] == [(g.key, g.period) for g in gaps]
+
+
+def test_succeeded_only_if_the_data_committed(store: Store) -> None:
+    """A unit of work that rolls back takes the 'succeeded' row with it."""
+    ledger = PartitionLedger(store)
+    partition = Partition("meta", 1, D1)
+
+    def crash() -> None:
+        with unit_of_work(store) as tx:
+            ledger.succeed(tx, partition, rows=rows_of(partition))
+            raise RuntimeError("crash before commit")
+
+    with pytest.raises(RuntimeError):
+        crash()
+    assert [partition] == ledger.gaps("meta", [1], D1, D1)
+
+
+def test_fingerprints_detect_unchanged_and_restated_data(store: Store) -> None:
+    """Identical rows are 'unchanged'; different rows are a recorded, reported restatement."""
+    ledger = PartitionLedger(store)
+    partition = Partition("meta", 1, D1)
+    outcomes = []
+    with capture_events() as events:
+        for spend in (1.0, 1.0, 2.5):
+            with unit_of_work(store) as tx:
+                outcomes.append(ledger.succeed(tx, partition, rows=rows_of(partition, spend)))
+    assert ["new", "unchanged", "restated"] == outcomes
+    [restatement] = ledger.restatements("meta")
+    assert (partition, 3, 3) == (
+        restatement.partition,
+        restatement.before_rows,
+        restatement.after_rows,
+    )
+    assert restatement.before_fingerprint != restatement.after_fingerprint
+    assert 1 == sum(isinstance(e, PartitionRestated) for e in events)
+    assert 1 == ledger.records("meta")[0].restatements
+
+
+def test_failures_count_attempts_then_quarantine(store: Store) -> None:
+    """Each claimed failure counts; at max_attempts the partition is quarantined."""
+    ledger = PartitionLedger(store, max_attempts=2)
+    partition = Partition("meta", 1, D1)
+    statuses = []
+    for run in ("r1", "r2"):
+        ledger.start(partition, run_id=run)
+        statuses.append(ledger.fail(partition, "OSError: reset", run_id=run))
+    record = ledger.records("meta")[0]
+    assert ["failed", "quarantined"] == statuses
+    assert (2, "OSError: reset") == (record.attempts, record.last_error)
+    assert ledger.claim("meta", run_id="r3") is None
+
+
+def test_an_expired_lease_is_reclaimed_and_the_late_worker_loses(store: Store) -> None:
+    """Worker B takes A's partition once A's lease expired; A's commit raises and rolls back."""
+    clock = FakeClock()
+    a = PartitionLedger(store, lease=60, clock=clock, worker_id="A")
+    b = PartitionLedger(store, lease=60, clock=clock, worker_id="B")
+    make_data_table(store)
+    a.plan("meta", [1], D1, D1)
+    partition = a.claim("meta", run_id="ra")
+    assert partition is not None
+    assert b.claim("meta", run_id="rb") is None
+    clock.advance(61)
+    assert partition == b.claim("meta", run_id="rb")
+
+    def late_commit() -> None:
+        with unit_of_work(store) as tx:
+            writer(tx, partition, rows_of(partition))
+            a.succeed(tx, partition, rows=rows_of(partition))
+
+    with pytest.raises(LeaseLostError):
+        late_commit()
+    with unit_of_work(store) as tx:
+        writer(tx, partition, rows_of(partition))
+        b.succeed(tx, partition, rows=rows_of(partition))
+    assert {partition.as_tuple(): 3} == data_counts(store)
+    other = Partition("meta", 9, D3)
+    b.start(other)
+    with pytest.raises(LeaseLostError):
+        a.start(other)
+
+
+def test_backfill_collects_every_gap_once_and_rerun_is_a_no_op(store: Store) -> None:
+    """Backfill fills the range; running it again writes nothing; changed data is restated."""
+    ledger = PartitionLedger(store)
+    make_data_table(store)
+    with unit_of_work(store) as tx:  # one partition already collected
+        writer(tx, Partition("meta", 1, D1), rows_of(Partition("meta", 1, D1)))
+        ledger.succeed(tx, Partition("meta", 1, D1), rows=rows_of(Partition("meta", 1, D1)))
+    fetched: list[Partition] = []
+
+    def fetch(partition: Partition) -> list[dict[str, Any]]:
+        fetched.append(partition)
+        return rows_of(partition)
+
+    options: dict[str, Any] = {
+        "source": "meta",
+        "keys": [1, 2, 3],
+        "start": D1,
+        "end": D3,
+        "write": writer,
+        "progress": False,
+    }
+    first = backfill(ledger, fetch=fetch, concurrency=3, **options)
+    assert (8, 0) == (first.count("new"), len(first.failed))
+    assert Partition("meta", 1, D1) not in fetched
+    assert [] == ledger.gaps("meta", [1, 2, 3], D1, D3)
+    assert 9 == len(data_counts(store))
+    assert {3} == set(data_counts(store).values())
+    second = backfill(ledger, fetch=fetch, **options)
+    assert 0 == len(second.collected)
+
+
+def test_backfill_records_failures_and_reports_them(store: Store) -> None:
+    """A failing fetch leaves a 'failed' partition (a gap) and the report raises on demand."""
+    ledger = PartitionLedger(store)
+    make_data_table(store)
+
+    def fetch(partition: Partition) -> list[dict[str, Any]]:
+        if partition.key == "2":
+            raise ConnectionError("https://api.test/?access_token=secret refused")
+        return rows_of(partition)
+
+    report = backfill(
+        ledger,
+        source="meta",
+        keys=[1, 2],
+        start=D1,
+        end=D1,
+        fetch=fetch,
+        write=writer,
+        policies=(),
+        progress=False,
+    )
+    assert [Partition("meta", 2, D1)] == ledger.gaps("meta", [1, 2], D1, D1)
+    assert "secret" not in report.failed[0][1]
+    with pytest.raises(BackfillError) as info:
+        report.raise_for_failures()
+    assert [("meta", "2", "2026-11-26")] == info.value.failed
+    assert "failed" == ledger.records("meta", D1, D1)[1].status
+
+
+@pytest.mark.anyio
+async def test_abackfill_with_an_async_fetch(tmp_path: Path) -> None:
+    """An async fetch runs on the event loop (asyncio and trio)."""
+    store = SQLiteStore(tmp_path / "a.db")
+    ledger = PartitionLedger(store)
+    make_data_table(store)
+
+    async def fetch(partition: Partition) -> list[dict[str, Any]]:
+        return rows_of(partition)
+
+    report = await abackfill(
+        ledger,
+        source="s",
+        keys=["a"],
+        periods=["2026-10", "2026-11"],
+        fetch=fetch,
+        write=writer,
+        progress=False,
+    )
+    assert ["2026-10", "2026-11"] == sorted(p.period for p, _ in report.collected)
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("table", "bad\x00name"), ("lease", 0), ("max_attempts", 0)]
+)
+def test_bad_ledger_options(tmp_path: Path, option: str, value: object) -> None:
+    """Invalid options raise ConfigurationError naming them."""
+    with pytest.raises(ConfigurationError) as info:
+        PartitionLedger(SQLiteStore(tmp_path / "x.db"), **{option: value})  # type: ignore[arg-type]
+    assert option == info.value.option

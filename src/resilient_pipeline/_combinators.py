@@ -45,18 +45,32 @@ def needs_of(*rules: object) -> tuple[str, ...]:
     return tuple(names)
 
 
-@attrs.frozen(repr=False)
-class _AllOf:
-    rules: tuple[Rule, ...]
-    name: ClassVar[str] = "all_of"
+class _Combined:
+    """A combinator reads the row fields of the rules it holds (none, for value rules)."""
+
+    __slots__ = ()
+
+    def _parts(self) -> tuple[object, ...]:
+        raise NotImplementedError
 
     @property
     def fields(self) -> tuple[str, ...]:
-        return fields_of(*self.rules)
+        """Row fields the held rules read."""
+        return fields_of(*self._parts())
 
     @property
     def needs(self) -> tuple[str, ...]:
-        return needs_of(*self.rules)
+        """Row fields that must be valid before the held rules can run."""
+        return needs_of(*self._parts())
+
+
+@attrs.frozen(repr=False)
+class _AllOf(_Combined):
+    rules: tuple[Rule, ...]
+    name: ClassVar[str] = "all_of"
+
+    def _parts(self) -> tuple[object, ...]:
+        return self.rules
 
     def __call__(self, value: object) -> str | None:
         problems = [p for rule in self.rules if (p := rule(value)) is not None]
@@ -78,17 +92,12 @@ def all_of(*rules: Rule) -> Rule:
 
 
 @attrs.frozen(repr=False)
-class _AnyOf:
+class _AnyOf(_Combined):
     rules: tuple[Rule, ...]
     name: ClassVar[str] = "any_of"
 
-    @property
-    def fields(self) -> tuple[str, ...]:
-        return fields_of(*self.rules)
-
-    @property
-    def needs(self) -> tuple[str, ...]:
-        return needs_of(*self.rules)
+    def _parts(self) -> tuple[object, ...]:
+        return self.rules
 
     def __call__(self, value: object) -> str | None:
         problems = []
@@ -115,16 +124,11 @@ def any_of(*rules: Rule) -> Rule:
 
 
 @attrs.frozen(repr=False)
-class _Optional:
+class _Optional(_Combined):
     rule: Rule
 
-    @property
-    def fields(self) -> tuple[str, ...]:
-        return fields_of(self.rule)
-
-    @property
-    def needs(self) -> tuple[str, ...]:
-        return needs_of(self.rule)
+    def _parts(self) -> tuple[object, ...]:
+        return (self.rule,)
 
     @property
     def name(self) -> str:
@@ -150,7 +154,7 @@ def optional(rule: Rule) -> Rule:
 
 
 @attrs.frozen(repr=False)
-class _When:
+class _When(_Combined):
     condition: Rule
     rule: Rule
 
@@ -158,15 +162,8 @@ class _When:
     def name(self) -> str:
         return rule_name(self.rule)
 
-    @property
-    def fields(self) -> tuple[str, ...]:
-        """Row fields both parts read (empty for value rules)."""
-        return fields_of(self.condition, self.rule)
-
-    @property
-    def needs(self) -> tuple[str, ...]:
-        """The fields that must be valid first."""
-        return needs_of(self.condition, self.rule)
+    def _parts(self) -> tuple[object, ...]:
+        return (self.condition, self.rule)
 
     def __call__(self, value: object) -> str | None:
         if self.condition(value) is not None:
@@ -194,7 +191,7 @@ def when(condition: Rule, rule: Rule) -> Rule:
 
 
 @attrs.frozen(repr=False)
-class _Warning:
+class _Warning(_Combined):
     rule: Rule
     severity: ClassVar[Severity] = "warning"
 
@@ -202,15 +199,8 @@ class _Warning:
     def name(self) -> str:
         return rule_name(self.rule)
 
-    @property
-    def fields(self) -> tuple[str, ...]:
-        """The wrapped row rule's fields."""
-        return fields_of(self.rule)
-
-    @property
-    def needs(self) -> tuple[str, ...]:
-        """The fields the wrapped row rule needs valid first."""
-        return needs_of(self.rule)
+    def _parts(self) -> tuple[object, ...]:
+        return (self.rule,)
 
     def __call__(self, value: object) -> str | None:
         return self.rule(value)

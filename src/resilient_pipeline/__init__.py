@@ -9,6 +9,17 @@ Example:
     [{'day': '2026-11-28', 'campaign': 'brand'}]
 """
 
+from ._breaker import (
+    CallRejected,
+    CircuitClosed,
+    CircuitHalfOpened,
+    CircuitOpened,
+    CircuitStatistics,
+)
+from ._breaker_drivers import CircuitBreaker
+from ._breaker_policy import ConsecutiveFailures, FailureRate, HalfOpen, OpenDuration
+from ._breaker_registry import CircuitBreakerRegistry, RegistryStatistics
+from ._breaker_store import BreakerBackend, BreakerStore
 from ._budget import RetryBudget, RetryBudgetStatistics
 from ._clock import SystemClock, get_default_clock
 from ._deadline import deadline_scope, remaining_time
@@ -27,6 +38,7 @@ from ._retrying import Attempt, Retrying, retry_with_backoff, retrying
 from ._version import __version__
 from .exceptions import (
     BadResultError,
+    CircuitOpenError,
     ConfigurationError,
     DeadlineExceededError,
     MissingDependencyError,
@@ -37,11 +49,26 @@ from .exceptions import (
 __all__ = [
     "Attempt",
     "BadResultError",
+    "BreakerBackend",
+    "BreakerStore",
+    "CallRejected",
+    "CircuitBreaker",
+    "CircuitBreakerRegistry",
+    "CircuitClosed",
+    "CircuitHalfOpened",
+    "CircuitOpenError",
+    "CircuitOpened",
+    "CircuitStatistics",
     "ConfigurationError",
+    "ConsecutiveFailures",
     "DeadlineExceededError",
     "Event",
+    "FailureRate",
+    "HalfOpen",
     "Jitter",
     "MissingDependencyError",
+    "OpenDuration",
+    "RegistryStatistics",
     "RejectedError",
     "ResilientPipelineError",
     "RetryBudget",

@@ -10,6 +10,7 @@ already catches (``ValueError``, ``TimeoutError``, ``ImportError``)::
     ├── BadResultError                         retry_on_result still rejected the last result
     ├── DeadlineExceededError (TimeoutError)   a time budget ran out
     └── RejectedError                          a call was refused before it ran
+        └── CircuitOpenError                   a circuit breaker is open (or its probes are taken)
 
 Errors raised by *your* code are never wrapped: after the last attempt
 ``retry_with_backoff`` re-raises your last exception itself, with a note listing
@@ -34,6 +35,7 @@ from typing import Any
 
 __all__ = [
     "BadResultError",
+    "CircuitOpenError",
     "ConfigurationError",
     "DeadlineExceededError",
     "MissingDependencyError",
@@ -174,3 +176,34 @@ class RejectedError(ResilientPipelineError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class CircuitOpenError(RejectedError):
+    """A circuit breaker refused the call: it is open, or half-open with every probe taken.
+
+    A new instance is raised for every rejection (a shared one would chain
+    tracebacks and keep every caller's frames alive).
+
+    Attributes:
+        name: The breaker's name (with its key, for keyed breakers).
+        state: The state that refused the call: ``"open"``, ``"half_open"`` or
+            ``"forced_open"``.
+        retry_after: Seconds until the breaker lets a probe through; ``None``
+            when unknown (half-open with every permit taken, or forced open).
+            ``retry_with_backoff`` waits exactly that long when it fits the
+            remaining deadline, and stops otherwise.
+
+    Example:
+        >>> err = CircuitOpenError("ads-api", state="open", retry_after=12.5)
+        >>> str(err), err.retry_after, isinstance(err, RejectedError)
+        ("circuit 'ads-api' is open; a probe is allowed in 12.50 s", 12.5, True)
+    """
+
+    def __init__(self, name: str, *, state: str = "open", retry_after: float | None = None) -> None:
+        wait = "" if retry_after is None else f"; a probe is allowed in {retry_after:.2f} s"
+        what = "half-open and every probe permit is taken" if state == "half_open" else state
+        super().__init__(
+            f"circuit {name!r} is {what.replace('_', ' ')}{wait}", retry_after=retry_after
+        )
+        self.name = name
+        self.state = state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -111,9 +112,16 @@ class CircuitBreakerRegistry:
 
     def _evict(self) -> None:
         breakers = self._breakers
+        # Never the breaker just handed out (the last one); a closed one if any.
+        candidates = itertools.islice(breakers.items(), len(breakers) - 1)
+        oldest = next(iter(breakers))
         victim = next(
-            (text for text, breaker in breakers.items() if breaker.state.endswith("closed")),
-            next(iter(breakers)),
+            (
+                text
+                for text, breaker in candidates
+                if breaker._backend.last_state().endswith("closed")
+            ),
+            oldest,
         )
         dropped = breakers.pop(victim)
         self._evicted += 1

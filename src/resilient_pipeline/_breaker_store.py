@@ -60,6 +60,10 @@ class BreakerBackend(Protocol):
         """The breaker's state and counters now."""
         ...
 
+    def last_state(self) -> State:
+        """The last state this process knew of, without I/O (may be stale)."""
+        ...
+
     async def astatistics(self, clock: Clock) -> CircuitStatistics:
         """Async twin of :meth:`statistics`."""
         ...

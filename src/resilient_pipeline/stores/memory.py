@@ -97,6 +97,9 @@ class MemoryBackend:
     async def astatistics(self, clock: Clock) -> CircuitStatistics:
         return self.statistics(clock)
 
+    def last_state(self) -> State:
+        return self.machine.state
+
 
 @attrs.define
 class MemoryBreakerStore:

@@ -408,6 +408,9 @@ class RedisBackend:
         self._apply(reply, now)
         return self._statistics()
 
+    def last_state(self) -> State:
+        return STATES[self._reply[1]]  # type: ignore[return-value]
+
     def _statistics(self) -> CircuitStatistics:
         with self._lock:
             values = self._reply

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import pickle
 import random
@@ -624,3 +625,21 @@ def test_policies_are_frozen_and_evolvable() -> None:
         policy.threshold = 0.9  # type: ignore[misc]
     assert 0.9 == attrs.evolve(policy, threshold=0.9).threshold
     assert FailureRate().window_calls == 100
+
+
+def test_rejections_leave_no_reference_cycles() -> None:
+    """A rejected call's error is freed at once (no error-traceback-frame cycle for the GC)."""
+    import gc
+
+    breaker = make(FakeClock())
+    guarded = breaker(ok)
+    breaker.force_open()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(100):
+            with contextlib.suppress(CircuitOpenError):
+                guarded()
+        assert 0 == gc.collect()
+    finally:
+        gc.enable()

@@ -315,6 +315,8 @@ class Machine:
         self, ticket: int, outcome: int, now: float, hint: float | None, events: list[Event]
     ) -> None:
         """Count the outcome of the call admitted with ``ticket``."""
+        if ticket == CLOSED_TICKET:
+            self.calls += 1  # trial calls were counted when their permit was handed out
         if outcome == IGNORED:
             self.ignored += 1
             self.permits.pop(ticket, None)

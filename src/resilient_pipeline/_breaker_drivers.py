@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 import attrs
 from typing_extensions import ParamSpec
 
-from . import _events
+from . import _clock, _events
 from ._breaker import FAILURE, IGNORED, SUCCESS, CallRejected, CircuitStatistics, State
 from ._breaker_policy import (
     BreakerConfig,
@@ -44,6 +44,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _breaker_logger = logging.getLogger(CallRejected.logger_name)
+_DEFAULT_HANDLERS = (_events.log_event,)
 
 
 def _name(value: object) -> str:
@@ -139,6 +140,8 @@ class CircuitBreaker:
     _backend: BreakerBackend = attrs.field(init=False)
     _active: contextvars.ContextVar[tuple[int, Any] | None] = attrs.field(init=False)
     _registry: CircuitBreakerRegistry | None = attrs.field(init=False, default=None)
+    _timed: bool = attrs.field(init=False, default=False)
+    _plain: bool = attrs.field(init=False, default=True)
 
     def __attrs_post_init__(self) -> None:
         self.config = BreakerConfig(
@@ -160,6 +163,9 @@ class CircuitBreaker:
         else:
             self._backend = self.store.bind(self.name, self.config, self._emit)
         self._active = contextvars.ContextVar(f"circuit:{self.name}", default=None)
+        self._timed = self.config.slow_call_duration is not None
+        # The common case: no result check, no timing; success needs no classification.
+        self._plain = not self._timed and self.failure_on_result is None
 
     def __repr__(self) -> str:
         return f"<CircuitBreaker {self.name!r} {self.state}>"
@@ -173,14 +179,17 @@ class CircuitBreaker:
         # event when nobody would see it.
         if (
             self.on_event
-            or _events._global_handlers != (_events.log_event,)
+            or _events._global_handlers != _DEFAULT_HANDLERS
             or _breaker_logger.isEnabledFor(logging.DEBUG)
         ):
-            emit(
-                CallRejected(source=self.name, state=error.state, retry_after=error.retry_after),
-                self.on_event,
-            )
+            self._announce(error)
         return error
+
+    def _announce(self, error: CircuitOpenError) -> None:
+        emit(
+            CallRejected(source=self.name, state=error.state, retry_after=error.retry_after),
+            self.on_event,
+        )
 
     # -- classification ----------------------------------------------------------
     def _outcome(self, error: BaseException | None, result: object) -> tuple[int, float | None]:
@@ -203,7 +212,11 @@ class CircuitBreaker:
             return FAILURE, (None if hook is None else hook(error))
         return SUCCESS, None
 
-    def _slow(self, outcome: int, started: float | None, clock: Clock) -> int:
+    def _finished(
+        self, result: object, started: float | None, clock: Clock, *, checked: bool = True
+    ) -> tuple[int, float | None]:
+        """How a call that returned counts: a bad result or a slow call is a failure."""
+        outcome, hint = self._outcome(None, result) if checked else (SUCCESS, None)
         limit = self.config.slow_call_duration
         if (
             outcome == SUCCESS
@@ -211,13 +224,94 @@ class CircuitBreaker:
             and limit is not None
             and clock.monotonic() - started > limit
         ):
-            return FAILURE
-        return outcome
+            return FAILURE, None
+        return outcome, hint
 
-    def _started(self, clock: Clock) -> float | None:
-        return None if self.config.slow_call_duration is None else clock.monotonic()
+    # -- the guarded wrappers: the one place the sync and async paths live ---------
+    def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` wrapped in this breaker (sync); the decorator's and ``call``'s engine."""
+        backend = self._backend
+        admit, record = backend.admit, backend.record
+        outcome_of, finished, announce = self._outcome, self._finished, self._announce
+        events, debug_on = _events, functools.partial(_breaker_logger.isEnabledFor, logging.DEBUG)
+        default = _clock._default
+        breaker = self
 
-    # -- the call form -----------------------------------------------------------
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            clock = breaker.clock or default[0]  # resolve_clock, inlined: the hot path
+            ticket = admit(clock)
+            if ticket.__class__ is not int:
+                # _rejected, inlined: the rejection path is hot while open.
+                if breaker.on_event or events._global_handlers != _DEFAULT_HANDLERS or debug_on():
+                    announce(ticket)  # type: ignore[arg-type]
+                try:
+                    raise ticket  # type: ignore[misc]
+                finally:
+                    # The error's traceback holds this frame: drop the frame's
+                    # reference to the error, or each rejection leaves a cycle for the GC.
+                    ticket = 0
+            started = clock.monotonic() if breaker._timed else None
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                outcome, hint = outcome_of(exc, None)
+                record(ticket, outcome, clock, hint)
+                raise
+            if breaker._plain:
+                record(ticket, SUCCESS, clock, None)
+            else:
+                outcome, hint = finished(result, started, clock)
+                record(ticket, outcome, clock, hint)
+            return result
+
+        return guarded
+
+    def _aguard(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        """``fn`` wrapped in this breaker (async, asyncio or trio)."""
+        backend = self._backend
+        # A backend that never does I/O is called directly: no coroutine per step.
+        direct = bool(getattr(backend, "nonblocking", False))
+        admit, record = backend.admit, backend.record
+        aadmit, arecord = backend.aadmit, backend.arecord
+        outcome_of, finished, announce = self._outcome, self._finished, self._announce
+        events, debug_on = _events, functools.partial(_breaker_logger.isEnabledFor, logging.DEBUG)
+        default = _clock._default
+        breaker = self
+
+        async def guarded(*args: Any, **kwargs: Any) -> Any:
+            clock = breaker.clock or default[0]
+            ticket = admit(clock) if direct else await aadmit(clock)
+            if ticket.__class__ is not int:
+                # _rejected, inlined: the rejection path is hot while open.
+                if breaker.on_event or events._global_handlers != _DEFAULT_HANDLERS or debug_on():
+                    announce(ticket)  # type: ignore[arg-type]
+                try:
+                    raise ticket  # type: ignore[misc]
+                finally:
+                    ticket = 0  # no error -> traceback -> frame -> error cycle
+            started = clock.monotonic() if breaker._timed else None
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as exc:
+                outcome, hint = outcome_of(exc, None)
+                if direct:
+                    record(ticket, outcome, clock, hint)
+                else:
+                    await arecord(ticket, outcome, clock, hint)
+                raise
+            if breaker._plain:
+                outcome, hint = SUCCESS, None
+            else:
+                outcome, hint = finished(result, started, clock)
+            if direct:
+                record(ticket, outcome, clock, hint)
+            else:
+                await arecord(ticket, outcome, clock, hint)
+            return result
+
+        return guarded
+
+    # -- the call form -------------------------------------------------------------
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` through the breaker.
 
@@ -228,21 +322,7 @@ class CircuitBreaker:
             >>> CircuitBreaker(name="ads").call(len, [1, 2, 3])
             3
         """
-        clock = resolve_clock(self.clock)
-        backend = self._backend
-        ticket = backend.admit(clock)
-        if ticket.__class__ is not int:
-            raise self._rejected(cast("CircuitOpenError", ticket))
-        started = self._started(clock)
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as exc:
-            outcome, hint = self._outcome(exc, None)
-            backend.record(ticket, outcome, clock, hint)
-            raise
-        outcome, hint = self._outcome(None, result)
-        backend.record(ticket, self._slow(outcome, started, clock), clock, hint)
-        return result
+        return cast("T", self._guard(fn)(*args, **kwargs))
 
     async def acall(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Await ``fn(*args, **kwargs)`` through the breaker (asyncio or trio).
@@ -254,21 +334,7 @@ class CircuitBreaker:
             >>> anyio.run(CircuitBreaker(name="ads").acall, fetch)
             'ok'
         """
-        clock = resolve_clock(self.clock)
-        backend = self._backend
-        ticket = await backend.aadmit(clock)
-        if ticket.__class__ is not int:
-            raise self._rejected(cast("CircuitOpenError", ticket))
-        started = self._started(clock)
-        try:
-            result = await fn(*args, **kwargs)
-        except BaseException as exc:
-            outcome, hint = self._outcome(exc, None)
-            await backend.arecord(ticket, outcome, clock, hint)
-            raise
-        outcome, hint = self._outcome(None, result)
-        await backend.arecord(ticket, self._slow(outcome, started, clock), clock, hint)
-        return result
+        return cast("T", await self._aguard(fn)(*args, **kwargs))
 
     # -- the decorator form --------------------------------------------------------
     @overload
@@ -280,25 +346,19 @@ class CircuitBreaker:
         if not callable(fn):
             raise TypeError(f"CircuitBreaker decorates callables, not {fn!r}")
         if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def guarded_async(*args: Any, **kwargs: Any) -> Any:
-                return await self.acall(fn, *args, **kwargs)
-
-            return guarded_async
-
-        @functools.wraps(fn)
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            return self.call(fn, *args, **kwargs)
-
-        return guarded
+            return functools.wraps(fn)(self._aguard(fn))
+        return functools.wraps(fn)(self._guard(fn))
 
     # -- the context-manager form -------------------------------------------------
     def _entered(self, ticket: int | CircuitOpenError, clock: Clock) -> None:
         if ticket.__class__ is not int:
-            raise self._rejected(cast("CircuitOpenError", ticket))
+            try:
+                raise self._rejected(cast("CircuitOpenError", ticket))
+            finally:
+                ticket = 0  # no error -> traceback -> frame -> error cycle
         # Per thread and per task, and nestable: the ticket travels in a context variable.
-        self._active.set((ticket, (self._started(clock), self._active.get())))
+        started = clock.monotonic() if self._timed else None
+        self._active.set((ticket, (started, self._active.get())))
 
     def _exited(self, exc: BaseException | None, clock: Clock) -> tuple[int, int, float | None]:
         entry = self._active.get()
@@ -306,8 +366,10 @@ class CircuitBreaker:
             raise RuntimeError(f"{self!r} exited without being entered in this context")
         ticket, (started, previous) = entry
         self._active.set(previous)
-        outcome, hint = self._outcome(exc, None)
-        return ticket, self._slow(outcome, started, clock), hint
+        if exc is None:
+            # The with-form has no result to check: only the duration counts.
+            return (ticket, *self._finished(None, started, clock, checked=False))
+        return (ticket, *self._outcome(exc, None))
 
     def __enter__(self) -> CircuitBreaker:
         clock = resolve_clock(self.clock)

@@ -124,7 +124,8 @@ class OpenDuration:
     """How long the circuit stays open: fixed, or growing with each re-opening.
 
     The n-th opening in a row (a failed probe re-opens; closing resets n)
-    lasts ``seconds * multiplier ** (n - 1)``, capped at ``max_seconds``, then
+    lasts ``seconds * multiplier ** (n - 1)``, capped at ``max_seconds``
+    (default: 600 s, or ``seconds`` when that is longer), then
     shortened by up to ``jitter`` (a fraction) so that many workers do not
     probe at the same instant. A failure that carries a retry-after hint
     (a 429 with ``Retry-After``) keeps the circuit open at least that long.
@@ -137,18 +138,25 @@ class OpenDuration:
 
     seconds: float = 60.0
     multiplier: float = 1.0
-    max_seconds: float = 600.0
+    max_seconds: float | None = None
     jitter: float = 0.0
 
     def __attrs_post_init__(self) -> None:
         _seconds("seconds", self.seconds, zero=True)
         _in_range("multiplier", self.multiplier, 1, sys.float_info.max, "a finite number >= 1")
+        if self.max_seconds is None:
+            object.__setattr__(self, "max_seconds", max(600.0, float(self.seconds)))
         _seconds("max_seconds", self.max_seconds, zero=True)
-        if self.max_seconds < self.seconds:
+        if self.cap < self.seconds:
             raise ConfigurationError.for_option(
                 "max_seconds", self.max_seconds, f"is shorter than seconds={self.seconds!r}"
             )
         _in_range("jitter", self.jitter, 0, 1, "a fraction in [0, 1]")
+
+    @property
+    def cap(self) -> float:
+        """The longest an opening lasts, before jitter."""
+        return float(self.max_seconds or 0.0)
 
     def duration(self, opening: int, draw: float = 1.0) -> float:
         """Seconds open for the ``opening``-th opening in a row; ``draw`` in [0, 1] is the jitter.
@@ -161,7 +169,7 @@ class OpenDuration:
             raw = self.seconds * self.multiplier ** (opening - 1)
         except OverflowError:
             raw = math.inf
-        capped = float(min(raw, self.max_seconds))
+        capped = float(min(raw, self.cap))
         return capped * (1.0 - self.jitter * (1.0 - draw))
 
 

@@ -29,7 +29,9 @@ class BreakerBackend(Protocol):
     the :class:`~resilient_pipeline.exceptions.CircuitOpenError` to raise;
     ``record`` reports the outcome of an admitted call (``0`` success,
     ``1`` failure, ``2`` neither). Both read ``clock`` only when they need
-    the time. Neither holds a lock while the protected call runs.
+    the time. Neither holds a lock while the protected call runs. A backend
+    whose ``nonblocking`` attribute is true does no I/O: async drivers then
+    call its sync methods directly.
     """
 
     def admit(self, clock: Clock) -> int | CircuitOpenError:

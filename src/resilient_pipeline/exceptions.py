@@ -199,11 +199,28 @@ class CircuitOpenError(RejectedError):
         ("circuit 'ads-api' is open; a probe is allowed in 12.50 s", 12.5, True)
     """
 
+    state: str = "open"
+    retry_after: float | None = None
+
     def __init__(self, name: str, *, state: str = "open", retry_after: float | None = None) -> None:
-        wait = "" if retry_after is None else f"; a probe is allowed in {retry_after:.2f} s"
-        what = "half-open and every probe permit is taken" if state == "half_open" else state
-        super().__init__(
-            f"circuit {name!r} is {what.replace('_', ' ')}{wait}", retry_after=retry_after
+        # Lean on purpose: rejections come by the thousand while a circuit is
+        # open and most are caught unprinted, so the message is built by
+        # __str__, the name lives in args, and defaults stay on the class.
+        if state != "open":
+            self.state = state
+        if retry_after is not None:
+            self.retry_after = retry_after
+
+    @property
+    def name(self) -> str:
+        """The breaker's name."""
+        return str(self.args[0])
+
+    def __str__(self) -> str:
+        wait = (
+            "" if self.retry_after is None else f"; a probe is allowed in {self.retry_after:.2f} s"
         )
-        self.name = name
-        self.state = state
+        what = (
+            "half-open and every probe permit is taken" if self.state == "half_open" else self.state
+        )
+        return f"circuit {self.name!r} is {what.replace('_', ' ')}{wait}"

@@ -459,10 +459,10 @@ def _config_args(config: BreakerConfig) -> tuple[list[object], int]:
         -1 if half.max_duration is None else half.max_duration,
         opening.seconds,
         opening.multiplier,
-        opening.max_seconds,
+        opening.cap,
         opening.jitter,
     ]
     # Idle keys expire, so keyed breakers do not pile up in Redis forever;
     # long enough to outlive any open period, window or lease.
-    horizon = opening.max_seconds + (size if kind == 2 else 0.0) + half.permit_ttl
+    horizon = opening.cap + (size if kind == 2 else 0.0) + half.permit_ttl
     return args, int(max(86_400.0, 2 * horizon))

@@ -3,7 +3,7 @@
 Run: .venv/bin/python benchmarks/bench_breaker.py
 (the last table needs Redis on 127.0.0.1:6379)
 
-Every peer runs in this one process, on the same functions, best of 7 interleaved rounds.
+Every peer runs in this one process, on the same functions, best of 9 interleaved rounds.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ logging.disable(logging.CRITICAL)  # peers and we log on trips; measure the brea
 
 SYNC_N = 50_000
 ASYNC_N = 20_000
-REPEATS = 7
+REPEATS = 9
 
 
 class Down(Exception):

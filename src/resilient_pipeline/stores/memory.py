@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MemoryBreakerStore"]
 
+_new_error = BaseException.__new__
+
 
 class MemoryBackend:
     """A :class:`~resilient_pipeline._breaker.Machine` behind a lock held only for state changes."""
@@ -55,9 +57,12 @@ class MemoryBackend:
         now = clock.monotonic()
         if state == "open" and now < machine.open_until:
             next(self._rejected)
-            return CircuitOpenError(
-                machine.name, state="open", retry_after=machine.open_until - now
-            )
+            # CircuitOpenError(name, retry_after=...) without the Python-level
+            # __init__ call, which costs more than the rest of a rejection;
+            # "open" is the class default for its state.
+            error = _new_error(CircuitOpenError, machine.name)
+            error.retry_after = machine.open_until - now
+            return error
         events: list[Event] = []
         with self._lock:
             ticket = machine.admit(now, events)

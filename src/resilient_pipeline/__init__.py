@@ -9,14 +9,14 @@ Example:
     [{'day': '2026-11-28', 'campaign': 'brand'}]
 """
 
-from ._breaker import (
+from ._breaker_drivers import CircuitBreaker
+from ._breaker_events import (
     CallRejected,
     CircuitClosed,
     CircuitHalfOpened,
     CircuitOpened,
     CircuitStatistics,
 )
-from ._breaker_drivers import CircuitBreaker
 from ._breaker_policy import ConsecutiveFailures, FailureRate, HalfOpen, OpenDuration
 from ._breaker_registry import CircuitBreakerRegistry, RegistryStatistics
 from ._breaker_store import BreakerBackend, BreakerStore

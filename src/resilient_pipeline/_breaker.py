@@ -1,4 +1,4 @@
-"""The circuit breaker's pure state machine, its events and its statistics.
+"""The circuit breaker's pure state machine.
 
 :class:`Machine` never reads a clock, never locks and never calls the user's
 function: it is told the time and what happened, and answers "admit with this
@@ -8,12 +8,16 @@ ticket" or "reject". The in-memory store wraps it in a lock; the drivers in
 
 from __future__ import annotations
 
-import logging
 from collections import deque
-from typing import Literal, TypeAlias
 
-import attrs
-
+from ._breaker_events import (
+    CallRejected,
+    CircuitClosed,
+    CircuitHalfOpened,
+    CircuitOpened,
+    CircuitStatistics,
+    State,
+)
 from ._breaker_policy import BreakerConfig, ConsecutiveFailures
 from ._events import Event
 
@@ -24,137 +28,14 @@ __all__ = [
     "CircuitOpened",
     "CircuitStatistics",
     "Machine",
+    "State",
 ]
-
-State: TypeAlias = Literal["closed", "open", "half_open", "forced_open", "forced_closed"]
 
 SUCCESS, FAILURE, IGNORED = 0, 1, 2
 """Outcomes of a call, as the breaker counts them."""
 
 CLOSED_TICKET = 0
 """The ticket of a call admitted while closed (it holds no half-open permit)."""
-
-
-# --------------------------------------------------------------------- events
-@attrs.frozen(kw_only=True)
-class CircuitOpened(Event):
-    """The circuit opened: calls are rejected for ``open_for`` seconds.
-
-    Attributes:
-        reason: ``"failures"`` (the trip policy), ``"probe_failed"``,
-            ``"half_open_timeout"`` or ``"forced"``.
-        open_for: Seconds until a probe is allowed (``None`` when forced).
-        failures: Failures counted by the trip policy when it tripped.
-        failure_rate: The window's failure rate, for ``FailureRate``.
-        openings: How many times in a row it opened without closing.
-    """
-
-    logger_name = "resilient_pipeline.breaker"
-    level = logging.WARNING
-    template = "circuit {source!r} opened ({reason}) for {open_for} s"
-
-    reason: str
-    open_for: float | None
-    failures: int
-    failure_rate: float | None
-    openings: int
-
-    def message(self) -> str:
-        """A one-line description (a forced opening has no duration)."""
-        if self.open_for is None:
-            return f"circuit {self.source!r} forced open until reset"
-        return super().message()
-
-
-@attrs.frozen(kw_only=True)
-class CircuitHalfOpened(Event):
-    """The open period ended: the next calls are trials.
-
-    Attributes:
-        permits: How many trials may run at once.
-    """
-
-    logger_name = "resilient_pipeline.breaker"
-    level = logging.INFO
-    template = "circuit {source!r} half-open: allowing {permits} trial call(s)"
-
-    permits: int
-
-
-@attrs.frozen(kw_only=True)
-class CircuitClosed(Event):
-    """The circuit closed: calls flow again.
-
-    Attributes:
-        reason: ``"recovered"`` (enough trials succeeded), ``"reset"`` or ``"forced"``.
-    """
-
-    logger_name = "resilient_pipeline.breaker"
-    level = logging.INFO
-    template = "circuit {source!r} closed ({reason})"
-
-    reason: str
-
-
-@attrs.frozen(kw_only=True)
-class CallRejected(Event):
-    """A call was refused without running (logged at DEBUG: there can be many).
-
-    Attributes:
-        state: The state that refused it.
-        retry_after: Seconds until a probe is allowed, if known.
-    """
-
-    logger_name = "resilient_pipeline.breaker"
-    level = logging.DEBUG
-    template = "circuit {source!r} rejected a call ({state}); retry after {retry_after} s"
-
-    state: str
-    retry_after: float | None
-
-
-# ----------------------------------------------------------------- statistics
-@attrs.frozen(kw_only=True)
-class CircuitStatistics:
-    """A breaker's state and counters at one instant.
-
-    Attributes:
-        name: The breaker's name.
-        state: ``"closed"``, ``"open"``, ``"half_open"``, ``"forced_open"`` or ``"forced_closed"``.
-        calls: Calls admitted (in this process).
-        successes: Admitted calls that counted as successes.
-        failures: Admitted calls that counted as failures.
-        ignored: Admitted calls that counted as neither (``ignore``, cancellation).
-        rejected: Calls refused without running.
-        consecutive_failures: Failures in a row in the closed state.
-        failure_rate: The sliding window's failure rate (``FailureRate`` only,
-            ``None`` until the window holds ``minimum_calls`` calls).
-        window_calls: Calls in the sliding window.
-        openings: Openings in a row since the circuit last closed.
-        opened_at: Wall-clock time (epoch seconds) it last opened, if open.
-        retry_after: Seconds until a probe is allowed, if open.
-        permits_in_use: Half-open trial calls running now.
-
-    Example:
-        >>> from resilient_pipeline import CircuitBreaker
-        >>> CircuitBreaker(name="ads").statistics().state
-        'closed'
-    """
-
-    name: str
-    state: State
-    calls: int
-    successes: int
-    failures: int
-    ignored: int
-    rejected: int
-    consecutive_failures: int
-    failure_rate: float | None
-    window_calls: int
-    openings: int
-    opened_at: float | None
-    retry_after: float | None
-    permits_in_use: int
 
 
 # --------------------------------------------------------------------- window

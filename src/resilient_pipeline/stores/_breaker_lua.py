@@ -20,7 +20,14 @@ event, reason, open_for_ms}``.
 
 from __future__ import annotations
 
-__all__ = ["SCRIPT", "STATES"]
+from typing import TYPE_CHECKING
+
+from resilient_pipeline._breaker_policy import FailureRate
+
+if TYPE_CHECKING:
+    from resilient_pipeline._breaker_policy import BreakerConfig
+
+__all__ = ["SCRIPT", "STATES", "config_args"]
 
 STATES = ("closed", "open", "half_open", "forced_open", "forced_closed")
 """Numeric state codes used by the script, in order."""
@@ -209,3 +216,32 @@ local in_use = redis.call('ZCOUNT', P, '(' .. now, '+inf')
 return {granted, state, version, retry_ms, lease, consecutive, wcalls, wfails, openings,
   math.floor(opened_at * 1000), in_use, event, reason, math.floor(open_for * 1000)}
 """
+
+
+def config_args(config: BreakerConfig) -> tuple[list[object], int]:
+    """The script's config arguments, and how long (s) idle keys live."""
+    trip, opening, half = config.trip, config.open_duration, config.half_open
+    if isinstance(trip, FailureRate):
+        kind = 1 if trip.window_calls is not None else 2
+        size = float(trip.window_calls or trip.window_seconds or 0)
+        threshold, minimum = float(trip.threshold), trip.minimum_calls
+    else:
+        kind, size, threshold, minimum = 0, 0.0, float(trip.threshold), 0
+    args: list[object] = [
+        kind,
+        threshold,
+        size,
+        minimum,
+        half.permits,
+        half.success_threshold,
+        half.permit_ttl,
+        -1 if half.max_duration is None else half.max_duration,
+        opening.seconds,
+        opening.multiplier,
+        opening.cap,
+        opening.jitter,
+    ]
+    # Idle keys expire, so keyed breakers do not pile up in Redis forever;
+    # long enough to outlive any open period, window or lease.
+    horizon = opening.cap + (size if kind == 2 else 0.0) + half.permit_ttl
+    return args, int(max(86_400.0, 2 * horizon))

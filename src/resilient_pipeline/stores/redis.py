@@ -38,7 +38,6 @@ from resilient_pipeline._breaker import (
     CircuitOpened,
     CircuitStatistics,
 )
-from resilient_pipeline._breaker_policy import FailureRate
 from resilient_pipeline._events import Event
 from resilient_pipeline._redact import describe_error
 from resilient_pipeline.exceptions import (
@@ -47,7 +46,7 @@ from resilient_pipeline.exceptions import (
     MissingDependencyError,
 )
 
-from ._breaker_lua import SCRIPT, STATES
+from ._breaker_lua import SCRIPT, STATES, config_args
 from .memory import MemoryBackend
 
 if TYPE_CHECKING:
@@ -163,7 +162,7 @@ class RedisBackend:
         self.calls = self.successes = self.failures = self.ignored = self.rejected = 0
         self._script: Any = None
         self._ascript: Any = None
-        self._config_args, self._expire = _config_args(config)
+        self._config_args, self._expire = config_args(config)
 
     # -- planning (no I/O, under the lock) ---------------------------------------
     def _argv(
@@ -437,32 +436,3 @@ class RedisBackend:
                 retry_after=retry_after,
                 permits_in_use=values[10],
             )
-
-
-def _config_args(config: BreakerConfig) -> tuple[list[object], int]:
-    """The script's config arguments, and how long (s) idle keys live."""
-    trip, opening, half = config.trip, config.open_duration, config.half_open
-    if isinstance(trip, FailureRate):
-        kind = 1 if trip.window_calls is not None else 2
-        size = float(trip.window_calls or trip.window_seconds or 0)
-        threshold, minimum = float(trip.threshold), trip.minimum_calls
-    else:
-        kind, size, threshold, minimum = 0, 0.0, float(trip.threshold), 0
-    args: list[object] = [
-        kind,
-        threshold,
-        size,
-        minimum,
-        half.permits,
-        half.success_threshold,
-        half.permit_ttl,
-        -1 if half.max_duration is None else half.max_duration,
-        opening.seconds,
-        opening.multiplier,
-        opening.cap,
-        opening.jitter,
-    ]
-    # Idle keys expire, so keyed breakers do not pile up in Redis forever;
-    # long enough to outlive any open period, window or lease.
-    horizon = opening.cap + (size if kind == 2 else 0.0) + half.permit_ttl
-    return args, int(max(86_400.0, 2 * horizon))

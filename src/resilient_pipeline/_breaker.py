@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import deque
 
 from ._breaker_events import (
-    CallRejected,
     CircuitClosed,
     CircuitHalfOpened,
     CircuitOpened,
@@ -21,15 +20,7 @@ from ._breaker_events import (
 from ._breaker_policy import BreakerConfig, ConsecutiveFailures
 from ._events import Event
 
-__all__ = [
-    "CallRejected",
-    "CircuitClosed",
-    "CircuitHalfOpened",
-    "CircuitOpened",
-    "CircuitStatistics",
-    "Machine",
-    "State",
-]
+__all__ = ["CLOSED_TICKET", "FAILURE", "IGNORED", "SUCCESS", "Machine"]
 
 SUCCESS, FAILURE, IGNORED = 0, 1, 2
 """Outcomes of a call, as the breaker counts them."""

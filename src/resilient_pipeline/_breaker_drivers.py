@@ -19,7 +19,8 @@ import attrs
 from typing_extensions import ParamSpec
 
 from . import _clock, _events
-from ._breaker import FAILURE, IGNORED, SUCCESS, CallRejected, CircuitStatistics, State
+from ._breaker import FAILURE, IGNORED, SUCCESS
+from ._breaker_events import CallRejected, CircuitStatistics, State
 from ._breaker_policy import (
     BreakerConfig,
     ConsecutiveFailures,

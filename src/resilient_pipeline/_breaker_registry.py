@@ -10,8 +10,8 @@ from typing import Any
 
 import attrs
 
-from ._breaker import CircuitStatistics
 from ._breaker_drivers import CircuitBreaker
+from ._breaker_events import CircuitStatistics
 from ._breaker_policy import check_int
 from .exceptions import ConfigurationError
 from .stores.memory import MemoryBreakerStore

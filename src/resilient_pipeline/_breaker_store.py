@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from ._breaker import CircuitStatistics, State
+    from ._breaker_events import CircuitStatistics, State
     from ._breaker_policy import BreakerConfig
     from ._events import Event
     from .exceptions import CircuitOpenError

@@ -21,7 +21,7 @@ from resilient_pipeline._breaker_policy import ConsecutiveFailures
 from resilient_pipeline.exceptions import CircuitOpenError
 
 if TYPE_CHECKING:
-    from resilient_pipeline._breaker import CircuitStatistics, State
+    from resilient_pipeline._breaker_events import CircuitStatistics, State
     from resilient_pipeline._breaker_policy import BreakerConfig
     from resilient_pipeline._events import Event
     from resilient_pipeline.typing import Clock

@@ -30,9 +30,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from resilient_pipeline._breaker import (
-    FAILURE,
-    SUCCESS,
+from resilient_pipeline._breaker import FAILURE, SUCCESS
+from resilient_pipeline._breaker_events import (
     CircuitClosed,
     CircuitHalfOpened,
     CircuitOpened,
@@ -50,7 +49,7 @@ from ._breaker_lua import SCRIPT, STATES, config_args
 from .memory import MemoryBackend
 
 if TYPE_CHECKING:
-    from resilient_pipeline._breaker import State
+    from resilient_pipeline._breaker_events import State
     from resilient_pipeline._breaker_policy import BreakerConfig
     from resilient_pipeline.typing import Clock
 

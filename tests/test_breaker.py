@@ -643,3 +643,18 @@ def test_rejections_leave_no_reference_cycles() -> None:
         assert 0 == gc.collect()
     finally:
         gc.enable()
+
+
+def test_type_hints_resolve_on_every_public_breaker_class() -> None:
+    """typing.get_type_hints() works on the breaker's public classes (attrs, docs tools)."""
+    import typing
+
+    import resilient_pipeline
+    from resilient_pipeline.stores import memory, redis
+
+    names = [n for n in resilient_pipeline.__all__ if "Circuit" in n or "Breaker" in n]
+    classes = [getattr(resilient_pipeline, n) for n in names]
+    classes += [FailureRate, HalfOpen, OpenDuration, ConsecutiveFailures]
+    classes += [memory.MemoryBreakerStore, redis.RedisBreakerStore, redis.CircuitStoreFailed]
+    for cls in classes:
+        assert isinstance(typing.get_type_hints(cls), dict)

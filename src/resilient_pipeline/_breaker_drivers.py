@@ -13,7 +13,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+from typing import Any, TypeVar, cast, overload
 
 import attrs
 from typing_extensions import ParamSpec
@@ -35,9 +35,6 @@ from ._events import Event, emit, normalize_handlers
 from ._retry_after import default_retry_after
 from .exceptions import CircuitOpenError, ConfigurationError, RejectedError
 from .typing import Clock, EventHandler
-
-if TYPE_CHECKING:
-    from ._breaker_registry import CircuitBreakerRegistry
 
 __all__ = ["CircuitBreaker"]
 
@@ -140,7 +137,9 @@ class CircuitBreaker:
     config: BreakerConfig = attrs.field(init=False)
     _backend: BreakerBackend = attrs.field(init=False)
     _active: contextvars.ContextVar[tuple[int, Any] | None] = attrs.field(init=False)
-    _registry: CircuitBreakerRegistry | None = attrs.field(init=False, default=None)
+    # Any, not the registry type: that module imports this one, and
+    # typing.get_type_hints() must resolve every annotation here.
+    _registry: Any = attrs.field(init=False, default=None)
     _timed: bool = attrs.field(init=False, default=False)
     _plain: bool = attrs.field(init=False, default=True)
 
@@ -471,4 +470,4 @@ class CircuitBreaker:
 
             registry = CircuitBreakerRegistry(template=self, max_keys=self.max_keys)
             self._registry = registry
-        return registry.get(*key)
+        return cast("CircuitBreaker", registry.get(*key))

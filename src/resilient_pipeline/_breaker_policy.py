@@ -115,7 +115,7 @@ class FailureRate:
         _seconds("slow_call_duration", self.slow_call_duration, allow_none=True)
 
 
-TripPolicy: TypeAlias = "ConsecutiveFailures | FailureRate"
+TripPolicy: TypeAlias = ConsecutiveFailures | FailureRate
 """When a closed circuit opens."""
 
 

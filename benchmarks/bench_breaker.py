@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiobreaker
@@ -23,6 +25,9 @@ import purgatory
 import pybreaker
 
 from resilient_pipeline import CircuitBreaker, ConsecutiveFailures, OpenDuration
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _harness
 
 logging.disable(logging.CRITICAL)  # peers and we log on trips; measure the breakers, not logging
 
@@ -84,7 +89,11 @@ def interleaved(
     *,
     is_async: bool = False,
 ) -> dict[str, float]:
-    """Best ns/call of each function; every round runs all of them, so load spikes hit all."""
+    """Best ns/call of each function; every round runs all of them, so load spikes hit all.
+
+    Unlike ``_harness.ns_per_call`` the garbage collector stays on: a breaker
+    that leaves a reference cycle per rejection must pay for it here.
+    """
     best = dict.fromkeys(fns, float("inf"))
 
     async def rounds_async() -> None:
@@ -161,13 +170,9 @@ ASYNC_PEERS = {
 }
 
 
-def table(title: str, rows: dict[str, float], unit: str = "ns/call") -> None:
-    print(f"\n### {title}\n")
-    print(f"| breaker | {unit} | vs resilient-pipeline |")
-    print("|---|---:|---:|")
-    base = rows["resilient-pipeline"]
-    for name, value in rows.items():
-        print(f"| {name} | {value:,.0f} | {value / base:.2f}x |")
+def table(title: str, rows: dict[str, float]) -> None:
+    print()
+    print(_harness.table(title, rows, baseline="resilient-pipeline"))
 
 
 def sync_tables() -> None:

@@ -9,6 +9,7 @@ Example:
     [{'day': '2026-11-28', 'campaign': 'brand'}]
 """
 
+from ._batch import UpsertResult
 from ._breaker_drivers import CircuitBreaker
 from ._breaker_events import (
     CallRejected,
@@ -35,18 +36,32 @@ from ._retry import (
 )
 from ._retry_after import default_retry_after, parse_retry_after
 from ._retrying import Attempt, Retrying, retry_with_backoff, retrying
+from ._sql import quote_identifier
+from ._transaction import AsyncTransaction, Transaction
+from ._uow import UnitOfWork, unit_of_work
+from ._upsert import RowsUpserted, aidempotent_upsert, idempotent_upsert
 from ._version import __version__
 from .exceptions import (
     BadResultError,
     CircuitOpenError,
     ConfigurationError,
     DeadlineExceededError,
+    DuplicateKeyError,
+    InvalidBatchError,
     MissingDependencyError,
+    MissingUniqueConstraintError,
     RejectedError,
     ResilientPipelineError,
+    RowProblem,
+    StoreError,
+    TransientStoreError,
+    UnitOfWorkError,
 )
+from .stores.postgres import PostgresStore
+from .stores.sqlite import SQLiteStore
 
 __all__ = [
+    "AsyncTransaction",
     "Attempt",
     "BadResultError",
     "BreakerBackend",
@@ -62,12 +77,16 @@ __all__ = [
     "ConfigurationError",
     "ConsecutiveFailures",
     "DeadlineExceededError",
+    "DuplicateKeyError",
     "Event",
     "FailureRate",
     "HalfOpen",
+    "InvalidBatchError",
     "Jitter",
     "MissingDependencyError",
+    "MissingUniqueConstraintError",
     "OpenDuration",
+    "PostgresStore",
     "RegistryStatistics",
     "RejectedError",
     "ResilientPipelineError",
@@ -79,18 +98,31 @@ __all__ = [
     "RetryScheduled",
     "RetrySucceeded",
     "Retrying",
+    "RowProblem",
+    "RowsUpserted",
+    "SQLiteStore",
+    "StoreError",
     "Subscription",
     "SystemClock",
+    "Transaction",
+    "TransientStoreError",
+    "UnitOfWork",
+    "UnitOfWorkError",
+    "UpsertResult",
     "__version__",
+    "aidempotent_upsert",
     "deadline_scope",
     "default_retry_after",
     "emit",
     "get_default_clock",
+    "idempotent_upsert",
     "log_event",
     "parse_retry_after",
+    "quote_identifier",
     "redact",
     "remaining_time",
     "retry_with_backoff",
     "retrying",
     "subscribe",
+    "unit_of_work",
 ]

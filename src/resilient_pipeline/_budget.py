@@ -1,8 +1,10 @@
-"""``RetryBudget``: a shared token bucket that stops retry storms."""
+"""``RetryBudget``: a shared limit on retries that stops retry storms."""
 
 from __future__ import annotations
 
+import math
 import threading
+from collections import deque
 
 import attrs
 
@@ -18,43 +20,46 @@ class RetryBudgetStatistics:
     """A snapshot of a :class:`RetryBudget`.
 
     Attributes:
-        balance: Retries that may be spent right now.
-        calls: Calls deposited so far.
-        retries: Retries granted so far.
-        refused: Retries refused because the budget was empty.
+        available: Retries that may be spent right now.
+        calls: Calls recorded since the budget was made.
+        retries: Retries granted since the budget was made.
+        refused: Retries refused because the budget was spent.
     """
 
-    balance: float
+    available: int
     calls: int
     retries: int
     refused: int
 
 
-def _check(option: str, value: object, *, minimum: float, inclusive: bool) -> None:
+def _check(option: str, value: object, *, positive: bool = False) -> None:
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
-        or not (value >= minimum if inclusive else value > minimum)
+        or not math.isfinite(value)
+        or value < 0
+        or (positive and value == 0)
     ):
-        sign = ">=" if inclusive else ">"
-        raise ConfigurationError.for_option(option, value, f"must be a number {sign} {minimum}")
+        wanted = "> 0" if positive else ">= 0"
+        raise ConfigurationError.for_option(option, value, f"must be a finite number {wanted}")
 
 
 @attrs.define(eq=False)
 class RetryBudget:
-    """Limits retries to a fraction of calls, shared by many decorated functions.
+    """Limits retries to a share of recent calls, shared by many decorated functions.
 
-    Every call deposits ``ratio`` tokens; every retry spends one. A reserve of
-    ``min_per_second`` tokens per second keeps low-traffic callers able to
-    retry. The balance never exceeds what ``ttl`` seconds of reserve plus
-    deposits could hold, so a long quiet spell does not bank a storm.
+    Over any ``ttl``-second window, retries may number at most
+    ``ratio * calls`` in that window plus ``min_per_second * ttl`` (a
+    reserve so that low-traffic callers can still retry). When an upstream
+    is down for everyone, retries stay a small multiple of real traffic
+    instead of multiplying it.
 
-    When the budget is empty, ``retry_with_backoff`` raises the original error
+    When the budget is spent, ``retry_with_backoff`` raises the original error
     at once, with a note saying the budget was exhausted.
 
     Example:
         >>> from resilient_pipeline import retry_with_backoff
-        >>> budget = RetryBudget(ratio=0.1, min_per_second=0.0, initial=1.0)
+        >>> budget = RetryBudget(ratio=0.1, min_per_second=0.0)
         >>> @retry_with_backoff(budget=budget, base_delay=0)
         ... def fetch() -> None:
         ...     raise ConnectionError("down")
@@ -66,59 +71,60 @@ class RetryBudget:
     """
 
     ratio: float = attrs.field(default=0.2, kw_only=True)
-    min_per_second: float = attrs.field(default=10.0, kw_only=True)
+    min_per_second: float = attrs.field(default=1.0, kw_only=True)
     ttl: float = attrs.field(default=10.0, kw_only=True)
-    initial: float | None = attrs.field(default=None, kw_only=True)
     clock: Clock | None = attrs.field(default=None, kw_only=True)
 
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
-    _balance: float = attrs.field(default=0.0, init=False, repr=False)
-    _updated: float | None = attrs.field(default=None, init=False, repr=False)
+    # one [second, calls, retries] bucket per clock second still inside the window
+    _buckets: deque[list[int]] = attrs.field(factory=deque, init=False, repr=False)
     _calls: int = attrs.field(default=0, init=False, repr=False)
     _retries: int = attrs.field(default=0, init=False, repr=False)
     _refused: int = attrs.field(default=0, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        _check("ratio", self.ratio, minimum=0.0, inclusive=True)
-        _check("min_per_second", self.min_per_second, minimum=0.0, inclusive=True)
-        _check("ttl", self.ttl, minimum=0.0, inclusive=False)
-        if self.initial is not None:
-            _check("initial", self.initial, minimum=0.0, inclusive=True)
-        self._balance = self.min_per_second if self.initial is None else float(self.initial)
+        _check("ratio", self.ratio)
+        _check("min_per_second", self.min_per_second)
+        _check("ttl", self.ttl, positive=True)
 
-    @property
-    def _capacity(self) -> float:
-        return max(1.0, (self.min_per_second + self.ratio) * self.ttl)
+    def _bucket(self) -> list[int]:
+        """The current second's bucket, after dropping those older than ``ttl`` (lock held)."""
+        second = math.floor(resolve_clock(self.clock).monotonic())
+        buckets = self._buckets
+        horizon = second - math.ceil(self.ttl)
+        while buckets and buckets[0][0] <= horizon:
+            buckets.popleft()
+        if not buckets or buckets[-1][0] != second:
+            buckets.append([second, 0, 0])
+        return buckets[-1]
 
-    def _refill(self, now: float) -> None:
-        if self._updated is not None and now > self._updated:
-            gained = (now - self._updated) * self.min_per_second
-            self._balance = min(self._capacity, self._balance + gained)
-        self._updated = now
+    def _available(self) -> int:
+        calls = sum(b[1] for b in self._buckets)
+        retries = sum(b[2] for b in self._buckets)
+        allowed = self.ratio * calls + self.min_per_second * self.ttl
+        return max(0, math.floor(allowed + 1e-9) - retries)
 
     def deposit(self) -> None:
         """Record one call (``retry_with_backoff`` does this for you)."""
-        now = resolve_clock(self.clock).monotonic()
         with self._lock:
-            self._refill(now)
+            self._bucket()[1] += 1
             self._calls += 1
-            self._balance = min(self._capacity, self._balance + self.ratio)
 
     def try_spend(self) -> bool:
-        """Take one retry from the budget; ``False`` when it is empty."""
-        now = resolve_clock(self.clock).monotonic()
+        """Take one retry from the budget; ``False`` when it is spent."""
         with self._lock:
-            self._refill(now)
-            if self._balance >= 1.0:
-                self._balance -= 1.0
+            bucket = self._bucket()
+            if self._available() >= 1:
+                bucket[2] += 1
                 self._retries += 1
                 return True
             self._refused += 1
             return False
 
     def statistics(self) -> RetryBudgetStatistics:
-        """A frozen snapshot of the balance and counters."""
-        now = resolve_clock(self.clock).monotonic()
+        """A frozen snapshot of what is available and the counters."""
         with self._lock:
-            self._refill(now)
-            return RetryBudgetStatistics(self._balance, self._calls, self._retries, self._refused)
+            self._bucket()
+            return RetryBudgetStatistics(
+                self._available(), self._calls, self._retries, self._refused
+            )

@@ -11,22 +11,26 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
-from typing import ClassVar, cast
+from collections.abc import Callable, Iterable
+from typing import ClassVar, TypeAlias, cast
 
 import attrs
 
 from .exceptions import ConfigurationError
-from .typing import EventHandler
 
 __all__ = [
     "Event",
+    "EventHandler",
     "Subscription",
     "emit",
     "log_event",
     "normalize_handlers",
     "subscribe",
 ]
+
+# A library adds no output of its own: without logging configured, events vanish
+# instead of reaching logging.lastResort (the stdlib's advice for libraries).
+logging.getLogger("resilient_pipeline").addHandler(logging.NullHandler())
 
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 _internal_logger = logging.getLogger("resilient_pipeline.events")
@@ -61,11 +65,15 @@ class Event:
 
     def fields(self) -> dict[str, object]:
         """The event's fields as a new dict (JSON-friendly values)."""
-        return attrs.asdict(self, recurse=False)
+        return {a.name: getattr(self, a.name) for a in attrs.fields(type(self))}
 
     def message(self) -> str:
         """A one-line human-readable description."""
         return self.template.format(**self.fields())
+
+
+EventHandler: TypeAlias = Callable[[Event], None]
+"""A subscriber: called synchronously with every event it is subscribed to."""
 
 
 def log_event(event: Event) -> None:
@@ -163,7 +171,12 @@ def normalize_handlers(
     """Validate an ``on_event=`` option into a tuple of handlers."""
     if on_event is None:
         return ()
-    handlers: tuple[object, ...] = (on_event,) if callable(on_event) else tuple(on_event)
+    try:
+        handlers: tuple[object, ...] = (on_event,) if callable(on_event) else tuple(on_event)
+    except TypeError:
+        raise ConfigurationError.for_option(
+            option, on_event, "must be a callable or callables"
+        ) from None
     for handler in handlers:
         if not callable(handler):
             raise ConfigurationError.for_option(option, on_event, "must be a callable or callables")

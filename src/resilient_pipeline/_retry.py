@@ -25,7 +25,12 @@ from ._retry_after import default_retry_after
 from .exceptions import (
     BadResultError,
     ConfigurationError,
+    InvalidBatchError,
+    MissingDependencyError,
     RejectedError,
+    StoreError,
+    TransientStoreError,
+    UnitOfWorkError,
 )
 from .typing import Clock, EventHandler, RetryAfterExtractor
 
@@ -47,8 +52,21 @@ T = TypeVar("T")
 Jitter: TypeAlias = Literal["full", "equal", "decorrelated"]
 _JITTERS = ("full", "equal", "decorrelated", None)
 
-# Errors that say "your input is wrong": retrying cannot help, so never retried.
-_NEVER_RETRIED: tuple[type[Exception], ...] = (ConfigurationError,)
+# Library errors that say "the input or the set-up is wrong": the same call would
+# fail the same way, so they are never retried. A database error is retried only
+# when the store classified it as transient.
+_NEVER_RETRIED: tuple[type[Exception], ...] = (
+    ConfigurationError,
+    MissingDependencyError,
+    InvalidBatchError,
+    UnitOfWorkError,
+)
+
+
+def _deterministic(error: Exception) -> bool:
+    if isinstance(error, _NEVER_RETRIED):
+        return True
+    return isinstance(error, StoreError) and not isinstance(error, TransientStoreError)
 
 
 # --------------------------------------------------------------------- events
@@ -228,7 +246,9 @@ class RetryPolicy:
         return min(raw, self.max_delay)
 
     def retryable(self, error: Exception) -> bool:
-        """Whether ``error`` may be retried (``retry_on`` and ``retry_if``; never a config error).
+        """Whether ``error`` may be retried: ``retry_on`` and ``retry_if`` agree, and it is not
+        one of the library's deterministic errors (bad configuration or input, a
+        database error that is not a ``TransientStoreError``).
 
         Example:
             >>> RetryPolicy(retry_on=OSError).retryable(ConnectionError())
@@ -236,7 +256,7 @@ class RetryPolicy:
             >>> RetryPolicy(retry_on=OSError).retryable(KeyError())
             False
         """
-        if not isinstance(error, self._retry_types) or isinstance(error, _NEVER_RETRIED):
+        if not isinstance(error, self._retry_types) or _deterministic(error):
             return False
         return self.retry_if is None or bool(self.retry_if(error))
 
@@ -296,6 +316,7 @@ class Call:
         "deadline_at",
         "handlers",
         "history",
+        "last_error",
         "policy",
         "previous_delay",
         "reason",
@@ -312,7 +333,9 @@ class Call:
         self.handlers = policy.on_event
         self.attempts = 0
         self.previous_delay = policy.base_delay
-        self.history: list[str] = []
+        # (description, attempt duration, delay or None); formatted only for a note
+        self.history: list[tuple[str, float, float | None]] = []
+        self.last_error = ""
         self.reason = ""
         self.reason_code = ""
         self.timed_out = False  # set by the async driver when attempt_timeout cancelled an attempt
@@ -354,7 +377,8 @@ class Call:
         self.attempts += 1
         duration = 0.0 if self.attempt_started is None else now - self.attempt_started
         what = describe_error(error) if error is not None else _describe_result(result)
-        self.history.append(f"attempt {self.attempts}: {what} (after {duration:.3f} s)")
+        self.last_error = what
+        self.history.append((what, duration, None))
 
         timed_out, self.timed_out = self.timed_out, False
         if error is not None and not (timed_out or policy.retryable(error)):
@@ -393,7 +417,7 @@ class Call:
             self._stop("budget")
             return None
 
-        self.history[-1] += f"; retrying in {delay:.3f} s"
+        self.history[-1] = (what, duration, delay)
         emit(
             RetryScheduled(
                 source=self.source,
@@ -465,6 +489,13 @@ class Call:
                 self.handlers,
             )
 
+    def _attempt_lines(self) -> list[str]:
+        lines = []
+        for number, (what, duration, delay) in enumerate(self.history, start=1):
+            line = f"attempt {number}: {what} (after {duration:.3f} s)"
+            lines.append(line if delay is None else f"{line}; retrying in {delay:.3f} s")
+        return lines
+
     def give_up(self, error: Exception | None, result: object) -> Exception:
         """The exception to raise now that retrying stopped, noted and announced."""
         code = self.reason_code
@@ -476,7 +507,7 @@ class Call:
                     attempts=self.attempts,
                     elapsed=elapsed,
                     reason=code,
-                    error=self.history[-1].split(": ", 1)[1],
+                    error=self.last_error,
                 ),
                 self.handlers,
             )
@@ -490,11 +521,11 @@ class Call:
                 result=result,
                 attempts=self.attempts,
             )
-            add_note(failure, "\n".join(self.history))
+            add_note(failure, "\n".join(self._attempt_lines()))
             return failure
         if code == "not_retryable" and self.attempts == 1:
             return error
-        add_note(error, "\n".join([summary, *self.history]))
+        add_note(error, "\n".join([summary, *self._attempt_lines()]))
         if code == "budget":
             add_note(error, self.reason)
         return error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import timezone
 from email.utils import parsedate_to_datetime
 
 from ._clock import get_default_clock
@@ -34,14 +35,14 @@ def parse_retry_after(value: str | bytes | None, *, now: float | None = None) ->
     text = value.strip()
     if not text:
         return None
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return float(int(text))
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:  # RFC 9110 dates are always GMT
-        return None
+    if when.tzinfo is None:  # the asctime form carries no zone; RFC 9110 dates are all GMT
+        when = when.replace(tzinfo=timezone.utc)
     if now is None:
         now = get_default_clock().time()
     return max(0.0, when.timestamp() - now)

@@ -9,8 +9,16 @@ already catches (``ValueError``, ``TimeoutError``, ``ImportError``)::
     ├── MissingDependencyError (ImportError)   an optional extra is not installed
     ├── BadResultError                         retry_on_result still rejected the last result
     ├── DeadlineExceededError (TimeoutError)   a time budget ran out
-    └── RejectedError                          a call was refused before it ran
-        └── CircuitOpenError                   a circuit breaker is open (or its probes are taken)
+    ├── RejectedError                          a call was refused before it ran
+    │   └── CircuitOpenError                   a circuit breaker is open (or its probes are taken)
+    └── StoreError                             a database operation failed (cause: driver error)
+        ├── TransientStoreError                connection lost, serialization failure, deadlock:
+        │                                      safe to retry (the writes are idempotent)
+        ├── UnitOfWorkError                    a unit of work was misused (closed, wrong task)
+        ├── MissingUniqueConstraintError (ConfigurationError)
+        │                                      the upsert key is not covered by a UNIQUE constraint
+        └── InvalidBatchError (ValueError)     rows rejected before writing, each problem named
+            └── DuplicateKeyError              the same key twice in one batch
 
 Errors raised by *your* code are never wrapped: after the last attempt
 ``retry_with_backoff`` re-raises your last exception itself, with a note listing
@@ -31,16 +39,26 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+import attrs
 
 __all__ = [
     "BadResultError",
     "CircuitOpenError",
     "ConfigurationError",
     "DeadlineExceededError",
+    "DuplicateKeyError",
+    "InvalidBatchError",
     "MissingDependencyError",
+    "MissingUniqueConstraintError",
     "RejectedError",
     "ResilientPipelineError",
+    "RowProblem",
+    "StoreError",
+    "TransientStoreError",
+    "UnitOfWorkError",
 ]
 
 
@@ -224,3 +242,166 @@ class CircuitOpenError(RejectedError):
             "half-open and every probe permit is taken" if self.state == "half_open" else self.state
         )
         return f"circuit {self.name!r} is {what.replace('_', ' ')}{wait}"
+
+
+class StoreError(ResilientPipelineError):
+    """A database operation failed; the driver's exception is ``__cause__``.
+
+    The message has passwords masked. Errors that retrying can fix are
+    :class:`TransientStoreError`; everything else (a syntax error, a violated
+    constraint) is a plain ``StoreError``.
+
+    Attributes:
+        sqlstate: The SQLSTATE code when the driver gives one (PostgreSQL), else ``None``.
+        step: The unit-of-work step that was running, if any.
+
+    Example:
+        >>> err = StoreError('relation "kpi" does not exist', sqlstate="42P01")
+        >>> err.sqlstate, err.step
+        ('42P01', None)
+    """
+
+    def __init__(self, message: str, *, sqlstate: str | None = None, step: str | None = None):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.step = step
+
+
+class TransientStoreError(StoreError):
+    """A database error that may go away on its own: retry the whole unit of work.
+
+    Raised for lost or refused connections, serialization failures (SQLSTATE
+    ``40001``), deadlocks (``40P01``), lock timeouts and a busy SQLite
+    database. Retrying is safe because the writes of a unit of work are
+    idempotent: ``retry_with_backoff(retry_on=TransientStoreError)``.
+
+    Example:
+        >>> from resilient_pipeline import retry_with_backoff
+        >>> policy = retry_with_backoff(retry_on=TransientStoreError)
+        >>> issubclass(TransientStoreError, StoreError)
+        True
+    """
+
+
+class UnitOfWorkError(StoreError):
+    """A unit of work or a store was used in a way that cannot work.
+
+    For example a transaction used after it committed, or a closed store.
+
+    Example:
+        >>> isinstance(UnitOfWorkError("the unit of work has already ended"), StoreError)
+        True
+    """
+
+
+class MissingUniqueConstraintError(StoreError, ConfigurationError):
+    """The upsert key is not covered by a UNIQUE constraint or primary key.
+
+    Without one, the database cannot tell an update from an insert and
+    running a collection twice would duplicate rows. The message gives the
+    statement that adds the constraint.
+
+    Attributes:
+        table: The table.
+        key: The key columns.
+
+    Example:
+        >>> err = MissingUniqueConstraintError(table="kpi", key=("client_id", "date"))
+        >>> "ADD CONSTRAINT" in str(err), err.key
+        (True, ('client_id', 'date'))
+    """
+
+    def __init__(self, *, table: str, key: Sequence[str], statement: str | None = None):
+        columns = ", ".join(key)
+        if statement is None:
+            statement = f"ALTER TABLE {table} ADD CONSTRAINT {table}_key UNIQUE ({columns})"
+        StoreError.__init__(
+            self,
+            f"no UNIQUE constraint or primary key on {table} covers exactly ({columns}); "
+            f"add one, e.g. {statement}",
+        )
+        self.option = "key"
+        self.value = tuple(key)
+        self.table = table
+        self.key = tuple(key)
+
+
+@attrs.frozen
+class RowProblem:
+    """One problem with one row of a batch.
+
+    Attributes:
+        index: The row's position in the batch (0-based).
+        column: The column concerned, or ``None`` for the whole row.
+        message: What is wrong.
+
+    Example:
+        >>> str(RowProblem(3, "spend", "expected a number, got str 'abc'"))
+        "row 3, column 'spend': expected a number, got str 'abc'"
+    """
+
+    index: int
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"row {self.index}" + (f", column {self.column!r}" if self.column else "")
+        return f"{where}: {self.message}"
+
+
+class InvalidBatchError(StoreError, ValueError):
+    """Rows were rejected before anything was written; every problem is listed.
+
+    Attributes:
+        table: The target table.
+        problems: One :class:`RowProblem` per problem found (the first 100 at most).
+
+    Example:
+        >>> err = InvalidBatchError(table="kpi", problems=[RowProblem(0, "date", "missing")])
+        >>> print(err)
+        1 invalid row(s) for kpi: row 0, column 'date': missing
+    """
+
+    MAX_LISTED = 20
+
+    def __init__(self, *, table: str, problems: Sequence[RowProblem]) -> None:
+        listed = "; ".join(str(p) for p in problems[: self.MAX_LISTED])
+        more = len(problems) - self.MAX_LISTED
+        rows = len({p.index for p in problems})
+        suffix = f"; and {more} more" if more > 0 else ""
+        super().__init__(f"{rows} invalid row(s) for {table}: {listed}{suffix}")
+        self.table = table
+        self.problems = tuple(problems)
+
+
+class DuplicateKeyError(InvalidBatchError):
+    """The same key appears more than once in one batch.
+
+    Applying such a batch would make the result depend on row order, so it is
+    rejected unless you choose ``on_duplicate="last"`` or ``"first"``.
+
+    Attributes:
+        key: The duplicated key values (the first duplicate found).
+
+    Example:
+        >>> err = DuplicateKeyError(table="kpi", key_columns=("client_id",), key=("acme",),
+        ...                         indexes=(0, 4))
+        >>> print(err)
+        1 invalid row(s) for kpi: row 4: duplicate key client_id='acme' (first seen in row 0)
+    """
+
+    def __init__(
+        self,
+        *,
+        table: str,
+        key_columns: Sequence[str],
+        key: Sequence[object],
+        indexes: tuple[int, int],
+    ) -> None:
+        named = ", ".join(f"{c}={v!r}" for c, v in zip(key_columns, key, strict=True))
+        problem = RowProblem(
+            indexes[1], None, f"duplicate key {named} (first seen in row {indexes[0]})"
+        )
+        super().__init__(table=table, problems=[problem])
+        self.key = tuple(key)
+        self.key_columns = tuple(key_columns)

@@ -1,8 +1,22 @@
-"""Backends that keep primitives' state outside the object: in memory, or shared in Redis.
+"""Stores: where primitives keep state outside the object.
 
-Each backend module imports its driver lazily: ``stores.redis`` needs the
-``redis`` extra only when you use it.
-
+* :class:`SQLiteStore` (stdlib ``sqlite3``, the embedded default) and
+  :class:`PostgresStore` (``psycopg`` 3; ``pip install 'resilient-pipeline[postgres]'``),
+  imported lazily so this package never needs psycopg: the databases units of work
+  and ``idempotent_upsert`` write to.
 * :mod:`resilient_pipeline.stores.memory`: circuit-breaker state in this process (the default).
-* :mod:`resilient_pipeline.stores.redis`: circuit-breaker state shared across processes.
+* :mod:`resilient_pipeline.stores.redis`: circuit-breaker state shared across processes
+  (``pip install 'resilient-pipeline[redis]'``, imported lazily).
+
+Example:
+    >>> from resilient_pipeline.stores import SQLiteStore
+    >>> SQLiteStore(":memory:").dialect
+    'sqlite'
 """
+
+from __future__ import annotations
+
+from .postgres import PostgresStore
+from .sqlite import SQLiteStore
+
+__all__ = ["PostgresStore", "SQLiteStore"]

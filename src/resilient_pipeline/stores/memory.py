@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from resilient_pipeline._events import Event
     from resilient_pipeline.typing import Clock
 
-__all__ = ["MemoryBreakerStore"]
+__all__ = ["MemoryBackend", "MemoryBreakerStore"]
 
 _new_error = BaseException.__new__
 

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from resilient_pipeline._breaker_policy import BreakerConfig
     from resilient_pipeline.typing import Clock
 
-__all__ = ["CircuitStoreFailed", "RedisBreakerStore"]
+__all__ = ["CircuitStoreFailed", "RedisBackend", "RedisBreakerStore"]
 
 _REASONS = ("", "failures", "probe_failed", "half_open_timeout", "forced", "recovered", "reset")
 _LOCAL = 1 << 62  # tickets of the local fallback, kept apart from Redis lease ids

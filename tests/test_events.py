@@ -1,0 +1,123 @@
+"""The event mechanism: global and local handlers, stdlib logging, failing handlers."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+
+import pytest
+
+from resilient_pipeline import (
+    ConfigurationError,
+    Event,
+    RetryExhausted,
+    RetryScheduled,
+    emit,
+    log_event,
+    subscribe,
+)
+
+
+def scheduled(**changes: object) -> RetryScheduled:
+    fields: dict[str, object] = {
+        "source": "fetch",
+        "attempt": 1,
+        "delay": 0.5,
+        "error": "OSError: reset",
+        "retry_after": None,
+    }
+    fields.update(changes)
+    return RetryScheduled(**fields)  # type: ignore[arg-type]
+
+
+def test_local_handlers_run_before_global_ones() -> None:
+    """An object's own handlers see the event first, then global subscribers."""
+    order: list[str] = []
+    with subscribe(lambda e: order.append("global")):
+        emit(scheduled(), (lambda e: order.append("local"),))
+    assert ["local", "global"] == order
+
+
+def test_cancelled_subscription_stops_delivery() -> None:
+    """After cancel() (or leaving the with block) a handler gets nothing more."""
+    seen: list[Event] = []
+    subscription = subscribe(seen.append)
+    emit(scheduled(attempt=1))
+    subscription.cancel()
+    subscription.cancel()  # idempotent
+    emit(scheduled(attempt=2))
+    assert [scheduled(attempt=1)] == seen
+
+
+def test_failing_handler_is_logged_and_does_not_break_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A handler that raises is logged on resilient_pipeline.events; the rest still run."""
+    seen: list[Event] = []
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("handler bug")
+
+    with caplog.at_level(logging.ERROR, logger="resilient_pipeline.events"):
+        emit(scheduled(), (broken, seen.append))
+    assert [scheduled()] == seen
+    assert "event handler" in caplog.text
+    assert "handler bug" in caplog.text
+
+
+def test_subscribe_rejects_non_callables() -> None:
+    """subscribe() validates its argument."""
+    with pytest.raises(ConfigurationError, match="handler"):
+        subscribe("print")  # type: ignore[arg-type]
+
+
+def test_log_event_uses_module_logger_level_and_extra(caplog: pytest.LogCaptureFixture) -> None:
+    """Events are logged on resilient_pipeline.<module> with their fields in extra."""
+    with caplog.at_level(logging.DEBUG, logger="resilient_pipeline"):
+        log_event(scheduled())
+    [record] = caplog.records
+    assert "resilient_pipeline.retry" == record.name
+    assert record.levelno == logging.WARNING
+    assert "fetch: attempt 1 failed (OSError: reset); retrying in 0.50 s" == record.getMessage()
+    assert "RetryScheduled" == record.event  # type: ignore[attr-defined]
+    assert 0.5 == record.delay  # type: ignore[attr-defined]
+    assert "fetch" == record.source  # type: ignore[attr-defined]
+
+
+def test_log_event_prefixes_fields_that_clash_with_logrecord(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A field named like a LogRecord attribute gets an rp_ prefix instead of crashing."""
+    import attrs
+
+    @attrs.frozen(kw_only=True)
+    class Named(Event):
+        logger_name = "resilient_pipeline.test"
+        template = "{source} {name}"
+        name: str
+
+    with caplog.at_level(logging.INFO, logger="resilient_pipeline"):
+        log_event(Named(source="s", name="n"))
+    [record] = caplog.records
+    assert "n" == record.rp_name  # type: ignore[attr-defined]
+    assert "resilient_pipeline.test" == record.name
+
+
+def test_default_logging_is_subscribed(caplog: pytest.LogCaptureFixture) -> None:
+    """emit() logs through stdlib logging without any set-up."""
+    with caplog.at_level(logging.ERROR, logger="resilient_pipeline"):
+        emit(
+            RetryExhausted(source="f", attempts=3, elapsed=1.0, reason="attempts", error="OSError")
+        )
+    expected = ["f: gave up after 3 attempt(s) in 1.00 s (attempts): OSError"]
+    assert expected == [r.getMessage() for r in caplog.records]
+
+
+def test_events_are_immutable_and_picklable() -> None:
+    """Events are frozen values that survive pickle."""
+    import attrs
+
+    event = scheduled()
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        event.delay = 3  # type: ignore[misc]
+    assert event == pickle.loads(pickle.dumps(event))

@@ -14,6 +14,17 @@ from ._alerter import Alerter, AlerterStatistics, AlertLog, Delivery, MemoryAler
 from ._alerts import Alert, AlertDeliveryFailed, AlertSent, AlertSuppressed, Severity
 from ._backfill import BackfillFinished, BackfillReport, PartitionCollected, abackfill, backfill
 from ._batch import UpsertResult
+from ._breaker_drivers import CircuitBreaker
+from ._breaker_events import (
+    CallRejected,
+    CircuitClosed,
+    CircuitHalfOpened,
+    CircuitOpened,
+    CircuitStatistics,
+)
+from ._breaker_policy import ConsecutiveFailures, FailureRate, HalfOpen, OpenDuration
+from ._breaker_registry import CircuitBreakerRegistry, RegistryStatistics
+from ._breaker_store import BreakerBackend, BreakerStore
 from ._budget import RetryBudget, RetryBudgetStatistics
 from ._bulkhead import Bulkhead, BulkheadRejected, BulkheadStatistics, BulkheadWaited
 from ._checks import Check, CheckContext, CheckErrored, CheckFailed, CheckOutcome, CheckSuite
@@ -62,6 +73,7 @@ from .exceptions import (
     BadResultError,
     BulkheadFullError,
     CheckError,
+    CircuitOpenError,
     ConfigurationError,
     DeadlineExceededError,
     DuplicateKeyError,
@@ -96,11 +108,14 @@ __all__ = [
     "BackfillFinished",
     "BackfillReport",
     "BadResultError",
+    "BreakerBackend",
+    "BreakerStore",
     "Bulkhead",
     "BulkheadFullError",
     "BulkheadRejected",
     "BulkheadStatistics",
     "BulkheadWaited",
+    "CallRejected",
     "Check",
     "CheckContext",
     "CheckError",
@@ -111,15 +126,25 @@ __all__ = [
     "CheckReport",
     "CheckResult",
     "CheckSuite",
+    "CircuitBreaker",
+    "CircuitBreakerRegistry",
+    "CircuitClosed",
+    "CircuitHalfOpened",
+    "CircuitOpenError",
+    "CircuitOpened",
+    "CircuitStatistics",
     "Claimed",
     "ConfigurationError",
+    "ConsecutiveFailures",
     "DeadlineExceededError",
     "Delivery",
     "DuplicateKeyError",
     "EmailNotifier",
     "Event",
+    "FailureRate",
     "Fallback",
     "FallbackUsed",
+    "HalfOpen",
     "InvalidBatchError",
     "Jitter",
     "LeaseLostError",
@@ -128,6 +153,7 @@ __all__ = [
     "MemoryAlertLog",
     "MissingDependencyError",
     "MissingUniqueConstraintError",
+    "OpenDuration",
     "Partition",
     "PartitionCollected",
     "PartitionFailed",
@@ -143,6 +169,7 @@ __all__ = [
     "RateLimiter",
     "RedisBulkhead",
     "RedisRateLimiter",
+    "RegistryStatistics",
     "RejectedError",
     "ResiliencePolicy",
     "ResilientPipelineError",

@@ -27,7 +27,7 @@ from resilient_pipeline import (
     remaining_time,
     resilient,
 )
-from resilient_pipeline.testing import FakeClock, capture_events
+from resilient_pipeline.testing import FakeClock, capture_events, set_testing
 from resilient_pipeline.typing import Policy
 
 P = ParamSpec("P")
@@ -296,3 +296,39 @@ async def test_async_deadline_ends_a_hung_call(with_retry: bool, per_attempt: fl
 
     with pytest.raises(DeadlineExceededError):
         await hung()
+
+
+def test_real_circuit_breaker_in_the_composition() -> None:
+    """A real CircuitBreaker inside resilient(): the retry waits out an open circuit's
+    retry_after when the deadline allows, and the breaker closes after a good probe."""
+    from resilient_pipeline import CircuitBreaker, ConsecutiveFailures, OpenDuration, RetryPolicy
+
+    clock = FakeClock()
+    breaker = CircuitBreaker(
+        name="ads",
+        trip=ConsecutiveFailures(threshold=2),
+        open_duration=OpenDuration(seconds=5.0, jitter=0.0),
+        clock=clock,
+    )
+    outcomes = iter([ConnectionError("down"), ConnectionError("down"), None])
+    calls = []
+
+    @resilient(
+        retry=RetryPolicy(max_attempts=5, base_delay=0, jitter=None), breaker=breaker, deadline=60
+    )
+    def fetch() -> str:
+        calls.append(clock.monotonic())
+        error = next(outcomes)
+        if error is not None:
+            raise error
+        return "rows"
+
+    with set_testing(clock=clock), capture_events() as events:
+        assert "rows" == fetch()
+    names = [type(e).__name__ for e in events]
+    assert 3 == len(calls)  # two failures open the circuit; the third call is the probe
+    assert "CircuitOpened" in names
+    assert "CallRejected" in names
+    assert "CircuitClosed" == names[-2]
+    assert 5.0 <= calls[2] - calls[1]  # the retry waited out the open circuit
+    assert "closed" == breaker.statistics().state

@@ -14,6 +14,17 @@ from ._alerter import Alerter, AlerterStatistics, AlertLog, Delivery, MemoryAler
 from ._alerts import Alert, AlertDeliveryFailed, AlertSent, AlertSuppressed, Severity
 from ._backfill import BackfillFinished, BackfillReport, PartitionCollected, abackfill, backfill
 from ._batch import UpsertResult
+from ._breaker_drivers import CircuitBreaker
+from ._breaker_events import (
+    CallRejected,
+    CircuitClosed,
+    CircuitHalfOpened,
+    CircuitOpened,
+    CircuitStatistics,
+)
+from ._breaker_policy import ConsecutiveFailures, FailureRate, HalfOpen, OpenDuration
+from ._breaker_registry import CircuitBreakerRegistry, RegistryStatistics
+from ._breaker_store import BreakerBackend, BreakerStore
 from ._budget import RetryBudget, RetryBudgetStatistics
 from ._bulkhead import Bulkhead, BulkheadRejected, BulkheadStatistics, BulkheadWaited
 from ._checks import Check, CheckContext, CheckErrored, CheckFailed, CheckOutcome, CheckSuite
@@ -74,6 +85,7 @@ from .exceptions import (
     BadResultError,
     BulkheadFullError,
     CheckError,
+    CircuitOpenError,
     ConfigurationError,
     DeadlineExceededError,
     DuplicateKeyError,
@@ -109,11 +121,14 @@ __all__ = [
     "BackfillFinished",
     "BackfillReport",
     "BadResultError",
+    "BreakerBackend",
+    "BreakerStore",
     "Bulkhead",
     "BulkheadFullError",
     "BulkheadRejected",
     "BulkheadStatistics",
     "BulkheadWaited",
+    "CallRejected",
     "Check",
     "CheckContext",
     "CheckError",
@@ -124,16 +139,26 @@ __all__ = [
     "CheckReport",
     "CheckResult",
     "CheckSuite",
+    "CircuitBreaker",
+    "CircuitBreakerRegistry",
+    "CircuitClosed",
+    "CircuitHalfOpened",
+    "CircuitOpenError",
+    "CircuitOpened",
+    "CircuitStatistics",
     "Claimed",
     "ConfigurationError",
+    "ConsecutiveFailures",
     "DeadlineExceededError",
     "Delivery",
     "DuplicateKeyError",
     "EmailNotifier",
     "Event",
+    "FailureRate",
     "Fallback",
     "FallbackUsed",
     "Field",
+    "HalfOpen",
     "InvalidBatchError",
     "Issue",
     "JSONLQuarantine",
@@ -144,6 +169,7 @@ __all__ = [
     "MemoryAlertLog",
     "MissingDependencyError",
     "MissingUniqueConstraintError",
+    "OpenDuration",
     "Partition",
     "PartitionCollected",
     "PartitionFailed",
@@ -162,6 +188,7 @@ __all__ = [
     "RateLimiter",
     "RedisBulkhead",
     "RedisRateLimiter",
+    "RegistryStatistics",
     "RejectedError",
     "ReplayResult",
     "ResiliencePolicy",

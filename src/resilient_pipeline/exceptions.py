@@ -11,6 +11,7 @@ already catches (``ValueError``, ``TimeoutError``, ``ImportError``)::
     ├── BadResultError                         retry_on_result still rejected the last result
     ├── DeadlineExceededError (TimeoutError)   a time budget ran out
     ├── RejectedError                          a call was refused before it ran
+    │   ├── CircuitOpenError                   a circuit breaker is open (or its probes are taken)
     │   ├── BulkheadFullError                  every slot and every queue place is taken
     │   └── RateLimitedError                   no token is free within the time allowed
     ├── CheckError                             a consistency check could not run
@@ -57,6 +58,7 @@ __all__ = [
     "BadResultError",
     "BulkheadFullError",
     "CheckError",
+    "CircuitOpenError",
     "ConfigurationError",
     "DeadlineExceededError",
     "DuplicateKeyError",
@@ -323,6 +325,54 @@ class BackfillError(LedgerError):
         super().__init__(message)
         self.failed = failed
         self.errors = errors
+
+
+class CircuitOpenError(RejectedError):
+    """A circuit breaker refused the call: it is open, or half-open with every probe taken.
+
+    A new instance is raised for every rejection (a shared one would chain
+    tracebacks and keep every caller's frames alive).
+
+    Attributes:
+        name: The breaker's name (with its key, for keyed breakers).
+        state: The state that refused the call: ``"open"``, ``"half_open"`` or
+            ``"forced_open"``.
+        retry_after: Seconds until the breaker lets a probe through; ``None``
+            when unknown (half-open with every permit taken, or forced open).
+            ``retry_with_backoff`` waits exactly that long when it fits the
+            remaining deadline, and stops otherwise.
+
+    Example:
+        >>> err = CircuitOpenError("ads-api", state="open", retry_after=12.5)
+        >>> str(err), err.retry_after, isinstance(err, RejectedError)
+        ("circuit 'ads-api' is open; a probe is allowed in 12.50 s", 12.5, True)
+    """
+
+    state: str = "open"
+    retry_after: float | None = None
+
+    def __init__(self, name: str, *, state: str = "open", retry_after: float | None = None) -> None:
+        # Lean on purpose: rejections come by the thousand while a circuit is
+        # open and most are caught unprinted, so the message is built by
+        # __str__, the name lives in args, and defaults stay on the class.
+        if state != "open":
+            self.state = state
+        if retry_after is not None:
+            self.retry_after = retry_after
+
+    @property
+    def name(self) -> str:
+        """The breaker's name."""
+        return str(self.args[0])
+
+    def __str__(self) -> str:
+        wait = (
+            "" if self.retry_after is None else f"; a probe is allowed in {self.retry_after:.2f} s"
+        )
+        what = (
+            "half-open and every probe permit is taken" if self.state == "half_open" else self.state
+        )
+        return f"circuit {self.name!r} is {what.replace('_', ' ')}{wait}"
 
 
 class StoreError(ResilientPipelineError):

@@ -32,6 +32,8 @@ from ._clock import SystemClock, get_default_clock
 from ._deadline import deadline_scope, remaining_time
 from ._events import Event, Subscription, emit, log_event, subscribe
 from ._fallback import Fallback, FallbackUsed, fallback
+from ._fields import Field
+from ._issues import Issue, PartitionResult, Quarantined, RowsQuarantined, ValidationReport
 from ._ledger import (
     Claimed,
     Partition,
@@ -45,6 +47,15 @@ from ._ledger import (
 from ._monitor import amonitor, monitor
 from ._notifiers import EmailNotifier, LoggingNotifier, SlackNotifier, WebhookNotifier
 from ._pipeline import ResiliencePolicy, resilient
+from ._quarantine import (
+    QuarantineRecord,
+    ReplayResult,
+    RowsReplayed,
+    areplay,
+    quarantine,
+    replay,
+)
+from ._quarantine_sinks import JSONLQuarantine, SQLQuarantine
 from ._ratelimit import RateLimitAdapted, RateLimiter, RateLimitRejected, RateLimitWaited
 from ._redact import redact
 from ._redis_limits import RedisBulkhead, RedisRateLimiter
@@ -66,6 +77,7 @@ from ._trail import PolicyEvent, current_attempt
 from ._transaction import AsyncTransaction, Transaction
 from ._uow import UnitOfWork, unit_of_work
 from ._upsert import RowsUpserted, aidempotent_upsert, idempotent_upsert
+from ._validation import Validator
 from ._version import __version__
 from .exceptions import (
     AlertDeliveryError,
@@ -89,6 +101,7 @@ from .exceptions import (
     StoreError,
     TransientStoreError,
     UnitOfWorkError,
+    ValidationError,
 )
 from .stores.postgres import PostgresStore
 from .stores.sqlite import SQLiteStore
@@ -144,8 +157,11 @@ __all__ = [
     "FailureRate",
     "Fallback",
     "FallbackUsed",
+    "Field",
     "HalfOpen",
     "InvalidBatchError",
+    "Issue",
+    "JSONLQuarantine",
     "Jitter",
     "LeaseLostError",
     "LedgerError",
@@ -160,8 +176,11 @@ __all__ = [
     "PartitionLedger",
     "PartitionRecord",
     "PartitionRestated",
+    "PartitionResult",
     "PolicyEvent",
     "PostgresStore",
+    "QuarantineRecord",
+    "Quarantined",
     "RateLimitAdapted",
     "RateLimitRejected",
     "RateLimitWaited",
@@ -171,6 +190,7 @@ __all__ = [
     "RedisRateLimiter",
     "RegistryStatistics",
     "RejectedError",
+    "ReplayResult",
     "ResiliencePolicy",
     "ResilientPipelineError",
     "Restatement",
@@ -184,7 +204,10 @@ __all__ = [
     "Retrying",
     "Route",
     "RowProblem",
+    "RowsQuarantined",
+    "RowsReplayed",
     "RowsUpserted",
+    "SQLQuarantine",
     "SQLiteStore",
     "Severity",
     "SlackNotifier",
@@ -200,11 +223,15 @@ __all__ = [
     "UnitOfWork",
     "UnitOfWorkError",
     "UpsertResult",
+    "ValidationError",
+    "ValidationReport",
+    "Validator",
     "WebhookNotifier",
     "__version__",
     "abackfill",
     "aidempotent_upsert",
     "amonitor",
+    "areplay",
     "backfill",
     "current_attempt",
     "daily",
@@ -218,9 +245,11 @@ __all__ = [
     "log_event",
     "monitor",
     "parse_retry_after",
+    "quarantine",
     "quote_identifier",
     "redact",
     "remaining_time",
+    "replay",
     "resilient",
     "retry_with_backoff",
     "retrying",

@@ -31,6 +31,7 @@ from .exceptions import (
     StoreError,
     TransientStoreError,
     UnitOfWorkError,
+    ValidationError,
 )
 from .typing import Clock, EventHandler, RetryAfterExtractor
 
@@ -60,6 +61,7 @@ _NEVER_RETRIED: tuple[type[Exception], ...] = (
     MissingDependencyError,
     InvalidBatchError,
     UnitOfWorkError,
+    ValidationError,
 )
 
 

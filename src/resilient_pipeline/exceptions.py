@@ -7,6 +7,7 @@ already catches (``ValueError``, ``TimeoutError``, ``ImportError``)::
     ResilientPipelineError
     ├── ConfigurationError (ValueError)        an option or argument is invalid
     ├── MissingDependencyError (ImportError)   an optional extra is not installed
+    ├── ValidationError (ValueError)           a row broke validation rules (lists every issue)
     ├── BadResultError                         retry_on_result still rejected the last result
     ├── DeadlineExceededError (TimeoutError)   a time budget ran out
     ├── RejectedError                          a call was refused before it ran
@@ -73,6 +74,7 @@ __all__ = [
     "StoreError",
     "TransientStoreError",
     "UnitOfWorkError",
+    "ValidationError",
 ]
 
 
@@ -208,6 +210,35 @@ class RejectedError(ResilientPipelineError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ValidationError(ResilientPipelineError, ValueError):
+    """A row (or batch) broke validation rules; lists every issue, not just the first.
+
+    Never retried by ``retry_with_backoff``: validating the same data again
+    gives the same answer.
+
+    Attributes:
+        issues: Every :class:`~resilient_pipeline.Issue` found, errors and warnings.
+
+    Example:
+        >>> from resilient_pipeline import Field, Validator
+        >>> v = Validator(fields={"clicks": Field(int), "spend": Field(float)})
+        >>> try:
+        ...     v.check({"clicks": True, "spend": "1.5"})
+        ... except ValidationError as e:
+        ...     print(e)
+        2 validation issues:
+          - clicks=True: expected int, got bool [type]
+          - spend='1.5': expected float, got str (text is never converted to a number) [type]
+    """
+
+    def __init__(self, issues: Sequence[Any]) -> None:
+        count = len(issues)
+        lines = [f"{count} validation issue{'' if count == 1 else 's'}:"]
+        lines += [f"  - {issue}" for issue in issues]
+        super().__init__("\n".join(lines))
+        self.issues = tuple(issues)
 
 
 class CheckError(ResilientPipelineError):

@@ -17,8 +17,11 @@ from typing_extensions import ParamSpec
 from ._events import EventHandler
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from ._alerts import Alert
     from ._batch import Batch, TableInfo, UpsertResult
+    from ._quarantine import QuarantineRecord
 
 __all__ = [
     "Clock",
@@ -27,6 +30,7 @@ __all__ = [
     "Notifier",
     "Params",
     "Policy",
+    "QuarantineSink",
     "RetryAfterExtractor",
     "Store",
     "StoreSession",
@@ -249,4 +253,35 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Close every idle connection; the store cannot be used afterwards."""
+        ...
+
+
+@runtime_checkable
+class QuarantineSink(Protocol):
+    """Where quarantined rows wait until a fix lets :func:`~resilient_pipeline.replay` save them.
+
+    :class:`~resilient_pipeline.JSONLQuarantine` (a file) and
+    :class:`~resilient_pipeline.SQLQuarantine` (a table in a SQLite or
+    PostgreSQL store) implement it; so can your own class.
+
+    Example:
+        >>> from resilient_pipeline import JSONLQuarantine
+        >>> isinstance(JSONLQuarantine("quarantine.jsonl"), QuarantineSink)
+        True
+    """
+
+    def put(self, records: Sequence[QuarantineRecord]) -> None:
+        """Store the records (all of them, or none on error)."""
+        ...
+
+    def records(self, *, source: str | None = None) -> list[QuarantineRecord]:
+        """Every record still in quarantine (from ``source`` only, if given), oldest first."""
+        ...
+
+    def discard(self, ids: Iterable[str]) -> int:
+        """Remove the records with these ids; return how many were removed."""
+        ...
+
+    def atomic(self) -> AbstractContextManager[object]:
+        """A context in which a replay's write and discard commit together, if possible."""
         ...

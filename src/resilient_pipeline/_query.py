@@ -47,17 +47,29 @@ def _is_psycopg(connection: object) -> bool:
 
 
 def fetch_rows(connection: Any, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Run ``sql`` with ``params`` on a sqlite3 or psycopg connection (or a store).
+    """Run ``sql`` with ``params`` on a sqlite3 or psycopg connection, a store or a unit of work.
 
-    Anything with a ``connection`` attribute (a store, a unit of work) is
-    unwrapped first.
+    A store lends one of its connections for the query; a unit of work runs
+    it on its own connection (so it sees the transaction's writes).
 
     Example:
         >>> import sqlite3
         >>> fetch_rows(sqlite3.connect(":memory:"), "SELECT :n + 1 AS m", {"n": 41})
         [{'m': 42}]
+        >>> from resilient_pipeline import SQLiteStore
+        >>> store = SQLiteStore(":memory:")
+        >>> fetch_rows(store, "SELECT :n * 2 AS m", {"n": 21})
+        [{'m': 42}]
+        >>> store.close()
     """
-    raw = getattr(connection, "connection", connection)
+    if callable(getattr(connection, "connect", None)) and hasattr(connection, "dialect"):
+        session = connection.connect()  # a Store
+        try:
+            return fetch_rows(session.connection, sql, params)
+        finally:
+            session.release()
+    session = getattr(connection, "session", None)  # a unit of work's Transaction
+    raw = getattr(session if session is not None else connection, "connection", connection)
     if _is_psycopg(raw):
         # A savepoint (or a transaction): a failing check must not abort the
         # caller's transaction and make every later check fail too.

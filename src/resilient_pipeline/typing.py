@@ -173,8 +173,15 @@ class StoreSession(Protocol):
         >>> store.close()
     """
 
-    dialect: Dialect
-    placeholder: str
+    @property
+    def dialect(self) -> Dialect:
+        """``"sqlite"`` or ``"postgres"``."""
+        ...
+
+    @property
+    def placeholder(self) -> str:
+        """The driver's positional placeholder: ``?`` (SQLite) or ``%s`` (psycopg)."""
+        ...
 
     def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; return the number of rows it changed (-1 if unknown)."""

@@ -19,6 +19,7 @@ from typing_extensions import ParamSpec
 
 from ._fallback import Fallback
 from ._retry import RetryPolicy, _number
+from ._retrying import decorate
 from ._timeouts import Timeout
 from ._trail import check_callable, counted, numbered, source_of
 from .exceptions import ConfigurationError
@@ -231,7 +232,9 @@ class ResiliencePolicy:
             retry = attrs.evolve(retry, deadline=overall.seconds)
             overall = None
         if retry is not None:
-            wrapped = retry(numbered(wrapped))
+            # An inner timeout already runs each attempt in a cancel scope bounded
+            # by the shared deadline; a second scope in the retry would only cost.
+            wrapped = decorate(retry, numbered(wrapped), cancel=timeout is None)
         if overall is not None:
             # With a per-attempt timeout inside, the call itself is cancelled at
             # the deadline and every wait and sleep between stops at it, so the

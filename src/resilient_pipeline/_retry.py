@@ -314,6 +314,7 @@ class Call:
     __slots__ = (
         "attempt_started",
         "attempts",
+        "cancel",
         "clock",
         "deadline_at",
         "handlers",
@@ -341,6 +342,7 @@ class Call:
         self.reason = ""
         self.reason_code = ""
         self.timed_out = False  # set by the async driver when attempt_timeout cancelled an attempt
+        self.cancel = True  # async attempts run in a cancel scope bounded by their deadline
         now = clock.monotonic()
         self.started = now
         self.attempt_started: float | None = now if timed else None

@@ -115,7 +115,7 @@ async def _attempt_async(
     call: Call, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     at = call.attempt_deadline()
-    if at is None:
+    if at is None or not call.cancel:
         return await fn(*args, **kwargs)
     budget = at - call.clock.monotonic()
     with anyio.CancelScope(deadline=anyio.current_time() + max(budget, 0.0)) as scope:
@@ -161,41 +161,51 @@ async def _retry_async(
 
 
 def _decorate_async(
-    policy: RetryPolicy, fn: Callable[P, Awaitable[T]]
+    policy: RetryPolicy, fn: Callable[P, Awaitable[T]], cancel: bool
 ) -> Callable[P, Awaitable[T]]:
     source = _source(policy, fn)
+
+    def new_call(*, timed: bool) -> Call:
+        call = Call(policy, source, timed=timed)
+        call.cancel = cancel
+        return call
 
     if _timed(policy) or policy.retry_on_result is not None:
 
         @functools.wraps(fn)
         async def timed(*args: P.args, **kwargs: P.kwargs) -> T:
-            call = Call(policy, source, timed=True)
+            call = new_call(timed=True)
             return cast("T", await _retry_async(call, fn, args, kwargs, None, NO_RESULT))
 
         return timed
 
     @functools.wraps(fn)
     async def plain(*args: P.args, **kwargs: P.kwargs) -> T:
-        if _deadline._current.get() is not None:
+        if cancel and _deadline._current.get() is not None:
             # An enclosing deadline must be able to cancel even the first attempt.
-            call = Call(policy, source, timed=True)
+            call = new_call(timed=True)
             return cast("T", await _retry_async(call, fn, args, kwargs, None, NO_RESULT))
         try:
             return await fn(*args, **kwargs)
         except Exception as exc:
             error = exc
-        call = Call(policy, source, timed=False)
+        call = new_call(timed=False)
         return cast("T", await _retry_async(call, fn, args, kwargs, error, NO_RESULT))
 
     return plain
 
 
-def decorate(policy: RetryPolicy, fn: Callable[P, T]) -> Callable[P, T]:
-    """Wrap ``fn`` (a function, method or coroutine function) in ``policy``."""
+def decorate(policy: RetryPolicy, fn: Callable[P, T], *, cancel: bool = True) -> Callable[P, T]:
+    """Wrap ``fn`` (a function, method or coroutine function) in ``policy``.
+
+    ``cancel=False`` is for compositions whose inner layers already run every
+    attempt in a cancel scope bounded by the shared deadline (a ``Timeout``):
+    the retry then only publishes the deadline, saving a second scope.
+    """
     if not callable(fn):
         raise TypeError(f"retry_with_backoff decorates callables, not {fn!r}")
     if inspect.iscoroutinefunction(fn):
-        return cast("Callable[P, T]", _decorate_async(policy, fn))
+        return cast("Callable[P, T]", _decorate_async(policy, fn, cancel))
     return _decorate_sync(policy, fn)
 
 

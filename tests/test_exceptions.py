@@ -8,6 +8,7 @@ import pickle
 import pytest
 
 from resilient_pipeline import exceptions
+from resilient_pipeline._retry import add_note
 from resilient_pipeline.exceptions import (
     BadResultError,
     ConfigurationError,
@@ -51,7 +52,7 @@ def test_every_error_is_drawn_in_the_module_docstring() -> None:
 @pytest.mark.parametrize("error", ERRORS, ids=lambda e: type(e).__name__)
 def test_errors_survive_pickle_with_context(error: ResilientPipelineError) -> None:
     """Errors cross process boundaries with message and attributes intact."""
-    error.add_note("a note")
+    add_note(error, "a note")
     clone = pickle.loads(pickle.dumps(error))
     assert type(error) is type(clone)
     assert str(error) == str(clone)

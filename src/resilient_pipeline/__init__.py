@@ -60,15 +60,9 @@ from ._ratelimit import RateLimitAdapted, RateLimiter, RateLimitRejected, RateLi
 from ._redact import redact
 from ._redis_limits import RedisBulkhead, RedisRateLimiter
 from ._report import CheckExitCode, CheckReport, CheckResult
-from ._retry import (
-    Jitter,
-    RetryExhausted,
-    RetryOptions,
-    RetryPolicy,
-    RetryScheduled,
-    RetrySucceeded,
-)
+from ._retry import Jitter, RetryOptions, RetryPolicy
 from ._retry_after import default_retry_after, parse_retry_after
+from ._retry_events import RetryExhausted, RetryScheduled, RetrySucceeded
 from ._retrying import Attempt, Retrying, retry_with_backoff, retrying
 from ._sql import quote_identifier
 from ._timeouts import TimedOut, Timeout, timeout

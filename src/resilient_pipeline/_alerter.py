@@ -30,7 +30,7 @@ from ._alerts import (
 from ._clock import resolve_clock
 from ._events import emit, normalize_handlers
 from ._redact import describe_error
-from ._retry import _number
+from ._util import check_number
 from .exceptions import AlertDeliveryError, ConfigurationError
 from .typing import Clock, EventHandler, Notifier
 
@@ -201,7 +201,7 @@ class Alerter:
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        _number("dedup_window", self.dedup_window, minimum=0)
+        check_number("dedup_window", self.dedup_window, minimum=0)
         if self.rate_limit is not None:
             limit: object = self.rate_limit
             ok = (

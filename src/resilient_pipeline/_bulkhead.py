@@ -24,8 +24,8 @@ from typing_extensions import ParamSpec
 
 from . import _deadline
 from ._events import emit, normalize_handlers
-from ._retry import _number
 from ._trail import PolicyEvent, check_callable, is_async, whole_number
+from ._util import check_number
 from .exceptions import BulkheadFullError, DeadlineExceededError
 from .typing import EventHandler
 
@@ -117,7 +117,7 @@ def _task_waiter() -> _Waiter:
 
 def _optional_seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None:
-        _number(attribute.name, value, minimum=0)
+        check_number(attribute.name, value, minimum=0)
 
 
 @attrs.define(eq=False)

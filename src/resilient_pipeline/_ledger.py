@@ -26,10 +26,10 @@ from ._alerts import Severity
 from ._checks import Check, CheckContext, CheckOutcome
 from ._clock import resolve_clock
 from ._events import Event, emit, normalize_handlers
-from ._retry import _number
 from ._sql import validate_identifier
 from ._transaction import Transaction
 from ._uow import unit_of_work
+from ._util import check_number
 from .exceptions import ConfigurationError, LeaseLostError, LedgerError
 from .typing import Clock, EventHandler, Store
 
@@ -208,7 +208,7 @@ class PartitionLedger:
     def __attrs_post_init__(self) -> None:
         validate_identifier(self.table, option="table")
         validate_identifier(f"{self.table}_restatements", option="table")
-        _number("lease", self.lease, minimum=0, strict=True)
+        check_number("lease", self.lease, minimum=0, strict=True)
         attempts: object = self.max_attempts
         if type(attempts) is not int or attempts < 1:
             raise ConfigurationError.for_option("max_attempts", attempts, "must be an int >= 1")

@@ -22,7 +22,8 @@ import attrs
 
 from ._alerts import Alert, log_level
 from ._redact import describe_error
-from ._retry import RetryPolicy, _number
+from ._retry import RetryPolicy
+from ._util import check_number
 from .exceptions import AlertDeliveryError, ConfigurationError, MissingDependencyError
 
 __all__ = ["EmailNotifier", "LoggingNotifier", "SlackNotifier", "WebhookNotifier"]
@@ -123,7 +124,7 @@ class WebhookNotifier:
             raise MissingDependencyError(
                 package="httpx", extra="http", feature=f"{type(self).__name__}"
             ) from exc
-        _number("timeout", self.timeout, minimum=0, strict=True)
+        check_number("timeout", self.timeout, minimum=0, strict=True)
         self._post = _named(self.retry, self.name)(self._post_once)
 
     def payload(self, alert: Alert) -> dict[str, Any]:
@@ -255,7 +256,7 @@ class EmailNotifier:
     def __attrs_post_init__(self) -> None:
         if not self.recipients:
             raise ConfigurationError.for_option("recipients", self.recipients, "must not be empty")
-        _number("timeout", self.timeout, minimum=0, strict=True)
+        check_number("timeout", self.timeout, minimum=0, strict=True)
         self._deliver = _named(self.retry, self.name)(self._deliver_once)
 
     def message(self, alert: Alert) -> email.message.EmailMessage:

@@ -18,10 +18,11 @@ import attrs
 from typing_extensions import ParamSpec
 
 from ._fallback import Fallback
-from ._retry import RetryPolicy, _number
+from ._retry import RetryPolicy
 from ._retrying import decorate
 from ._timeouts import Timeout
 from ._trail import check_callable, counted, numbered, source_of
+from ._util import check_number
 from .exceptions import ConfigurationError
 from .typing import Clock, Policy
 
@@ -132,7 +133,7 @@ class ResiliencePolicy:
     def __attrs_post_init__(self) -> None:
         deadline, timeout, retry = self.deadline, self.timeout, self.retry
         if deadline is not None:
-            _number("deadline", deadline, minimum=0, strict=True)
+            check_number("deadline", deadline, minimum=0, strict=True)
         if timeout is not None and deadline is not None and timeout.seconds > deadline:
             raise ConfigurationError.for_option(
                 "timeout",

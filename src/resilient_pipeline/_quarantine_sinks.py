@@ -13,10 +13,10 @@ from typing import Any
 import attrs
 
 from ._quarantine import QuarantineRecord, dumps
-from ._retry import add_note
 from ._sql import validate_identifier
 from ._transaction import _CONCURRENT_DDL, Transaction
 from ._uow import unit_of_work
+from ._util import add_note
 from .exceptions import ConfigurationError, StoreError
 from .typing import Store
 

@@ -21,10 +21,10 @@ from typing_extensions import ParamSpec
 from . import _deadline
 from ._clock import resolve_clock
 from ._events import emit, normalize_handlers
-from ._retry import _number
 from ._retry_after import default_retry_after
 from ._token_bucket import TokenBucket, default_quota
 from ._trail import PolicyEvent, check_callable, is_async, whole_number
+from ._util import check_number
 from .exceptions import ConfigurationError, RateLimitedError, RejectedError
 from .typing import Clock, EventHandler
 
@@ -105,7 +105,7 @@ def must_refuse(on_limit: str, max_wait: float | None, waited: float, wait: floa
 
 
 def _positive(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    _number(attribute.name, value, minimum=0, strict=True)
+    check_number(attribute.name, value, minimum=0, strict=True)
 
 
 def _optional_callable(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -192,7 +192,7 @@ class RateLimiter:
                 "on_limit", self.on_limit, "must be 'wait' or 'reject'"
             )
         if self.max_wait is not None:
-            _number("max_wait", self.max_wait, minimum=0)
+            check_number("max_wait", self.max_wait, minimum=0)
         whole_number("max_keys", self.max_keys, minimum=1)
 
     # -- the core -------------------------------------------------------------
@@ -220,7 +220,7 @@ class RateLimiter:
         return wait
 
     def _check_cost(self, cost: float) -> None:
-        _number("cost", cost, minimum=0, strict=True)
+        check_number("cost", cost, minimum=0, strict=True)
         if cost > self._burst:
             raise ConfigurationError.for_option(
                 "cost", cost, f"is more than burst={self._burst}; it could never be admitted"

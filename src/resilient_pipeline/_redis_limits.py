@@ -21,8 +21,8 @@ from typing_extensions import ParamSpec
 
 from ._clock import resolve_clock
 from ._ratelimit import must_refuse
-from ._retry import _number
 from ._trail import check_callable, is_async, whole_number
+from ._util import check_number
 from .exceptions import BulkheadFullError, MissingDependencyError, RateLimitedError
 from .typing import Clock
 
@@ -153,8 +153,8 @@ class RedisRateLimiter:
     _burst: int = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        _number("rate", self.rate, minimum=0, strict=True)
-        _number("per", self.per, minimum=0, strict=True)
+        check_number("rate", self.rate, minimum=0, strict=True)
+        check_number("per", self.per, minimum=0, strict=True)
         self._burst = (
             max(1, int(-(-self.rate // 1)))
             if self.burst is None
@@ -163,7 +163,7 @@ class RedisRateLimiter:
         if self.on_limit not in ("wait", "reject"):
             raise _config("on_limit", self.on_limit, "must be 'wait' or 'reject'")
         if self.max_wait is not None:
-            _number("max_wait", self.max_wait, minimum=0)
+            check_number("max_wait", self.max_wait, minimum=0)
         self._redis = _url_or_client(self.url, self.client)
         self._script = self._redis.register_script(_TAKE)
 
@@ -228,7 +228,7 @@ class RedisBulkhead:
 
     def __attrs_post_init__(self) -> None:
         whole_number("max_concurrent", self.max_concurrent, minimum=1)
-        _number("lease_ttl", self.lease_ttl, minimum=0, strict=True)
+        check_number("lease_ttl", self.lease_ttl, minimum=0, strict=True)
         self._redis = _url_or_client(self.url, self.client)
         self._script = self._redis.register_script(_LEASE)
 

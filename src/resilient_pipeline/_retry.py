@@ -1,13 +1,11 @@
-"""The retry policy, its events, and the pure core that decides what happens next.
+"""The retry policy: a frozen, validated value that is also a decorator.
 
-The core (:class:`_Call`) never sleeps and never calls the user's function: it
-is told how an attempt ended and answers "sleep this long, then try again" or
-"stop". The sync and async drivers in ``_retrying.py`` act on that answer.
+The decisions live in ``_retry_core.py``, the events in ``_retry_events.py``,
+and the sync and async drivers in ``_retrying.py``.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import random
 from collections.abc import Callable
@@ -16,18 +14,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, overload
 import attrs
 from typing_extensions import ParamSpec, TypedDict
 
-from . import _deadline
 from ._budget import RetryBudget
-from ._clock import resolve_clock
-from ._events import Event, emit, normalize_handlers
-from ._redact import describe_error
+from ._events import normalize_handlers
 from ._retry_after import default_retry_after
+from ._util import check_number
 from .exceptions import (
-    BadResultError,
     ConfigurationError,
     InvalidBatchError,
     MissingDependencyError,
-    RejectedError,
     StoreError,
     TransientStoreError,
     UnitOfWorkError,
@@ -38,14 +32,7 @@ from .typing import Clock, EventHandler, RetryAfterExtractor
 if TYPE_CHECKING:
     from ._retrying import Retrying
 
-__all__ = [
-    "Jitter",
-    "RetryExhausted",
-    "RetryOptions",
-    "RetryPolicy",
-    "RetryScheduled",
-    "RetrySucceeded",
-]
+__all__ = ["Jitter", "RetryOptions", "RetryPolicy"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -71,80 +58,7 @@ def _deterministic(error: Exception) -> bool:
     return isinstance(error, StoreError) and not isinstance(error, TransientStoreError)
 
 
-# --------------------------------------------------------------------- events
-@attrs.frozen(kw_only=True)
-class RetryScheduled(Event):
-    """An attempt failed and another one will start after ``delay`` seconds.
-
-    Attributes:
-        attempt: The number of the attempt that failed (1-based).
-        delay: Seconds until the next attempt.
-        error: What went wrong, secrets masked.
-        retry_after: The server-given delay that was honoured, if any.
-    """
-
-    logger_name = "resilient_pipeline.retry"
-    level = logging.WARNING
-    template = "{source}: attempt {attempt} failed ({error}); retrying in {delay:.2f} s"
-
-    attempt: int
-    delay: float
-    error: str
-    retry_after: float | None
-
-
-@attrs.frozen(kw_only=True)
-class RetrySucceeded(Event):
-    """A call succeeded after at least one retry.
-
-    Attributes:
-        attempts: How many attempts it took.
-        elapsed: Seconds from the first failure (or first attempt, with a deadline).
-    """
-
-    logger_name = "resilient_pipeline.retry"
-    level = logging.INFO
-    template = "{source}: succeeded on attempt {attempts} after {elapsed:.2f} s"
-
-    attempts: int
-    elapsed: float
-
-
-@attrs.frozen(kw_only=True)
-class RetryExhausted(Event):
-    """Retrying stopped and the call failed.
-
-    Attributes:
-        attempts: How many attempts were made.
-        elapsed: Seconds spent.
-        reason: Why it stopped: ``"attempts"``, ``"deadline"``,
-            ``"retry_after_exceeds_deadline"``, ``"retry_after_exceeds_max_delay"``,
-            ``"budget"``, ``"rejected"`` or ``"not_retryable"``.
-        error: The last failure, secrets masked.
-    """
-
-    logger_name = "resilient_pipeline.retry"
-    level = logging.ERROR
-    template = (
-        "{source}: gave up after {attempts} attempt(s) in {elapsed:.2f} s ({reason}): {error}"
-    )
-
-    attempts: int
-    elapsed: float
-    reason: str
-    error: str
-
-
 # --------------------------------------------------------------------- policy
-def _number(option: str, value: object, *, minimum: float, strict: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise ConfigurationError.for_option(option, value, "must be a number")
-    if value < minimum or (strict and value == minimum):
-        raise ConfigurationError.for_option(
-            option, value, f"must be {'>' if strict else '>='} {minimum}"
-        )
-
-
 def _exception_types(value: object) -> tuple[type[Exception], ...]:
     types = value if isinstance(value, tuple) else (value,)
     for kind in types:
@@ -205,9 +119,9 @@ class RetryPolicy:
             raise ConfigurationError.for_option("max_attempts", self.max_attempts, "must be an int")
         if self.max_attempts < 1:
             raise ConfigurationError.for_option("max_attempts", self.max_attempts, "must be >= 1")
-        _number("base_delay", self.base_delay, minimum=0)
-        _number("multiplier", self.multiplier, minimum=1)
-        _number("max_delay", self.max_delay, minimum=0)
+        check_number("base_delay", self.base_delay, minimum=0)
+        check_number("multiplier", self.multiplier, minimum=1)
+        check_number("max_delay", self.max_delay, minimum=0)
         if self.jitter not in _JITTERS:
             raise ConfigurationError.for_option(
                 "jitter", self.jitter, "must be 'full', 'equal', 'decorrelated' or None"
@@ -215,7 +129,7 @@ class RetryPolicy:
         for option in ("deadline", "attempt_timeout"):
             value = getattr(self, option)
             if value is not None:
-                _number(option, value, minimum=0, strict=True)
+                check_number(option, value, minimum=0, strict=True)
         if (
             self.deadline is not None
             and self.attempt_timeout is not None
@@ -299,253 +213,3 @@ class RetryOptions(TypedDict, total=False):
     rng: random.Random | None
     name: str | None
     on_event: EventHandler | tuple[EventHandler, ...]
-
-
-class _NoResult:
-    __slots__ = ()
-
-
-NO_RESULT: Any = _NoResult()
-
-
-class Call:
-    """The per-call state of one retried call: decides the next action, never sleeps."""
-
-    __slots__ = (
-        "attempt_started",
-        "attempts",
-        "cancel",
-        "clock",
-        "deadline_at",
-        "handlers",
-        "history",
-        "last_error",
-        "policy",
-        "previous_delay",
-        "reason",
-        "reason_code",
-        "source",
-        "started",
-        "timed_out",
-    )
-
-    def __init__(self, policy: RetryPolicy, source: str, *, timed: bool) -> None:
-        self.policy = policy
-        self.source = source
-        self.clock = clock = resolve_clock(policy.clock)
-        self.handlers = policy.on_event
-        self.attempts = 0
-        self.previous_delay = policy.base_delay
-        # (description, attempt duration, delay or None); formatted only for a note
-        self.history: list[tuple[str, float, float | None]] = []
-        self.last_error = ""
-        self.reason = ""
-        self.reason_code = ""
-        self.timed_out = False  # set by the async driver when attempt_timeout cancelled an attempt
-        self.cancel = True  # async attempts run in a cancel scope bounded by their deadline
-        now = clock.monotonic()
-        self.started = now
-        self.attempt_started: float | None = now if timed else None
-        deadline_at = None if policy.deadline is None else now + policy.deadline
-        inherited = _deadline.remaining_time()
-        if inherited is not None and (deadline_at is None or now + inherited < deadline_at):
-            deadline_at = now + inherited
-        self.deadline_at = deadline_at
-        if policy.budget is not None:
-            policy.budget.deposit()
-
-    # -- attempts -----------------------------------------------------------
-    def attempt_deadline(self) -> float | None:
-        """Absolute time (on ``clock``) by which the next attempt must end, if any."""
-        timeout = self.policy.attempt_timeout
-        if timeout is None:
-            return self.deadline_at
-        at = self.clock.monotonic() + timeout
-        return at if self.deadline_at is None else min(at, self.deadline_at)
-
-    def begin(self) -> object:
-        """Mark an attempt's start; open its deadline scope when there is one."""
-        self.attempt_started = self.clock.monotonic()
-        at = self.attempt_deadline()
-        return None if at is None else _deadline._current.set(_deadline._tightened(self.clock, at))
-
-    def end(self, token: object) -> None:
-        if token is not None:
-            _deadline._current.reset(token)  # type: ignore[arg-type]
-
-    # -- decisions ----------------------------------------------------------
-    def next_delay(self, error: Exception | None, result: object) -> float | None:
-        """Record a failed attempt; seconds to sleep before the next one, or ``None`` to stop."""
-        policy = self.policy
-        now = self.clock.monotonic()
-        self.attempts += 1
-        duration = 0.0 if self.attempt_started is None else now - self.attempt_started
-        what = describe_error(error) if error is not None else _describe_result(result)
-        self.last_error = what
-        self.history.append((what, duration, None))
-
-        timed_out, self.timed_out = self.timed_out, False
-        if error is not None and not (timed_out or policy.retryable(error)):
-            self._stop("not_retryable")
-            return None
-        if self.attempts >= policy.max_attempts:
-            self._stop("attempts")
-            return None
-
-        outcome = error if error is not None else result
-        hint = None if policy.retry_after is None else policy.retry_after(outcome)
-        rejected = isinstance(error, RejectedError)
-        if rejected and (hint is None or self.deadline_at is None):
-            # A refusal (open circuit, full bulkhead) is only worth waiting out
-            # when we know how long to wait and have a budget to wait in.
-            self._stop("rejected")
-            return None
-        if hint is not None and hint > policy.max_delay and not rejected:
-            self._stop("retry_after_exceeds_max_delay", hint=hint)
-            return None
-
-        delay = hint if rejected and hint is not None else self._jittered(hint)
-        if self.deadline_at is not None:
-            remaining = self.deadline_at - now
-            if hint is not None and hint >= remaining:
-                self._stop("retry_after_exceeds_deadline", hint=hint, remaining=remaining)
-                return None
-            # Leave the next attempt as long to run as the last one took.
-            room = remaining - duration
-            if delay > room:
-                delay = room if hint is None else max(hint, room)
-            if remaining <= 0 or delay < 0 or delay >= remaining:
-                self._stop("deadline", remaining=remaining)
-                return None
-        if policy.budget is not None and not policy.budget.try_spend():
-            self._stop("budget")
-            return None
-
-        self.history[-1] = (what, duration, delay)
-        emit(
-            RetryScheduled(
-                source=self.source,
-                attempt=self.attempts,
-                delay=delay,
-                error=what,
-                retry_after=hint,
-            ),
-            self.handlers,
-        )
-        return delay
-
-    def _jittered(self, hint: float | None) -> float:
-        policy = self.policy
-        capped = policy.backoff(self.attempts)
-        jitter = policy.jitter
-        uniform = (policy.rng or random).uniform
-        if jitter is None:
-            delay: float = capped
-        elif jitter == "full":
-            delay = uniform(0.0, capped)
-        elif jitter == "equal":
-            delay = capped / 2 + uniform(0.0, capped / 2)
-        else:  # decorrelated
-            high = min(policy.max_delay, self.previous_delay * 3)
-            delay = uniform(min(policy.base_delay, high), high)
-        self.previous_delay = max(delay, policy.base_delay)
-        if hint is None:
-            return delay
-        # The server's delay is a floor; jitter only spreads callers out above it.
-        return min(policy.max_delay, hint + delay if jitter is not None else max(hint, delay))
-
-    def _stop(
-        self, reason: str, *, hint: float | None = None, remaining: float | None = None
-    ) -> None:
-        """Record why retrying stops."""
-        policy = self.policy
-        explanations = {
-            "not_retryable": "the error is not retryable",
-            "attempts": f"max_attempts={policy.max_attempts} reached",
-            "rejected": "the call was rejected and no deadline leaves room to wait",
-            "retry_after_exceeds_max_delay": (
-                f"the server asked to wait {hint} s, more than max_delay={policy.max_delay} s"
-            ),
-            "retry_after_exceeds_deadline": (
-                f"the server asked to wait {hint} s but only {remaining or 0:.3f} s "
-                "remain before the deadline"
-            ),
-            "deadline": f"the deadline leaves no room for another attempt "
-            f"({max(remaining or 0, 0):.3f} s left)",
-            "budget": (
-                f"retry budget exhausted: retries are limited to {policy.budget.ratio:.0%} of calls"
-                if policy.budget is not None
-                else ""
-            ),
-        }
-        self.reason = explanations[reason]
-        self.reason_code = reason
-
-    # -- endings ------------------------------------------------------------
-    def succeeded(self) -> None:
-        if self.attempts:
-            emit(
-                RetrySucceeded(
-                    source=self.source,
-                    attempts=self.attempts + 1,
-                    elapsed=self.clock.monotonic() - self.started,
-                ),
-                self.handlers,
-            )
-
-    def _attempt_lines(self) -> list[str]:
-        lines = []
-        for number, (what, duration, delay) in enumerate(self.history, start=1):
-            line = f"attempt {number}: {what} (after {duration:.3f} s)"
-            lines.append(line if delay is None else f"{line}; retrying in {delay:.3f} s")
-        return lines
-
-    def give_up(self, error: Exception | None, result: object) -> Exception:
-        """The exception to raise now that retrying stopped, noted and announced."""
-        code = self.reason_code
-        elapsed = self.clock.monotonic() - self.started
-        if code != "not_retryable" or self.attempts > 1:
-            emit(
-                RetryExhausted(
-                    source=self.source,
-                    attempts=self.attempts,
-                    elapsed=elapsed,
-                    reason=code,
-                    error=self.last_error,
-                ),
-                self.handlers,
-            )
-        summary = (
-            f"{self.source}: gave up after {self.attempts} attempt(s) in {elapsed:.3f} s "
-            f"({self.reason})"
-        )
-        if error is None:
-            failure = BadResultError(
-                f"{summary}: retry_on_result rejected every result",
-                result=result,
-                attempts=self.attempts,
-            )
-            add_note(failure, "\n".join(self._attempt_lines()))
-            return failure
-        if code == "not_retryable" and self.attempts == 1:
-            return error
-        add_note(error, "\n".join([summary, *self._attempt_lines()]))
-        if code == "budget":
-            add_note(error, self.reason)
-        return error
-
-
-def _describe_result(result: object) -> str:
-    return f"retry_on_result rejected a {type(result).__qualname__} result"
-
-
-def add_note(error: BaseException, note: str) -> None:
-    """``error.add_note(note)``, also on Python 3.10."""
-    if hasattr(error, "add_note"):
-        error.add_note(note)
-    else:  # pragma: no cover - Python 3.10
-        notes = getattr(error, "__notes__", None)
-        if notes is None:
-            notes = []
-            error.__notes__ = notes  # type: ignore[attr-defined]
-        notes.append(note)

@@ -12,7 +12,8 @@ import anyio
 from typing_extensions import ParamSpec, Unpack
 
 from . import _deadline
-from ._retry import NO_RESULT, Call, RetryOptions, RetryPolicy
+from ._retry import RetryOptions, RetryPolicy
+from ._retry_core import NO_RESULT, Call
 from .exceptions import DeadlineExceededError
 
 __all__ = ["Attempt", "Retrying", "retry_with_backoff", "retrying"]

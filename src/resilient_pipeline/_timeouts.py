@@ -35,8 +35,8 @@ from typing_extensions import ParamSpec
 from . import _deadline
 from ._clock import resolve_clock
 from ._events import emit, normalize_handlers
-from ._retry import _number
 from ._trail import PolicyEvent, check_callable, is_async, source_of
+from ._util import check_number
 from .exceptions import ConfigurationError, DeadlineExceededError
 from .typing import Clock, EventHandler
 
@@ -67,7 +67,7 @@ class TimedOut(PolicyEvent):
 
 
 def _check_seconds(value: object) -> float:
-    _number("seconds", value, minimum=0, strict=True)
+    check_number("seconds", value, minimum=0, strict=True)
     return cast("float", value)
 
 

@@ -24,9 +24,9 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from ._retry import add_note
 from ._sql import nonempty_str
 from ._transaction import AsyncTransaction, Transaction
+from ._util import add_note
 from .exceptions import ConfigurationError, StoreError
 from .typing import Store
 

@@ -35,6 +35,7 @@ class Call:
     """The per-call state of one retried call: decides the next action, never sleeps."""
 
     __slots__ = (
+        "attempt_at",
         "attempt_started",
         "attempts",
         "cancel",
@@ -42,7 +43,6 @@ class Call:
         "deadline_at",
         "handlers",
         "history",
-        "last_error",
         "policy",
         "previous_delay",
         "reason",
@@ -61,7 +61,6 @@ class Call:
         self.previous_delay = policy.base_delay
         # (description, attempt duration, delay or None); formatted only for a note
         self.history: list[tuple[str, float, float | None]] = []
-        self.last_error = ""
         self.reason = ""
         self.reason_code = ""
         self.timed_out = False  # set by the async driver when attempt_timeout cancelled an attempt
@@ -69,6 +68,7 @@ class Call:
         now = clock.monotonic()
         self.started = now
         self.attempt_started: float | None = now if timed else None
+        self.attempt_at: float | None = None  # when the running attempt must end, if ever
         deadline_at = None if policy.deadline is None else now + policy.deadline
         inherited = _deadline.remaining_time()
         if inherited is not None and (deadline_at is None or now + inherited < deadline_at):
@@ -78,18 +78,14 @@ class Call:
             policy.budget.deposit()
 
     # -- attempts -----------------------------------------------------------
-    def attempt_deadline(self) -> float | None:
-        """Absolute time (on ``clock``) by which the next attempt must end, if any."""
-        timeout = self.policy.attempt_timeout
-        if timeout is None:
-            return self.deadline_at
-        at = self.clock.monotonic() + timeout
-        return at if self.deadline_at is None else min(at, self.deadline_at)
-
     def begin(self) -> object:
-        """Mark an attempt's start; open its deadline scope when there is one."""
-        self.attempt_started = self.clock.monotonic()
-        at = self.attempt_deadline()
+        """Mark an attempt's start and when it must end; open its deadline scope if any."""
+        self.attempt_started = now = self.clock.monotonic()
+        timeout = self.policy.attempt_timeout
+        at = self.deadline_at
+        if timeout is not None:
+            at = now + timeout if at is None else min(now + timeout, at)
+        self.attempt_at = at
         return None if at is None else _deadline._current.set(_deadline._tightened(self.clock, at))
 
     def end(self, token: object) -> None:
@@ -104,7 +100,6 @@ class Call:
         self.attempts += 1
         duration = 0.0 if self.attempt_started is None else now - self.attempt_started
         what = describe_error(error) if error is not None else _describe_result(result)
-        self.last_error = what
         self.history.append((what, duration, None))
 
         timed_out, self.timed_out = self.timed_out, False
@@ -234,7 +229,7 @@ class Call:
                     attempts=self.attempts,
                     elapsed=elapsed,
                     reason=code,
-                    error=self.last_error,
+                    error=self.history[-1][0],
                 ),
                 self.handlers,
             )

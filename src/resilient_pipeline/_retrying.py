@@ -115,7 +115,7 @@ def _decorate_sync(policy: RetryPolicy, fn: Callable[P, T]) -> Callable[P, T]:
 async def _attempt_async(
     call: Call, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    at = call.attempt_deadline()
+    at = call.attempt_at  # set by call.begin() for this attempt
     if at is None or not call.cancel:
         return await fn(*args, **kwargs)
     budget = at - call.clock.monotonic()

@@ -152,6 +152,7 @@ class Collector:
     breaker: CircuitBreaker = attrs.field(init=False)
     limiter: RateLimiter = attrs.field(init=False)
     retry: RetryPolicy = attrs.field(init=False)
+    _client: httpx.AsyncClient | None = attrs.field(default=None, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self.tables = create_schema(self.store)
@@ -184,17 +185,23 @@ class Collector:
         rows: list[Any] = response.json()["data"]
         return rows
 
+    def _http(self) -> dict[str, Any]:
+        """Options of every HTTP client talking to the API (the token stays out of logs)."""
+        return {
+            "base_url": self.base_url,
+            "headers": {"Authorization": f"Bearer {self.token}"},
+            "timeout": 10.0,
+        }
+
     async def fetch(self, partition: Partition) -> list[dict[str, Any]]:
         """One attempt at a partition: campaigns and conversions, through the client's breaker."""
+        client = self._client
+        if client is None:
+            raise RuntimeError("fetch() runs inside collect(), which opens the HTTP client")
 
         async def both() -> list[dict[str, Any]]:
-            async with httpx.AsyncClient(
-                base_url=self.base_url,
-                headers={"Authorization": f"Bearer {self.token}"},
-                timeout=10.0,
-            ) as client:
-                campaigns = await self._get(client, "/v1/campaigns", partition)
-                conversions = await self._get(client, "/v1/conversions", partition)
+            campaigns = await self._get(client, "/v1/campaigns", partition)
+            conversions = await self._get(client, "/v1/conversions", partition)
             return [{"kind": "campaign", **r} for r in campaigns] + [
                 {"kind": "conversion", **r} for r in conversions
             ]
@@ -217,39 +224,43 @@ class Collector:
     def replay_quarantine(self) -> ReplayResult:
         """Fetch quarantined campaign rows again and write those that are now valid."""
 
-        def refetch(row: Mapping[str, Any]) -> Mapping[str, Any]:
-            with httpx.Client(
-                base_url=self.base_url, headers={"Authorization": f"Bearer {self.token}"}
-            ) as client:
-                response = client.get(
-                    "/v1/campaigns", params={"client_id": row["client_id"], "date": row["date"]}
-                )
-                response.raise_for_status()
-            fresh = [r for r in response.json()["data"] if r["campaign_id"] == row["campaign_id"]]
-            return fresh[0] if fresh else row
+        with httpx.Client(**self._http()) as client:
 
-        return replay(
-            self.quarantine_sink,
-            CAMPAIGN_RULES,
-            functools.partial(idempotent_upsert, self.store, "campaigns", key=CAMPAIGN_KEY),
-            fix=refetch,
-            source=f"{SOURCE}/campaigns",
-        )
+            def refetch(row: Mapping[str, Any]) -> Mapping[str, Any]:
+                params = {"client_id": row["client_id"], "date": row["date"]}
+                response = client.get("/v1/campaigns", params=params)
+                response.raise_for_status()
+                data = response.json()["data"]
+                fresh = [r for r in data if r["campaign_id"] == row["campaign_id"]]
+                return fresh[0] if fresh else row
+
+            return replay(
+                self.quarantine_sink,
+                CAMPAIGN_RULES,
+                functools.partial(idempotent_upsert, self.store, "campaigns", key=CAMPAIGN_KEY),
+                fix=refetch,
+                source=f"{SOURCE}/campaigns",
+            )
 
     async def collect(self, clients: Sequence[str], start: dt.date, end: dt.date) -> BackfillReport:
-        """Fill every gap of ``clients`` x [start, end]."""
-        return await abackfill(
-            self.ledger,
-            source=SOURCE,
-            keys=clients,
-            start=start,
-            end=end,
-            fetch=self.fetch,
-            write=self.write,
-            concurrency=self.concurrency,
-            policies=(self.retry,),
-            progress=False,
-        )
+        """Fill every gap of ``clients`` x [start, end], over one pooled HTTP client."""
+        async with httpx.AsyncClient(**self._http()) as client:
+            self._client = client
+            try:
+                return await abackfill(
+                    self.ledger,
+                    source=SOURCE,
+                    keys=clients,
+                    start=start,
+                    end=end,
+                    fetch=self.fetch,
+                    write=self.write,
+                    concurrency=self.concurrency,
+                    policies=(self.retry,),
+                    progress=False,
+                )
+            finally:
+                self._client = None
 
     def check(self, clients: Sequence[str], start: dt.date, end: dt.date) -> CheckReport:
         """Completeness and consistency checks over [start, end], alerting on failures."""

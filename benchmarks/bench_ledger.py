@@ -27,11 +27,10 @@ from resilient_pipeline import (
     PartitionLedger,
     PostgresStore,
     SQLiteStore,
-    Transaction,
     backfill,
     unit_of_work,
 )
-from resilient_pipeline.typing import Store
+from resilient_pipeline.storage import Store, Transaction
 
 DSN = os.environ.get("RP_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 KEYS, DAYS = 1_000, 365

@@ -30,14 +30,7 @@ import tenacity  # noqa: E402
 from _harness import ns_per_acall, ns_per_call, table  # noqa: E402
 from aiolimiter import AsyncLimiter  # noqa: E402
 
-from resilient_pipeline import (  # noqa: E402
-    Bulkhead,
-    RateLimiter,
-    RetryPolicy,
-    fallback,
-    resilient,
-    timeout,
-)
+from resilient_pipeline import Bulkhead, RateLimiter, RetryPolicy, fallback, resilient, timeout  # noqa: E402
 
 logging.getLogger().addHandler(logging.NullHandler())
 QUICK = "--quick" in sys.argv

@@ -23,7 +23,7 @@ import attrs
 import pydantic
 
 from resilient_pipeline import Field, Validator
-from resilient_pipeline.rules import compare, implies, matches, non_negative, where
+from resilient_pipeline.validation.rules import compare, implies, matches, non_negative, where
 
 ROWS = 100_000
 INVALID = 0.01

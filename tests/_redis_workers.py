@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from resilient_pipeline import BulkheadFullError, RateLimitedError
-from resilient_pipeline._redis_limits import RedisBulkhead, RedisRateLimiter
+from resilient_pipeline.exceptions import BulkheadFullError, RateLimitedError
+from resilient_pipeline.limits._redis import RedisBulkhead, RedisRateLimiter
 
 
 def hammer_limiter(url: str, prefix: str, rate: float, burst: int, seconds: float) -> int:

@@ -7,9 +7,10 @@ from typing import Any
 
 import redis
 
-from resilient_pipeline import CircuitBreaker, CircuitOpenError, ConsecutiveFailures, HalfOpen
+from resilient_pipeline import CircuitBreaker, CircuitOpenError, ConsecutiveFailures
 from resilient_pipeline import OpenDuration as OpenFor
-from resilient_pipeline.stores.redis import RedisBreakerStore
+from resilient_pipeline.breaker import HalfOpen
+from resilient_pipeline.breaker._redis import RedisBreakerStore
 
 
 class Down(ConnectionError):

@@ -12,11 +12,10 @@ from resilient_pipeline import (
     PartitionLedger,
     PostgresStore,
     SQLiteStore,
-    Transaction,
     backfill,
     unit_of_work,
 )
-from resilient_pipeline.typing import Store
+from resilient_pipeline.storage import Store, Transaction
 
 START = dt.date(2026, 11, 1)
 

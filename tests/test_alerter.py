@@ -10,17 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resilient_pipeline import (
-    Alert,
-    AlertDeliveryError,
-    AlertDeliveryFailed,
-    Alerter,
-    AlertSuppressed,
-    ConfigurationError,
-    MemoryAlertLog,
-    Route,
-)
-from resilient_pipeline._alerts import SEVERITIES
+from resilient_pipeline import Alert, Alerter, ConfigurationError
+from resilient_pipeline.alerting import AlertDeliveryFailed, AlertSuppressed, MemoryAlertLog, Route
+from resilient_pipeline.alerting._alert import SEVERITIES
+from resilient_pipeline.exceptions import AlertDeliveryError
 from resilient_pipeline.testing import FakeClock, MemoryNotifier, capture_events
 
 
@@ -207,7 +200,8 @@ def test_memory_alert_log_restores_the_previous_time_on_failure() -> None:
 
 def test_store_alert_log_deduplicates_across_alerters(tmp_path: object) -> None:
     """Two alerters (two processes) sharing a store send an alert once per window."""
-    from resilient_pipeline import SQLiteStore, StoreAlertLog
+    from resilient_pipeline import SQLiteStore
+    from resilient_pipeline.alerting import StoreAlertLog
 
     store = SQLiteStore(f"{tmp_path}/alerts.db")
     clock, pager = FakeClock(), MemoryNotifier()
@@ -222,7 +216,8 @@ def test_store_alert_log_deduplicates_across_alerters(tmp_path: object) -> None:
 
 def test_store_alert_log_releases_the_claim_when_delivery_fails(tmp_path: object) -> None:
     """A failed delivery rolls back its claim: the next send delivers it."""
-    from resilient_pipeline import SQLiteStore, StoreAlertLog
+    from resilient_pipeline import SQLiteStore
+    from resilient_pipeline.alerting import StoreAlertLog
 
     store = SQLiteStore(f"{tmp_path}/alerts.db")
     pager = MemoryNotifier()

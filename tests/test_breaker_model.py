@@ -15,13 +15,8 @@ from hypothesis.stateful import (
     rule,
 )
 
-from resilient_pipeline import (
-    CircuitBreaker,
-    CircuitOpenError,
-    ConsecutiveFailures,
-    HalfOpen,
-    OpenDuration,
-)
+from resilient_pipeline import CircuitBreaker, CircuitOpenError, ConsecutiveFailures, OpenDuration
+from resilient_pipeline.breaker import HalfOpen
 from resilient_pipeline.testing import FakeClock
 
 

@@ -10,20 +10,19 @@ from typing import Any
 import pytest
 
 from resilient_pipeline import (
-    CallRejected,
     CircuitBreaker,
     CircuitOpenError,
     ConfigurationError,
     ConsecutiveFailures,
-    HalfOpen,
     OpenDuration,
 )
+from resilient_pipeline.breaker import CallRejected, HalfOpen
 from resilient_pipeline.testing import FakeClock
 
 redis = pytest.importorskip("redis")
 
 import breaker_workers  # noqa: E402
-from resilient_pipeline.stores.redis import CircuitStoreFailed, RedisBreakerStore  # noqa: E402
+from resilient_pipeline.breaker._redis import CircuitStoreFailed, RedisBreakerStore  # noqa: E402
 
 pytestmark = pytest.mark.redis
 

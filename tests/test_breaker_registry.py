@@ -6,12 +6,8 @@ import threading
 
 import pytest
 
-from resilient_pipeline import (
-    CircuitBreaker,
-    CircuitBreakerRegistry,
-    ConfigurationError,
-    ConsecutiveFailures,
-)
+from resilient_pipeline import CircuitBreaker, ConfigurationError, ConsecutiveFailures
+from resilient_pipeline.breaker import CircuitBreakerRegistry
 from resilient_pipeline.testing import FakeClock
 
 

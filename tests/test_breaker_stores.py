@@ -8,16 +8,9 @@ from typing import Any
 import anyio
 import pytest
 
-from resilient_pipeline import (
-    BreakerStore,
-    CircuitBreaker,
-    CircuitOpenError,
-    ConsecutiveFailures,
-    FailureRate,
-    HalfOpen,
-    OpenDuration,
-)
-from resilient_pipeline.stores.memory import MemoryBreakerStore
+from resilient_pipeline import CircuitBreaker, CircuitOpenError, ConsecutiveFailures, OpenDuration
+from resilient_pipeline.breaker import BreakerStore, FailureRate, HalfOpen
+from resilient_pipeline.breaker._memory import MemoryBreakerStore
 from resilient_pipeline.testing import FakeClock
 
 
@@ -51,7 +44,7 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
         return
     import redis
 
-    from resilient_pipeline.stores.redis import RedisBreakerStore
+    from resilient_pipeline.breaker._redis import RedisBreakerStore
 
     url = request.getfixturevalue("redis_url")
     prefix = request.getfixturevalue("redis_prefix")

@@ -10,16 +10,10 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from resilient_pipeline import (
-    Bulkhead,
-    BulkheadFullError,
-    BulkheadRejected,
-    BulkheadStatistics,
-    ConfigurationError,
-    DeadlineExceededError,
-    deadline_scope,
-)
-from resilient_pipeline._bulkhead import _Waiter
+from resilient_pipeline import Bulkhead, ConfigurationError
+from resilient_pipeline.exceptions import BulkheadFullError, DeadlineExceededError
+from resilient_pipeline.limits import BulkheadRejected, BulkheadStatistics, deadline_scope
+from resilient_pipeline.limits._bulkhead import _Waiter
 from resilient_pipeline.testing import FakeClock, capture_events
 
 

@@ -10,18 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resilient_pipeline import (
-    Check,
-    CheckError,
-    CheckErrored,
-    CheckExitCode,
-    CheckFailed,
-    CheckReport,
-    CheckResult,
-    CheckSuite,
-    ConfigurationError,
-    checks,
-)
+from resilient_pipeline import Check, CheckReport, CheckSuite, ConfigurationError, checks
+from resilient_pipeline.checks import CheckErrored, CheckExitCode, CheckFailed, CheckResult
+from resilient_pipeline.exceptions import CheckError
 from resilient_pipeline.testing import FakeClock, capture_events
 
 DAY = "2026-11-28"

@@ -11,16 +11,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from resilient_pipeline import (
-    AlertDeliveryError,
-    Alerter,
-    CheckExitCode,
-    CheckSuite,
-    amonitor,
-    checks,
-    monitor,
-)
+from resilient_pipeline import Alerter, CheckSuite, checks, monitor
 from resilient_pipeline._cli import main
+from resilient_pipeline.checks import CheckExitCode, amonitor
+from resilient_pipeline.exceptions import AlertDeliveryError
 from resilient_pipeline.testing import MemoryNotifier
 
 SUITES = """

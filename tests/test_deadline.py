@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from resilient_pipeline import ConfigurationError, deadline_scope, remaining_time
+from resilient_pipeline import ConfigurationError
+from resilient_pipeline.limits import deadline_scope, remaining_time
 from resilient_pipeline.testing import FakeClock
 
 

@@ -7,15 +7,9 @@ import pickle
 
 import pytest
 
-from resilient_pipeline import (
-    ConfigurationError,
-    Event,
-    RetryExhausted,
-    RetryScheduled,
-    emit,
-    log_event,
-    subscribe,
-)
+from resilient_pipeline import ConfigurationError, Event, subscribe
+from resilient_pipeline.events import emit, log_event
+from resilient_pipeline.retry import RetryExhausted, RetryScheduled
 
 
 def scheduled(**changes: object) -> RetryScheduled:

@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-from resilient_pipeline import RetryScheduled, RetrySucceeded
+from resilient_pipeline.retry import RetryScheduled, RetrySucceeded
 from resilient_pipeline.testing import capture_events, set_testing
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -8,7 +8,7 @@ import pickle
 import pytest
 
 from resilient_pipeline import exceptions
-from resilient_pipeline._util import add_note
+from resilient_pipeline._core._util import add_note
 from resilient_pipeline.exceptions import (
     BadResultError,
     ConfigurationError,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from resilient_pipeline import ConfigurationError, Fallback, FallbackUsed, fallback
+from resilient_pipeline import ConfigurationError, fallback
+from resilient_pipeline.limits import Fallback, FallbackUsed
 from resilient_pipeline.testing import capture_events
 
 

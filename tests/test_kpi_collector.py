@@ -9,17 +9,12 @@ import pytest
 from examples.kpi_collector.__main__ import CLIENTS, main, run
 from examples.kpi_collector.collector import SOURCE
 
-from resilient_pipeline import (
-    AlertSent,
-    CircuitOpened,
-    PartitionLedger,
-    PostgresStore,
-    RetryScheduled,
-    SQLiteStore,
-    unit_of_work,
-)
+from resilient_pipeline import PartitionLedger, PostgresStore, SQLiteStore, unit_of_work
+from resilient_pipeline.alerting import AlertSent
+from resilient_pipeline.breaker import CircuitOpened
+from resilient_pipeline.retry import RetryScheduled
+from resilient_pipeline.storage import Store
 from resilient_pipeline.testing import capture_events, set_testing
-from resilient_pipeline.typing import Store
 
 DAYS = [dt.date(2026, 11, 26), dt.date(2026, 11, 27), dt.date(2026, 11, 28)]
 

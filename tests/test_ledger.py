@@ -10,21 +10,19 @@ from typing import Any
 import pytest
 
 from resilient_pipeline import (
-    BackfillError,
     ConfigurationError,
-    LeaseLostError,
     Partition,
     PartitionLedger,
-    PartitionRestated,
     PostgresStore,
     SQLiteStore,
-    Transaction,
     abackfill,
     backfill,
     unit_of_work,
 )
+from resilient_pipeline.exceptions import BackfillError, LeaseLostError
+from resilient_pipeline.ledger import PartitionRestated
+from resilient_pipeline.storage import Store, Transaction
 from resilient_pipeline.testing import FakeClock, capture_events
-from resilient_pipeline.typing import Store
 
 D1, D2, D3 = dt.date(2026, 11, 26), dt.date(2026, 11, 27), dt.date(2026, 11, 28)
 

@@ -14,8 +14,8 @@ import pytest
 
 from ledger_worker import START, open_store, prepare, run
 from resilient_pipeline import PartitionLedger, unit_of_work
+from resilient_pipeline.storage import Store
 from resilient_pipeline.testing import FakeClock
-from resilient_pipeline.typing import Store
 
 WORKER = str(Path(__file__).with_name("ledger_worker.py"))
 KEYS, DAYS = 4, 10

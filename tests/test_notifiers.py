@@ -9,16 +9,14 @@ import pytest
 from alerting_servers import FlakyEndpoint, flaky_http_server, smtp_sink
 from resilient_pipeline import (
     Alert,
-    AlertDeliveryError,
     ConfigurationError,
-    EmailNotifier,
     LoggingNotifier,
     RetryPolicy,
     SlackNotifier,
-    WebhookNotifier,
 )
+from resilient_pipeline.alerting import EmailNotifier, Notifier, WebhookNotifier
+from resilient_pipeline.exceptions import AlertDeliveryError
 from resilient_pipeline.testing import set_testing
-from resilient_pipeline.typing import Notifier
 
 ALERT = Alert(
     severity="error",

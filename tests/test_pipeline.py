@@ -14,19 +14,14 @@ from typing_extensions import ParamSpec
 
 from resilient_pipeline import (
     Bulkhead,
-    BulkheadFullError,
-    BulkheadRejected,
     ConfigurationError,
-    DeadlineExceededError,
     RateLimiter,
-    RejectedError,
-    ResiliencePolicy,
     RetryPolicy,
-    Timeout,
     fallback,
-    remaining_time,
     resilient,
 )
+from resilient_pipeline.exceptions import BulkheadFullError, DeadlineExceededError, RejectedError
+from resilient_pipeline.limits import BulkheadRejected, ResiliencePolicy, Timeout, remaining_time
 from resilient_pipeline.testing import FakeClock, capture_events, set_testing
 from resilient_pipeline.typing import Policy
 

@@ -16,12 +16,12 @@ from resilient_pipeline import (
     ConfigurationError,
     PostgresStore,
     StoreError,
-    TransientStoreError,
-    UpsertResult,
     idempotent_upsert,
     retry_with_backoff,
     unit_of_work,
 )
+from resilient_pipeline.exceptions import TransientStoreError
+from resilient_pipeline.storage import UpsertResult
 from resilient_pipeline.testing import set_testing
 
 pytestmark = pytest.mark.postgres
@@ -154,7 +154,7 @@ WORKER = textwrap.dedent(
     """
     import sys
     from resilient_pipeline import PostgresStore, idempotent_upsert, retry_with_backoff
-    from resilient_pipeline import TransientStoreError
+    from resilient_pipeline.exceptions import TransientStoreError
     dsn, schema, worker = sys.argv[1], sys.argv[2], int(sys.argv[3])
     store = PostgresStore(dsn, schema=schema)
     upsert = retry_with_backoff(retry_on=TransientStoreError, max_attempts=10, base_delay=0.05)(

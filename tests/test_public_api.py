@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import subprocess
+import sys
 import typing
 
 import attrs
@@ -47,13 +49,99 @@ def test_module_all_matches_definitions(module_name: str) -> None:
     assert set() == {n for n in exported if not hasattr(module, n)}
 
 
+PACKAGES = [
+    "alerting",
+    "breaker",
+    "checks",
+    "ledger",
+    "limits",
+    "retry",
+    "storage",
+    "validation",
+]
+# Modules that gather names from several packages for convenience; every other
+# public module is the one canonical home of the names it exports.
+GATHERING = {"resilient_pipeline", "resilient_pipeline.events", "resilient_pipeline.typing"}
+
+
 def public_objects() -> list[tuple[str, object]]:
-    objects = [(name, getattr(resilient_pipeline, name)) for name in resilient_pipeline.__all__]
-    return [
-        (name, obj)
-        for name, obj in objects
-        if not name.startswith("__") and (inspect.isclass(obj) or inspect.isroutine(obj))
-    ]
+    """Every public class and function, once, from every public module."""
+    seen: dict[int, tuple[str, object]] = {}
+    for module_name in ["resilient_pipeline", *MODULES]:
+        module = importlib.import_module(module_name)
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            if not name.startswith("__") and (inspect.isclass(obj) or inspect.isroutine(obj)):
+                seen.setdefault(id(obj), (f"{module_name}.{name}", obj))
+    return sorted(seen.values(), key=lambda item: item[0])
+
+
+def canonical_homes() -> dict[str, list[str]]:
+    """Public name -> the modules that are its home.
+
+    A gathering module (``events``, ``typing``) is the home only of the names no
+    package exports (``Event``, ``subscribe``, ``Clock``).
+    """
+    homes: dict[str, list[str]] = {}
+    for module_name in MODULES:
+        if module_name in GATHERING:
+            continue
+        for name in getattr(importlib.import_module(module_name), "__all__", []):
+            homes.setdefault(name, []).append(module_name)
+    for module_name in sorted(GATHERING - {"resilient_pipeline"}):
+        for name in importlib.import_module(module_name).__all__:
+            if name not in homes:
+                homes[name] = [module_name]
+    return homes
+
+
+def test_every_public_name_has_one_canonical_home() -> None:
+    """No name is exported by two packages: each has exactly one place to import it from."""
+    homes = canonical_homes()
+    assert {} == {name: where for name, where in homes.items() if len(where) > 1}
+
+
+def test_top_level_is_small_and_points_at_canonical_homes() -> None:
+    """The top level holds about forty names, each also exported by its own package."""
+    homes = canonical_homes()
+    names = [n for n in resilient_pipeline.__all__ if n != "__version__"]
+    assert len(names) <= 48
+    for name in names:
+        (home,) = homes[name]
+        assert getattr(resilient_pipeline, name) is getattr(importlib.import_module(home), name)
+
+
+def test_events_module_catalogues_every_event_class() -> None:
+    """resilient_pipeline.events reaches every Event subclass any package exports."""
+    from resilient_pipeline import events
+
+    exported = {
+        obj
+        for module_name in MODULES
+        for name in getattr(importlib.import_module(module_name), "__all__", [])
+        if inspect.isclass(obj := getattr(importlib.import_module(module_name), name))
+        and issubclass(obj, events.Event)
+        and obj is not events.Event
+    }
+    assert exported == set(events.catalogue())
+
+
+def test_import_is_lazy() -> None:
+    """``import resilient_pipeline`` loads no subpackage until a name is used."""
+    code = (
+        "import sys, resilient_pipeline; "
+        "print(sorted(m for m in sys.modules if m.startswith('resilient_pipeline')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "['resilient_pipeline', 'resilient_pipeline._version']" == out.strip()
+
+
+def test_unknown_top_level_name_is_an_attribute_error() -> None:
+    """A mistyped name fails like any module attribute, naming itself."""
+    with pytest.raises(AttributeError, match="no_such_name"):
+        resilient_pipeline.no_such_name
 
 
 @pytest.mark.parametrize(("name", "obj"), public_objects(), ids=lambda v: str(v)[:40])

@@ -23,23 +23,25 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 from resilient_pipeline import (
     ConfigurationError,
     Field,
-    Issue,
     JSONLQuarantine,
     PostgresStore,
-    QuarantineRecord,
-    RowsReplayed,
     SQLiteStore,
     SQLQuarantine,
     Validator,
-    areplay,
     idempotent_upsert,
     quarantine,
     replay,
     unit_of_work,
 )
-from resilient_pipeline.rules import compare, ge
 from resilient_pipeline.testing import FakeClock, capture_events
-from resilient_pipeline.typing import QuarantineSink
+from resilient_pipeline.validation import (
+    Issue,
+    QuarantineRecord,
+    QuarantineSink,
+    RowsReplayed,
+    areplay,
+)
+from resilient_pipeline.validation.rules import compare, ge
 
 STRICT = Validator(
     fields={

@@ -9,11 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resilient_pipeline import (
-    ConfigurationError,
+from resilient_pipeline import ConfigurationError, RateLimiter
+from resilient_pipeline.exceptions import RateLimitedError
+from resilient_pipeline.limits import (
     RateLimitAdapted,
-    RateLimitedError,
-    RateLimiter,
     RateLimitRejected,
     RateLimitWaited,
     TokenBucket,

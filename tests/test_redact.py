@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resilient_pipeline import redact
-from resilient_pipeline._redact import describe_error
+from resilient_pipeline._core._redact import describe_error
+from resilient_pipeline.observability import redact
 
 SECRET = "S3cr3tValue"
 

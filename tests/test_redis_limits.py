@@ -11,8 +11,9 @@ import pytest
 import redis
 
 from _redis_workers import hammer_bulkhead, hammer_limiter
-from resilient_pipeline import BulkheadFullError, ConfigurationError, RateLimitedError, resilient
-from resilient_pipeline._redis_limits import RedisBulkhead, RedisRateLimiter
+from resilient_pipeline import ConfigurationError, resilient
+from resilient_pipeline.exceptions import BulkheadFullError, RateLimitedError
+from resilient_pipeline.limits._redis import RedisBulkhead, RedisRateLimiter
 
 pytestmark = pytest.mark.redis
 

@@ -9,25 +9,17 @@ from typing import Any
 import attrs
 import pytest
 
-from resilient_pipeline import (
-    BadResultError,
-    ConfigurationError,
-    RejectedError,
-    RetryExhausted,
-    RetryPolicy,
-    RetryScheduled,
-    RetrySucceeded,
-    deadline_scope,
-    remaining_time,
-    retry_with_backoff,
-    retrying,
-)
+from resilient_pipeline import ConfigurationError, RetryPolicy, retry_with_backoff, retrying
 from resilient_pipeline.exceptions import (
+    BadResultError,
     InvalidBatchError,
+    RejectedError,
     StoreError,
     TransientStoreError,
     UnitOfWorkError,
 )
+from resilient_pipeline.limits import deadline_scope, remaining_time
+from resilient_pipeline.retry import RetryExhausted, RetryScheduled, RetrySucceeded
 from resilient_pipeline.testing import FakeClock, capture_events, set_testing
 
 

@@ -10,12 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resilient_pipeline import default_retry_after, parse_retry_after, retry_with_backoff
+from resilient_pipeline import retry_with_backoff
 from resilient_pipeline.http import (
     RETRYABLE_STATUS_CODES,
     httpx_retry_after,
     is_retryable_http_error,
 )
+from resilient_pipeline.retry import default_retry_after, parse_retry_after
 from resilient_pipeline.testing import FakeClock
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc).timestamp()

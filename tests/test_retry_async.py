@@ -7,14 +7,10 @@ from typing import Any
 import anyio
 import pytest
 
-from resilient_pipeline import (
-    DeadlineExceededError,
-    RetryScheduled,
-    deadline_scope,
-    remaining_time,
-    retry_with_backoff,
-    retrying,
-)
+from resilient_pipeline import retry_with_backoff, retrying
+from resilient_pipeline.exceptions import DeadlineExceededError
+from resilient_pipeline.limits import deadline_scope, remaining_time
+from resilient_pipeline.retry import RetryScheduled
 from resilient_pipeline.testing import FakeClock, capture_events
 
 pytestmark = pytest.mark.anyio

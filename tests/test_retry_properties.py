@@ -9,7 +9,8 @@ import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resilient_pipeline import Event, RetryPolicy, RetryScheduled
+from resilient_pipeline import Event, RetryPolicy
+from resilient_pipeline.retry import RetryScheduled
 from resilient_pipeline.testing import FakeClock
 
 delays = st.floats(min_value=0, max_value=50, allow_nan=False)

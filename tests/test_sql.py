@@ -8,8 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resilient_pipeline import ConfigurationError, quote_identifier
-from resilient_pipeline._sql import MAX_IDENTIFIER_BYTES, quote_qualified, validate_identifier
+from resilient_pipeline import ConfigurationError
+from resilient_pipeline.storage import quote_identifier
+from resilient_pipeline.storage._sql import (
+    MAX_IDENTIFIER_BYTES,
+    quote_qualified,
+    validate_identifier,
+)
 
 HOSTILE_BUT_QUOTABLE = [
     "x; DROP TABLE y",

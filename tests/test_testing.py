@@ -5,13 +5,9 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from resilient_pipeline import (
-    Event,
-    RetryScheduled,
-    SystemClock,
-    get_default_clock,
-    retry_with_backoff,
-)
+from resilient_pipeline import Event, retry_with_backoff
+from resilient_pipeline._core import SystemClock, get_default_clock
+from resilient_pipeline.retry import RetryScheduled
 from resilient_pipeline.testing import FakeClock, capture_events, set_testing
 from resilient_pipeline.typing import Clock
 

@@ -7,15 +7,9 @@ import threading
 import anyio
 import pytest
 
-from resilient_pipeline import (
-    ConfigurationError,
-    DeadlineExceededError,
-    TimedOut,
-    Timeout,
-    deadline_scope,
-    remaining_time,
-    timeout,
-)
+from resilient_pipeline import ConfigurationError, timeout
+from resilient_pipeline.exceptions import DeadlineExceededError
+from resilient_pipeline.limits import TimedOut, Timeout, deadline_scope, remaining_time
 from resilient_pipeline.testing import FakeClock, capture_events
 
 

@@ -14,13 +14,12 @@ from resilient_pipeline import (
     ConfigurationError,
     SQLiteStore,
     StoreError,
-    TransientStoreError,
-    UnitOfWorkError,
     retry_with_backoff,
     unit_of_work,
 )
+from resilient_pipeline.exceptions import TransientStoreError, UnitOfWorkError
+from resilient_pipeline.storage import Store, StoreSession
 from resilient_pipeline.testing import set_testing
-from resilient_pipeline.typing import Store, StoreSession
 
 
 @pytest.fixture

@@ -14,19 +14,20 @@ import pytest
 
 from resilient_pipeline import (
     ConfigurationError,
-    DuplicateKeyError,
-    InvalidBatchError,
-    MissingUniqueConstraintError,
     PostgresStore,
     SQLiteStore,
     StoreError,
-    UpsertResult,
     aidempotent_upsert,
     idempotent_upsert,
     unit_of_work,
 )
+from resilient_pipeline.exceptions import (
+    DuplicateKeyError,
+    InvalidBatchError,
+    MissingUniqueConstraintError,
+)
+from resilient_pipeline.storage import Store, UpsertResult
 from resilient_pipeline.testing import capture_events
-from resilient_pipeline.typing import Store
 
 DAY = datetime.date(2026, 11, 28)
 KPI_DDL = (

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from resilient_pipeline import PostgresStore, SQLiteStore, idempotent_upsert, unit_of_work
-from resilient_pipeline.typing import Store
+from resilient_pipeline.storage import Store
 
 DDL = (
     "CREATE TABLE {t} (k INTEGER NOT NULL, p TEXT NOT NULL, v INTEGER, n INTEGER"

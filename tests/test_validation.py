@@ -21,14 +21,14 @@ from typing_extensions import NotRequired, TypedDict
 from resilient_pipeline import (
     ConfigurationError,
     Field,
-    Issue,
     RetryPolicy,
-    RowsQuarantined,
     ValidationError,
     Validator,
     retry_with_backoff,
 )
-from resilient_pipeline.rules import (
+from resilient_pipeline.testing import capture_events
+from resilient_pipeline.validation import Issue, RowsQuarantined
+from resilient_pipeline.validation.rules import (
     compare,
     expect_keys,
     expect_non_empty,
@@ -42,7 +42,6 @@ from resilient_pipeline.rules import (
     warning,
     where,
 )
-from resilient_pipeline.testing import capture_events
 
 
 class Color(enum.Enum):

@@ -10,8 +10,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resilient_pipeline import Field, Issue, Validator
-from resilient_pipeline.rules import (
+from resilient_pipeline import Field, Validator
+from resilient_pipeline.validation import Issue
+from resilient_pipeline.validation.rules import (
     all_of,
     any_of,
     between,

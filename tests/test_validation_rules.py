@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from resilient_pipeline import ConfigurationError
-from resilient_pipeline.rules import (
+from resilient_pipeline.validation.rules import (
     all_of,
     any_of,
     between,

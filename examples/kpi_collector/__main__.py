@@ -27,7 +27,7 @@ import anyio
 
 from examples.kpi_collector.collector import Collector, open_store, token_from_env
 from examples.kpi_collector.fake_api import Faults, serve
-from resilient_pipeline.typing import Store
+from resilient_pipeline.storage import Store
 
 CLIENTS = [f"{n:02d}" for n in range(1, 17)]  # the seed's 16 clients
 

@@ -28,7 +28,6 @@ import httpx
 
 from resilient_pipeline import (
     Alerter,
-    BackfillReport,
     Check,
     CheckReport,
     CircuitBreaker,
@@ -41,9 +40,7 @@ from resilient_pipeline import (
     PartitionLedger,
     PostgresStore,
     RateLimiter,
-    ReplayResult,
     RetryPolicy,
-    Route,
     SQLiteStore,
     SQLQuarantine,
     Validator,
@@ -55,9 +52,12 @@ from resilient_pipeline import (
     replay,
     unit_of_work,
 )
+from resilient_pipeline.alerting import Route
 from resilient_pipeline.http import is_retryable_http_error
-from resilient_pipeline.rules import compare, implies, matches, non_negative, where
-from resilient_pipeline.typing import Store
+from resilient_pipeline.ledger import BackfillReport
+from resilient_pipeline.storage import Store
+from resilient_pipeline.validation import ReplayResult
+from resilient_pipeline.validation.rules import compare, implies, matches, non_negative, where
 
 SOURCE = "meta_ads"
 CAMPAIGN_KEY = ("client_id", "date", "platform", "campaign_id")

@@ -18,9 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from ._checks import CheckSuite
-from ._redact import describe_error
-from ._report import CheckExitCode, CheckReport
+from resilient_pipeline._core import describe_error
+from resilient_pipeline.checks import CheckExitCode, CheckReport, CheckSuite
 
 __all__ = ["load_target", "main"]
 
@@ -117,9 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_gaps(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from ._ledger import PartitionLedger
-    from .stores.postgres import PostgresStore
-    from .stores.sqlite import SQLiteStore
+    from resilient_pipeline.ledger import PartitionLedger
+    from resilient_pipeline.storage import PostgresStore, SQLiteStore
 
     keys = [k.strip() for k in args.keys.split(",") if k.strip()]
     try:

@@ -5,9 +5,10 @@ raises. Errors that describe bad *input* also subclass the builtin that code
 already catches (``ValueError``, ``TimeoutError``, ``ImportError``)::
 
     ResilientPipelineError
-    ├── ConfigurationError (ValueError)        an option or argument is invalid
-    ├── MissingDependencyError (ImportError)   an optional extra is not installed
-    ├── ValidationError (ValueError)           a row broke validation rules (lists every issue)
+    ├── PermanentError                         marker: never retried, never hidden by fallback
+    │   ├── ConfigurationError (ValueError)    an option or argument is invalid
+    │   ├── MissingDependencyError (ImportError)  an optional extra is not installed
+    │   └── ValidationError (ValueError)       a row broke validation rules (lists every issue)
     ├── BadResultError                         retry_on_result still rejected the last result
     ├── DeadlineExceededError (TimeoutError)   a time budget ran out
     ├── RejectedError                          a call was refused before it ran
@@ -22,10 +23,11 @@ already catches (``ValueError``, ``TimeoutError``, ``ImportError``)::
     └── StoreError                             a database operation failed (cause: driver error)
         ├── TransientStoreError                connection lost, serialization failure, deadlock:
         │                                      safe to retry (the writes are idempotent)
-        ├── UnitOfWorkError                    a unit of work was misused (closed, wrong task)
+        ├── UnitOfWorkError (PermanentError)   a unit of work was misused (closed, wrong task)
         ├── MissingUniqueConstraintError (ConfigurationError)
         │                                      the upsert key is not covered by a UNIQUE constraint
-        └── InvalidBatchError (ValueError)     rows rejected before writing, each problem named
+        └── InvalidBatchError (PermanentError, ValueError)
+                                               rows rejected before writing, each problem named
             └── DuplicateKeyError              the same key twice in one batch
 
 Errors raised by *your* code are never wrapped: after the last attempt
@@ -67,6 +69,7 @@ __all__ = [
     "LedgerError",
     "MissingDependencyError",
     "MissingUniqueConstraintError",
+    "PermanentError",
     "RateLimitedError",
     "RejectedError",
     "ResilientPipelineError",
@@ -104,7 +107,23 @@ class ResilientPipelineError(Exception):
         return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
-class ConfigurationError(ResilientPipelineError, ValueError):
+class PermanentError(ResilientPipelineError):
+    """Marker base: the same call would fail the same way, so never retry it.
+
+    ``retry_with_backoff`` re-raises a ``PermanentError`` at once and
+    ``fallback`` never hides one. The library's own input and set-up errors
+    derive from it; subclass it for errors of your own that no retry can fix
+    (a revoked token, an account that does not exist).
+
+    Example:
+        >>> class AccountClosedError(PermanentError):
+        ...     pass
+        >>> issubclass(ConfigurationError, PermanentError)
+        True
+    """
+
+
+class ConfigurationError(PermanentError, ValueError):
     """An option or argument is invalid; raised when the object is built.
 
     Attributes:
@@ -131,7 +150,7 @@ class ConfigurationError(ResilientPipelineError, ValueError):
         return cls(f"{option}={value!r} is invalid: {problem}", option=option, value=value)
 
 
-class MissingDependencyError(ResilientPipelineError, ImportError):
+class MissingDependencyError(PermanentError, ImportError):
     """An optional dependency is needed and not installed.
 
     Attributes:
@@ -212,14 +231,14 @@ class RejectedError(ResilientPipelineError):
         self.retry_after = retry_after
 
 
-class ValidationError(ResilientPipelineError, ValueError):
+class ValidationError(PermanentError, ValueError):
     """A row (or batch) broke validation rules; lists every issue, not just the first.
 
     Never retried by ``retry_with_backoff``: validating the same data again
     gives the same answer.
 
     Attributes:
-        issues: Every :class:`~resilient_pipeline.Issue` found, errors and warnings.
+        issues: Every :class:`~resilient_pipeline.validation.Issue` found, errors and warnings.
 
     Example:
         >>> from resilient_pipeline import Field, Validator
@@ -414,7 +433,7 @@ class TransientStoreError(StoreError):
     """
 
 
-class UnitOfWorkError(StoreError):
+class UnitOfWorkError(StoreError, PermanentError):
     """A unit of work or a store was used in a way that cannot work.
 
     For example a transaction used after it committed, or a closed store.
@@ -480,7 +499,7 @@ class RowProblem:
         return f"{where}: {self.message}"
 
 
-class InvalidBatchError(StoreError, ValueError):
+class InvalidBatchError(StoreError, PermanentError, ValueError):
     """Rows were rejected before anything was written; every problem is listed.
 
     Attributes:
@@ -577,21 +596,21 @@ class RateLimitedError(RejectedError):
 
     Attributes:
         name: The limiter's name.
-        key: The key whose bucket is empty (``None`` for an unkeyed limiter);
-            only its ``repr`` is kept, secrets masked, so tokens never leak.
+        key: How the limiter shows the key whose bucket is empty (``None`` for
+            an unkeyed limiter); limiters pass a masked form, never a raw token.
         retry_after: Seconds until a token is free. ``retry_with_backoff``
             waits exactly that long when it fits the remaining deadline.
 
     Example:
-        >>> err = RateLimitedError("ads-api", key="account-7", retry_after=0.25)
+        >>> err = RateLimitedError("ads-api", key="'account-7'", retry_after=0.25)
         >>> str(err), err.retry_after
         ("rate limit 'ads-api' reached for key 'account-7'; a token is free in 0.250 s", 0.25)
     """
 
-    def __init__(self, name: str, *, key: object = None, retry_after: float | None = None) -> None:
-        from ._redact import redact
-
-        shown = None if key is None else redact(repr(key))
+    def __init__(
+        self, name: str, *, key: str | None = None, retry_after: float | None = None
+    ) -> None:
+        shown = key
         where = "" if shown is None else f" for key {shown}"
         wait = "" if retry_after is None else f"; a token is free in {retry_after:.3f} s"
         super().__init__(f"rate limit {name!r} reached{where}{wait}", retry_after=retry_after)

@@ -15,13 +15,10 @@ Example:
 
 from __future__ import annotations
 
-from ._retry_after import parse_retry_after
-from .exceptions import MissingDependencyError
+from resilient_pipeline._core import RETRYABLE_STATUS_CODES, parse_retry_after
+from resilient_pipeline.exceptions import MissingDependencyError
 
 __all__ = ["RETRYABLE_STATUS_CODES", "httpx_retry_after", "is_retryable_http_error"]
-
-RETRYABLE_STATUS_CODES: frozenset[int] = frozenset({408, 425, 429, 500, 502, 503, 504})
-"""Statuses worth retrying: timeouts, throttling and transient server errors."""
 
 
 def _require_httpx() -> None:

@@ -33,11 +33,16 @@ import json
 import logging
 from typing import Any
 
-from ._events import Event
-from ._redact import redact
-from .exceptions import MissingDependencyError
+from resilient_pipeline._core import Event, redact
+from resilient_pipeline.exceptions import MissingDependencyError
 
-__all__ = ["CIRCUIT_STATES", "JsonFormatter", "OpenTelemetryMetrics", "PrometheusMetrics"]
+__all__ = [
+    "CIRCUIT_STATES",
+    "JsonFormatter",
+    "OpenTelemetryMetrics",
+    "PrometheusMetrics",
+    "redact",
+]
 
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -63,7 +68,7 @@ class JsonFormatter(logging.Formatter):
     Fields passed in ``extra`` (every event field, for the library's own
     records) become top-level keys; values that are not JSON types are
     rendered with ``str``. The message, string extras and tracebacks go
-    through :func:`~resilient_pipeline.redact`.
+    through :func:`~resilient_pipeline.observability.redact`.
 
     Example:
         >>> record = logging.makeLogRecord({"msg": "hello", "levelname": "INFO",

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from ._events import Event
-from .testing import FakeClock, capture_events, set_testing
+from resilient_pipeline._core import Event
+from resilient_pipeline.testing import FakeClock, capture_events, set_testing
 
 __all__ = ["rp_events", "rp_testing"]
 

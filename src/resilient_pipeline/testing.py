@@ -20,13 +20,26 @@ from types import TracebackType
 import anyio.lowlevel
 import attrs
 
-from ._alerts import Alert
-from ._clock import _swap_default_clock
-from ._events import Event, subscribe
-from .exceptions import AlertDeliveryError
-from .typing import Clock
+from resilient_pipeline._core import (
+    Event,
+    SystemClock,
+    get_default_clock,
+    subscribe,
+    swap_default_clock,
+)
+from resilient_pipeline.alerting import Alert
+from resilient_pipeline.exceptions import AlertDeliveryError
+from resilient_pipeline.typing import Clock
 
-__all__ = ["FakeClock", "MemoryNotifier", "TestingContext", "capture_events", "set_testing"]
+__all__ = [
+    "FakeClock",
+    "MemoryNotifier",
+    "SystemClock",
+    "TestingContext",
+    "capture_events",
+    "get_default_clock",
+    "set_testing",
+]
 
 
 @attrs.define(eq=False)
@@ -92,7 +105,7 @@ class TestingContext:
         """Put back the clock that was the default before (idempotent)."""
         if self._active:
             self._active = False
-            _swap_default_clock(self._previous)
+            swap_default_clock(self._previous)
 
     def __enter__(self) -> FakeClock:
         return self.clock
@@ -127,7 +140,7 @@ def set_testing(*, clock: FakeClock | None = None) -> TestingContext:
         [10.0, 20.0]
     """
     fake = FakeClock() if clock is None else clock
-    return TestingContext(fake, _previous=_swap_default_clock(fake))
+    return TestingContext(fake, _previous=swap_default_clock(fake))
 
 
 @contextmanager

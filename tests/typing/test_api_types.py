@@ -55,14 +55,8 @@ async def check_async_types() -> None:
 
 
 # --- policies and their composition keep signatures -------------------------
-from resilient_pipeline import (  # noqa: E402
-    Bulkhead,
-    RateLimiter,
-    Timeout,
-    fallback,
-    resilient,
-    timeout,
-)
+from resilient_pipeline import Bulkhead, RateLimiter, fallback, resilient, timeout  # noqa: E402
+from resilient_pipeline.limits import Timeout  # noqa: E402
 
 _policy = resilient(deadline=30.0, retry=RetryPolicy(), bulkhead=Bulkhead(max_concurrent=2))
 

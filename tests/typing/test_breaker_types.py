@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from typing_extensions import assert_type
 
-from resilient_pipeline import (
-    CircuitBreaker,
-    CircuitStatistics,
-    FailureRate,
-    RegistryStatistics,
-    retry_with_backoff,
-)
+from resilient_pipeline import CircuitBreaker, retry_with_backoff
+from resilient_pipeline.breaker import CircuitStatistics, FailureRate, RegistryStatistics
 
 breaker = CircuitBreaker(name="ads", trip=FailureRate(threshold=0.5, window_seconds=60))
 

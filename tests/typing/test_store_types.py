@@ -7,19 +7,19 @@ import datetime as dt
 from typing_extensions import assert_type
 
 from resilient_pipeline import (
-    BackfillReport,
     CheckReport,
     Partition,
     PartitionLedger,
     PostgresStore,
     SQLiteStore,
-    UpsertResult,
     backfill,
     checks,
     idempotent_upsert,
     monitor,
     unit_of_work,
 )
+from resilient_pipeline.ledger import BackfillReport
+from resilient_pipeline.storage import UpsertResult
 from resilient_pipeline.testing import MemoryNotifier
 
 

@@ -7,13 +7,9 @@ from decimal import Decimal
 import attrs
 from typing_extensions import assert_type
 
-from resilient_pipeline import (
-    Field,
-    PartitionResult,
-    ValidationReport,
-    Validator,
-)
-from resilient_pipeline.rules import compare, ge, non_negative
+from resilient_pipeline import Field, Validator
+from resilient_pipeline.validation import PartitionResult, ValidationReport
+from resilient_pipeline.validation.rules import compare, ge, non_negative
 
 
 @attrs.define

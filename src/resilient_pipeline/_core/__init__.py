@@ -1,0 +1,92 @@
+"""The bottom layer every package builds on; private, so nothing here is public API.
+
+* clocks (``SystemClock``, the swappable default) and shared deadlines;
+* the event bus (``Event``, ``emit``, ``subscribe``) and its stdlib-logging sink;
+* redaction of secrets in texts and errors;
+* ``Retry-After`` parsing and the ``retry_after`` protocol;
+* option checks and small helpers for callables and exception notes;
+* the cross-cutting protocols (``Clock``, ``Policy``, ``SupportsRetryAfter``).
+
+Other packages import from here, never from the modules behind it.
+"""
+
+from __future__ import annotations
+
+from ._clock import (
+    DEFAULT_CLOCK,
+    SYSTEM_CLOCK,
+    SystemClock,
+    get_default_clock,
+    resolve_clock,
+    swap_default_clock,
+)
+from ._deadline import DEADLINE, deadline_scope, remaining_time, tightened
+from ._events import (
+    DEFAULT_HANDLERS,
+    GLOBAL_HANDLERS,
+    Event,
+    EventHandler,
+    Subscription,
+    emit,
+    log_event,
+    normalize_handlers,
+    subscribe,
+)
+from ._protocols import Clock, Policy, SupportsRetryAfter
+from ._redact import MASK, describe_error, redact
+from ._retry_after import (
+    RETRYABLE_STATUS_CODES,
+    default_retry_after,
+    parse_retry_after,
+    to_number,
+)
+from ._util import (
+    add_note,
+    check_callable,
+    check_number,
+    exception_types,
+    is_async,
+    is_permanent,
+    source_of,
+    whole_number,
+)
+
+__all__ = [
+    "DEADLINE",
+    "DEFAULT_CLOCK",
+    "DEFAULT_HANDLERS",
+    "GLOBAL_HANDLERS",
+    "MASK",
+    "RETRYABLE_STATUS_CODES",
+    "SYSTEM_CLOCK",
+    "Clock",
+    "Event",
+    "EventHandler",
+    "Policy",
+    "Subscription",
+    "SupportsRetryAfter",
+    "SystemClock",
+    "add_note",
+    "check_callable",
+    "check_number",
+    "deadline_scope",
+    "default_retry_after",
+    "describe_error",
+    "emit",
+    "exception_types",
+    "get_default_clock",
+    "is_async",
+    "is_permanent",
+    "log_event",
+    "normalize_handlers",
+    "parse_retry_after",
+    "redact",
+    "remaining_time",
+    "resolve_clock",
+    "source_of",
+    "subscribe",
+    "swap_default_clock",
+    "tightened",
+    "to_number",
+    "whole_number",
+]

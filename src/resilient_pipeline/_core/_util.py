@@ -1,0 +1,100 @@
+"""Small helpers shared by every primitive: option checks, callables and exception notes."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+from resilient_pipeline.exceptions import (
+    ConfigurationError,
+    PermanentError,
+    StoreError,
+    TransientStoreError,
+)
+
+__all__ = [
+    "add_note",
+    "check_callable",
+    "check_number",
+    "exception_types",
+    "is_async",
+    "is_permanent",
+    "source_of",
+    "whole_number",
+]
+
+
+def check_number(option: str, value: object, *, minimum: float, strict: bool = False) -> None:
+    """Raise ``ConfigurationError`` naming ``option`` unless ``value`` is a number in range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise ConfigurationError.for_option(option, value, "must be a number")
+    if value < minimum or (strict and value == minimum):
+        raise ConfigurationError.for_option(
+            option, value, f"must be {'>' if strict else '>='} {minimum}"
+        )
+
+
+def add_note(error: BaseException, note: str) -> None:
+    """``error.add_note(note)``, also on Python 3.10."""
+    if hasattr(error, "add_note"):
+        error.add_note(note)
+    else:  # pragma: no cover - Python 3.10
+        notes = getattr(error, "__notes__", None)
+        if notes is None:
+            notes = []
+            error.__notes__ = notes  # type: ignore[attr-defined]
+        notes.append(note)
+
+
+def source_of(name: str | None, fn: Callable[..., Any]) -> str:
+    """The name events use: the policy's ``name``, else the function's qualified name."""
+    return name or getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def check_callable(fn: object, what: str) -> None:
+    """Raise ``TypeError`` unless ``fn`` is callable (``what`` names the decorator)."""
+    if not callable(fn):
+        raise TypeError(f"{what} decorates callables, not {fn!r}")
+
+
+def is_async(fn: Callable[..., Any]) -> bool:
+    """Whether calling ``fn`` returns a coroutine."""
+    return inspect.iscoroutinefunction(fn)
+
+
+def whole_number(option: str, value: object, *, minimum: int) -> int:
+    """``value`` if it is an ``int`` >= ``minimum``; else a ConfigurationError naming ``option``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError.for_option(option, value, "must be an int")
+    if value < minimum:
+        raise ConfigurationError.for_option(option, value, f"must be >= {minimum}")
+    return value
+
+
+def exception_types(option: str, value: object) -> tuple[type[Exception], ...]:
+    """``value`` as a tuple of ``Exception`` subclasses, else a ``ConfigurationError``."""
+    types = value if isinstance(value, tuple) else (value,)
+    for kind in types:
+        if not (isinstance(kind, type) and issubclass(kind, Exception)):
+            raise ConfigurationError.for_option(
+                option,
+                value,
+                "must be an Exception subclass or a tuple of them "
+                "(BaseException-only types such as cancellation are never retried)",
+            )
+    return types
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Whether the same call would fail the same way: retry and fallback both leave it alone.
+
+    A :class:`~resilient_pipeline.exceptions.PermanentError` (bad options, bad
+    input, a missing extra, a misused unit of work, or your own subclass), or a
+    database error the store did not classify as transient (bad SQL, a missing
+    table).
+    """
+    if isinstance(error, PermanentError):
+        return True
+    return isinstance(error, StoreError) and not isinstance(error, TransientStoreError)

@@ -1,0 +1,167 @@
+"""The default circuit-breaker store: state in this process's memory.
+
+Example:
+    >>> from resilient_pipeline import CircuitBreaker
+    >>> from resilient_pipeline.breaker._memory import MemoryBreakerStore
+    >>> CircuitBreaker(name="ads", store=MemoryBreakerStore()).state
+    'closed'
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import attrs
+
+from resilient_pipeline.exceptions import CircuitOpenError
+
+from ._machine import Machine
+from ._policy import ConsecutiveFailures
+
+if TYPE_CHECKING:
+    from resilient_pipeline._core import Clock, Event
+
+    from ._events import CircuitStatistics, State
+    from ._policy import BreakerConfig
+
+__all__ = ["MemoryBackend", "MemoryBreakerStore"]
+
+_new_error = BaseException.__new__
+
+
+class MemoryBackend:
+    """The breaker state machine behind a lock held only for state changes."""
+
+    __slots__ = ("_emit", "_lock", "_plain", "_rejected", "_successes", "machine")
+
+    nonblocking = True  # no I/O: async drivers may call the sync methods directly
+
+    def __init__(self, name: str, config: BreakerConfig, emit: Callable[[Event], None]) -> None:
+        self.machine = Machine(name, config)
+        self._lock = threading.Lock()
+        self._emit = emit
+        # Lock-free counters for the hot paths: next() on itertools.count is atomic.
+        self._successes = itertools.count()
+        self._rejected = itertools.count()
+        self._plain = isinstance(config.trip, ConsecutiveFailures)
+
+    def admit(self, clock: Clock) -> int | CircuitOpenError:
+        machine = self.machine
+        state = machine.state
+        # Reading one attribute is atomic: a call that sees "closed" is admitted
+        # as if it came just before a concurrent trip (its outcome is then stale).
+        if state in {"closed", "forced_closed"}:
+            return 0
+        now = clock.monotonic()
+        if state == "open" and now < machine.open_until:
+            next(self._rejected)
+            # CircuitOpenError(name, retry_after=...) without the Python-level
+            # __init__ call, which costs more than the rest of a rejection;
+            # "open" is the class default for its state.
+            error = _new_error(CircuitOpenError, machine.name)
+            error.retry_after = machine.open_until - now
+            return error
+        events: list[Event] = []
+        with self._lock:
+            ticket = machine.admit(now, events)
+            if ticket < 0:
+                rejection = CircuitOpenError(
+                    machine.name, state=machine.state, retry_after=machine.retry_after(now)
+                )
+        for event in events:
+            self._emit(event)
+        return ticket if ticket >= 0 else rejection
+
+    def record(self, ticket: int, outcome: int, clock: Clock, hint: float | None) -> None:
+        machine = self.machine
+        if ticket == 0 and outcome == 0 and self._plain:
+            # A closed-state success under ConsecutiveFailures: no clock read, and
+            # no lock unless there is a run of failures to reset.
+            next(self._successes)
+            if machine.window.consecutive:
+                with self._lock:
+                    if machine.state == "closed":
+                        machine.window.consecutive = 0
+            return
+        events: list[Event] = []
+        with self._lock:
+            machine.record(ticket, outcome, clock.monotonic(), hint, events)
+        for event in events:
+            self._emit(event)
+
+    async def aadmit(self, clock: Clock) -> int | CircuitOpenError:
+        return self.admit(clock)
+
+    async def arecord(self, ticket: int, outcome: int, clock: Clock, hint: float | None) -> None:
+        self.record(ticket, outcome, clock, hint)
+
+    def force(self, state: State | None, clock: Clock) -> None:
+        events: list[Event] = []
+        with self._lock:
+            self.machine.force(state, clock.monotonic(), events)
+        for event in events:
+            self._emit(event)
+
+    async def aforce(self, state: State | None, clock: Clock) -> None:
+        self.force(state, clock)
+
+    def statistics(self, clock: Clock) -> CircuitStatistics:
+        with self._lock:
+            stats = self.machine.statistics(clock.monotonic(), clock.time())
+        successes, rejected = _value(self._successes), _value(self._rejected)
+        return attrs.evolve(
+            stats,
+            calls=stats.calls + successes,
+            successes=stats.successes + successes,
+            rejected=stats.rejected + rejected,
+        )
+
+    async def astatistics(self, clock: Clock) -> CircuitStatistics:
+        return self.statistics(clock)
+
+    def last_state(self) -> State:
+        return self.machine.state
+
+
+def _value(counter: itertools.count[int]) -> int:
+    """How many times ``next`` was called on ``counter``, without advancing it."""
+    return int(repr(counter)[6:-1])  # "count(N)": the only public view of its position
+
+
+@attrs.define
+class MemoryBreakerStore:
+    """Keeps each breaker's state in this process (the default store).
+
+    Breakers bound to the same store under the same name share one state,
+    so two ``CircuitBreaker(name="ads", store=store)`` objects trip together.
+
+    Example:
+        >>> from resilient_pipeline import CircuitBreaker
+        >>> store = MemoryBreakerStore()
+        >>> a = CircuitBreaker(name="ads", store=store)
+        >>> b = CircuitBreaker(name="ads", store=store)
+        >>> a.force_open()
+        >>> b.state
+        'forced_open'
+    """
+
+    _backends: dict[str, MemoryBackend] = attrs.field(factory=dict, init=False, repr=False)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+
+    def bind(
+        self, name: str, config: BreakerConfig, emit: Callable[[Event], None]
+    ) -> MemoryBackend:
+        """The shared backend for ``name`` (created with ``config`` on first use)."""
+        with self._lock:
+            backend = self._backends.get(name)
+            if backend is None:
+                backend = self._backends[name] = MemoryBackend(name, config, emit)
+            return backend
+
+    def forget(self, name: str) -> None:
+        """Drop the state of breaker ``name`` (keyed breakers evicted from a registry)."""
+        with self._lock:
+            self._backends.pop(name, None)

@@ -1,0 +1,38 @@
+"""The partition ledger: what was collected, what is missing, and backfilling the gaps.
+
+Example:
+    >>> from resilient_pipeline.ledger import daily
+    >>> import datetime as dt
+    >>> [day.isoformat() for day in daily(dt.date(2026, 11, 1), dt.date(2026, 11, 2))]
+    ['2026-11-01', '2026-11-02']
+"""
+
+from __future__ import annotations
+
+from ._backfill import BackfillFinished, BackfillReport, PartitionCollected, abackfill, backfill
+from ._ledger import (
+    Claimed,
+    Partition,
+    PartitionFailed,
+    PartitionLedger,
+    PartitionRecord,
+    PartitionRestated,
+    Restatement,
+    daily,
+)
+
+__all__ = [
+    "BackfillFinished",
+    "BackfillReport",
+    "Claimed",
+    "Partition",
+    "PartitionCollected",
+    "PartitionFailed",
+    "PartitionLedger",
+    "PartitionRecord",
+    "PartitionRestated",
+    "Restatement",
+    "abackfill",
+    "backfill",
+    "daily",
+]

@@ -1,0 +1,287 @@
+"""``resilient()`` / ``ResiliencePolicy``: every policy around one call, in one fixed order.
+
+From the outside in::
+
+    fallback ⟶ deadline ⟶ retry ⟶ breaker ⟶ rate limiter ⟶ bulkhead ⟶ timeout ⟶ call
+
+Each policy is itself a decorator; composing is applying them in that order,
+so a composed call costs the sum of its layers and nothing more. The reasons
+for the order are in ``docs/policies.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+import attrs
+from typing_extensions import ParamSpec
+
+from resilient_pipeline._core import Clock, Policy, check_callable, check_number, source_of
+from resilient_pipeline.exceptions import ConfigurationError
+from resilient_pipeline.retry import RetryPolicy, decorate
+
+from ._fallback import Fallback
+from ._timeout import Timeout
+from ._trail import counted, numbered
+
+__all__ = ["ResiliencePolicy", "resilient"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_ORDER = ("fallback", "deadline", "retry", "breaker", "rate_limiter", "bulkhead", "timeout")
+
+
+def _to_timeout(value: Timeout | float | None) -> Timeout | None:
+    if value is None or isinstance(value, Timeout):
+        return value
+    try:
+        return Timeout(value)
+    except ConfigurationError:
+        raise ConfigurationError.for_option("timeout", value, "must be a number > 0") from None
+
+
+def _of_type(kind: type) -> Callable[[Any, attrs.Attribute[Any], object], None]:
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and not isinstance(value, kind):
+            raise ConfigurationError.for_option(
+                attribute.name, value, f"must be a {kind.__name__} or None"
+            )
+
+    return check
+
+
+_Named = TypeVar("_Named", Timeout, RetryPolicy, Fallback)
+
+
+def _named(part: _Named, source: str, clock: Clock | None) -> _Named:
+    changes: dict[str, Any] = {}
+    if part.name is None:
+        changes["name"] = source
+    if clock is not None and getattr(part, "clock", clock) is None:
+        changes["clock"] = clock
+    return attrs.evolve(part, **changes) if changes else part
+
+
+def _policy(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not callable(value):
+        raise ConfigurationError.for_option(
+            attribute.name, value, "must be a policy: a decorator of sync and async callables"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class ResiliencePolicy:
+    """Timeout, bulkhead, rate limiter, breaker, retry and fallback, composed in one order.
+
+    A frozen, reusable value and a decorator (sync or async, signature kept).
+    Stateful parts (bulkhead, rate limiter, breaker) are shared by every
+    function the policy decorates, which is what a shared quota needs.
+    ``deadline`` is the one time budget of the whole call, sleeps included;
+    every layer inside plans within it. Change it with :func:`attrs.evolve`.
+
+    Args:
+        fallback: Answers when everything inside failed.
+        deadline: Seconds for the whole call, retries and waits included.
+        retry: How attempts are retried (its own ``deadline`` must be unset
+            when ``deadline`` is given).
+        breaker: A circuit breaker, or any :class:`~resilient_pipeline.typing.Policy`.
+        rate_limiter: A :class:`RateLimiter` (or a Redis one); per attempt.
+        bulkhead: A :class:`Bulkhead` (or a Redis one); per attempt.
+        timeout: Seconds (or a :class:`Timeout`) per attempt.
+        name: The name of the call in events (default: the function's qualname).
+        clock: Where the deadline's time comes from.
+
+    Raises:
+        ConfigurationError: When a part is of the wrong kind or the parts
+            contradict each other (a timeout longer than the deadline, two
+            deadlines, a Redis lease shorter than a call may last, ...).
+
+    Example:
+        >>> from resilient_pipeline import Bulkhead, RetryPolicy, fallback
+        >>> policy = ResiliencePolicy(
+        ...     fallback=fallback([]),
+        ...     deadline=30.0,
+        ...     retry=RetryPolicy(max_attempts=3, base_delay=0),
+        ...     bulkhead=Bulkhead(max_concurrent=4),
+        ...     timeout=10.0,
+        ... )
+        >>> print(policy.describe())
+        fallback ⟶ deadline 30.0 s ⟶ retry (3 attempts) ⟶ bulkhead ⟶ timeout 10.0 s ⟶ call
+        >>> @policy
+        ... def fetch(day: str) -> list[str]:
+        ...     raise ConnectionError("reset by peer")
+        >>> fetch("2026-11-28")
+        []
+    """
+
+    order: ClassVar[tuple[str, ...]] = _ORDER
+    """The layers, outermost first."""
+
+    fallback: Fallback | None = attrs.field(default=None, validator=_of_type(Fallback))
+    deadline: float | None = None
+    retry: RetryPolicy | None = attrs.field(default=None, validator=_of_type(RetryPolicy))
+    breaker: Policy | None = attrs.field(default=None, validator=_policy)
+    rate_limiter: Policy | None = attrs.field(default=None, validator=_policy)
+    bulkhead: Policy | None = attrs.field(default=None, validator=_policy)
+    timeout: Timeout | None = attrs.field(default=None, converter=_to_timeout)
+    name: str | None = None
+    clock: Clock | None = None
+
+    def __attrs_post_init__(self) -> None:
+        deadline, timeout, retry = self.deadline, self.timeout, self.retry
+        if deadline is not None:
+            check_number("deadline", deadline, minimum=0, strict=True)
+        if timeout is not None and deadline is not None and timeout.seconds > deadline:
+            raise ConfigurationError.for_option(
+                "timeout",
+                timeout.seconds,
+                f"is longer than deadline={deadline!r}: an attempt could never use it",
+            )
+        if retry is not None:
+            if deadline is not None and retry.deadline is not None:
+                raise ConfigurationError.for_option(
+                    "retry",
+                    retry,
+                    f"sets deadline={retry.deadline!r} as well as deadline={deadline!r}; "
+                    "give the deadline once, to resilient()",
+                )
+            if retry.attempt_timeout is not None and timeout is not None:
+                raise ConfigurationError.for_option(
+                    "retry",
+                    retry,
+                    f"sets attempt_timeout={retry.attempt_timeout!r} as well as "
+                    f"timeout={timeout.seconds!r}; give the per-attempt limit once",
+                )
+            if deadline is not None and (retry.attempt_timeout or 0) > deadline:
+                raise ConfigurationError.for_option(
+                    "retry",
+                    retry,
+                    f"has attempt_timeout={retry.attempt_timeout!r}, longer than "
+                    f"deadline={deadline!r}",
+                )
+        lease = getattr(self.bulkhead, "lease_ttl", None)
+        if lease is not None:
+            longest = min(
+                (s for s in (deadline, None if timeout is None else timeout.seconds) if s),
+                default=None,
+            )
+            if longest is None or longest > lease:
+                raise ConfigurationError.for_option(
+                    "bulkhead",
+                    self.bulkhead,
+                    f"leases slots for lease_ttl={lease!r} s but a call may last "
+                    f"{'without limit' if longest is None else f'{longest!r} s'}; "
+                    "set timeout= (or deadline=) to at most lease_ttl",
+                )
+
+    def layers(self) -> list[tuple[str, object]]:
+        """The configured layers, outermost first, as ``(name, policy)`` pairs."""
+        given = [(name, getattr(self, name)) for name in self.order]
+        return [(name, policy) for name, policy in given if policy is not None]
+
+    def describe(self) -> str:
+        """The chain a call goes through, outermost first.
+
+        Example:
+            >>> print(ResiliencePolicy(timeout=5).describe())
+            timeout 5 s ⟶ call
+        """
+        parts = []
+        for name, policy in self.layers():
+            if name == "deadline":
+                parts.append(f"deadline {policy} s")
+            elif name == "timeout" and isinstance(policy, Timeout):
+                parts.append(f"timeout {policy.seconds} s")
+            elif name == "retry" and isinstance(policy, RetryPolicy):
+                parts.append(f"retry ({policy.max_attempts} attempts)")
+            else:
+                parts.append(name.replace("_", " "))
+        return " ⟶ ".join([*parts, "call"])
+
+    def __call__(self, fn: Callable[P, T], /) -> Callable[P, T]:
+        """Decorate ``fn`` (sync or async) with every configured layer."""
+        check_callable(fn, "resilient")
+        source = source_of(self.name, fn)
+        wrapped = fn
+        clock, bulkhead = self.clock, self.bulkhead
+        # The frozen parts default to the policy's name and clock, so one call's
+        # events share one source; stateful parts (shared by many) keep theirs.
+        timeout = None if self.timeout is None else _named(self.timeout, source, clock)
+        retry = None if self.retry is None else _named(self.retry, source, clock)
+        fallback = None if self.fallback is None else _named(self.fallback, source, None)
+        if timeout is not None and timeout.sync == "thread" and bulkhead is not None:
+            # An abandoned worker thread still runs: it must keep its bulkhead
+            # slot until it really ends, so the bulkhead goes inside the thread.
+            wrapped = timeout(bulkhead(wrapped))
+        else:
+            if timeout is not None:
+                wrapped = timeout(wrapped)
+            if bulkhead is not None:
+                wrapped = bulkhead(wrapped)
+        for layer in (self.rate_limiter, self.breaker):
+            if layer is not None:
+                wrapped = layer(wrapped)
+        overall = (
+            None if self.deadline is None else Timeout(self.deadline, name=source, clock=clock)
+        )
+        if retry is not None and overall is not None and timeout is None:
+            # The retry core enforces its own deadline: every attempt runs under
+            # it (async ones in a cancel scope) and no sleep plans past it.
+            retry = attrs.evolve(retry, deadline=overall.seconds)
+            overall = None
+        if retry is not None:
+            # An inner timeout already runs each attempt in a cancel scope bounded
+            # by the shared deadline; a second scope in the retry would only cost.
+            wrapped = decorate(retry, numbered(wrapped), cancel=timeout is None)
+        if overall is not None:
+            # With a per-attempt timeout inside, the call itself is cancelled at
+            # the deadline and every wait and sleep between stops at it, so the
+            # overall layer needs no cancel scope of its own when a retry sits
+            # between them (one cancel scope costs more than a whole retry).
+            wrapped = overall._decorate(wrapped, source, cancel=retry is None)
+        if fallback is not None:
+            wrapped = fallback(wrapped)
+        return counted(wrapped)
+
+
+def resilient(
+    *,
+    fallback: Fallback | None = None,
+    deadline: float | None = None,
+    retry: RetryPolicy | None = None,
+    breaker: Policy | None = None,
+    rate_limiter: Policy | None = None,
+    bulkhead: Policy | None = None,
+    timeout: Timeout | float | None = None,
+    name: str | None = None,
+    clock: Clock | None = None,
+) -> ResiliencePolicy:
+    """Compose policies around a function, in the documented order (see :class:`ResiliencePolicy`).
+
+    Example:
+        >>> import anyio
+        >>> from resilient_pipeline import RateLimiter, RetryPolicy
+        >>> @resilient(
+        ...     deadline=60.0,
+        ...     retry=RetryPolicy(max_attempts=5, base_delay=0),
+        ...     rate_limiter=RateLimiter(rate=10),
+        ...     timeout=5.0,
+        ... )
+        ... async def fetch_spend(account: str) -> float:
+        ...     return 12.5
+        >>> anyio.run(fetch_spend, "act_42")
+        12.5
+    """
+    return ResiliencePolicy(
+        fallback=fallback,
+        deadline=deadline,
+        retry=retry,
+        breaker=breaker,
+        rate_limiter=rate_limiter,
+        bulkhead=bulkhead,
+        timeout=timeout,
+        name=name,
+        clock=clock,
+    )

@@ -1,0 +1,320 @@
+"""Thin sync and async drivers that act on the retry core's decisions."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+import anyio
+from typing_extensions import ParamSpec
+
+from resilient_pipeline._core import DEADLINE
+from resilient_pipeline.exceptions import DeadlineExceededError
+
+from ._engine import NO_RESULT, Call
+from ._policy import RetryPolicy
+
+__all__ = ["Attempt", "Retrying", "decorate"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _source(policy: RetryPolicy, fn: Callable[..., Any]) -> str:
+    return policy.name or getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def _timed(policy: RetryPolicy) -> bool:
+    return (
+        policy.deadline is not None
+        or policy.attempt_timeout is not None
+        or policy.budget is not None
+    )
+
+
+# ----------------------------------------------------------------------- sync
+def _retry_sync(
+    call: Call,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    error: Exception | None,
+    result: Any,
+) -> Any:
+    check = call.policy.retry_on_result
+    while True:
+        if error is not None or result is not NO_RESULT:
+            delay = call.next_delay(error, result)
+            if delay is None:
+                raise call.give_up(error, result)
+            if delay > 0:
+                call.clock.sleep(delay)
+        token = call.begin()
+        try:
+            result = fn(*args, **kwargs)
+            error = None
+        except Exception as exc:  # BaseException-only (cancellation, Ctrl-C) passes through
+            error, result = exc, NO_RESULT
+        finally:
+            call.end(token)
+        if error is None and (check is None or not check(result)):
+            call.succeeded()
+            return result
+
+
+def _decorate_sync(policy: RetryPolicy, fn: Callable[P, T]) -> Callable[P, T]:
+    source = _source(policy, fn)
+    check = policy.retry_on_result
+
+    if _timed(policy):
+
+        @functools.wraps(fn)
+        def timed(*args: P.args, **kwargs: P.kwargs) -> T:
+            call = Call(policy, source, timed=True)
+            return cast("T", _retry_sync(call, fn, args, kwargs, None, NO_RESULT))
+
+        return timed
+
+    # The fast paths: no clock read, no allocation, until something fails.
+    if check is None:
+
+        @functools.wraps(fn)
+        def plain(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                error = exc
+            call = Call(policy, source, timed=False)
+            return cast("T", _retry_sync(call, fn, args, kwargs, error, NO_RESULT))
+
+        return plain
+
+    @functools.wraps(fn)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> T:
+        error: Exception | None
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:
+            error = exc
+        else:
+            if not check(result):
+                return result
+            error = None
+        call = Call(policy, source, timed=False)
+        return cast(
+            "T",
+            _retry_sync(call, fn, args, kwargs, error, NO_RESULT if error is not None else result),
+        )
+
+    return checked
+
+
+# ---------------------------------------------------------------------- async
+async def _attempt_async(
+    call: Call, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    at = call.attempt_at  # set by call.begin() for this attempt
+    if at is None or not call.cancel:
+        return await fn(*args, **kwargs)
+    budget = at - call.clock.monotonic()
+    with anyio.CancelScope(deadline=anyio.current_time() + max(budget, 0.0)) as scope:
+        return await fn(*args, **kwargs)
+    if not scope.cancelled_caught:  # pragma: no cover - the block returned or raised
+        raise AssertionError("unreachable")
+    overall = call.deadline_at is not None and at >= call.deadline_at
+    what = "the deadline" if overall else f"attempt_timeout={call.policy.attempt_timeout}"
+    call.timed_out = not overall
+    raise DeadlineExceededError(
+        f"{call.source}: attempt {call.attempts + 1} cancelled after {budget:.3f} s by {what}",
+        timeout=budget,
+    )
+
+
+async def _retry_async(
+    call: Call,
+    fn: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    error: Exception | None,
+    result: Any,
+) -> Any:
+    check = call.policy.retry_on_result
+    while True:
+        if error is not None or result is not NO_RESULT:
+            delay = call.next_delay(error, result)
+            if delay is None:
+                raise call.give_up(error, result)
+            if delay > 0:
+                await call.clock.asleep(delay)
+        token = call.begin()
+        try:
+            result = await _attempt_async(call, fn, args, kwargs)
+            error = None
+        except Exception as exc:
+            error, result = exc, NO_RESULT
+        finally:
+            call.end(token)
+        if error is None and (check is None or not check(result)):
+            call.succeeded()
+            return result
+
+
+def _decorate_async(
+    policy: RetryPolicy, fn: Callable[P, Awaitable[T]], cancel: bool
+) -> Callable[P, Awaitable[T]]:
+    source = _source(policy, fn)
+
+    def new_call(*, timed: bool) -> Call:
+        call = Call(policy, source, timed=timed)
+        call.cancel = cancel
+        return call
+
+    if _timed(policy) or policy.retry_on_result is not None:
+
+        @functools.wraps(fn)
+        async def timed(*args: P.args, **kwargs: P.kwargs) -> T:
+            call = new_call(timed=True)
+            return cast("T", await _retry_async(call, fn, args, kwargs, None, NO_RESULT))
+
+        return timed
+
+    @functools.wraps(fn)
+    async def plain(*args: P.args, **kwargs: P.kwargs) -> T:
+        if cancel and DEADLINE.get() is not None:
+            # An enclosing deadline must be able to cancel even the first attempt.
+            call = new_call(timed=True)
+            return cast("T", await _retry_async(call, fn, args, kwargs, None, NO_RESULT))
+        try:
+            return await fn(*args, **kwargs)
+        except Exception as exc:
+            error = exc
+        call = new_call(timed=False)
+        return cast("T", await _retry_async(call, fn, args, kwargs, error, NO_RESULT))
+
+    return plain
+
+
+def decorate(policy: RetryPolicy, fn: Callable[P, T], *, cancel: bool = True) -> Callable[P, T]:
+    """Wrap ``fn`` (a function, method or coroutine function) in ``policy``.
+
+    ``cancel=False`` is for compositions whose inner layers already run every
+    attempt in a cancel scope bounded by the shared deadline (a ``Timeout``):
+    the retry then only publishes the deadline, saving a second scope.
+    """
+    if not callable(fn):
+        raise TypeError(f"retry_with_backoff decorates callables, not {fn!r}")
+    if inspect.iscoroutinefunction(fn):
+        return cast("Callable[P, T]", _decorate_async(policy, fn, cancel))
+    return _decorate_sync(policy, fn)
+
+
+# ----------------------------------------------------------------- block form
+class Attempt:
+    """One attempt of a :class:`Retrying` block; use it as a context manager.
+
+    An exception that will be retried is swallowed by ``with attempt:``; the
+    last one (or one that is not retryable) propagates with a note listing
+    every attempt.
+
+    Attributes:
+        number: The attempt's number, from 1.
+    """
+
+    __slots__ = ("_call", "_delay", "_token", "number")
+
+    def __init__(self, call: Call, number: int) -> None:
+        self._call = call
+        self._delay: float | None = None
+        self._token: object = None
+        self.number = number
+
+    def __repr__(self) -> str:
+        return f"<Attempt {self.number} of {self._call.source}>"
+
+    def __enter__(self) -> Attempt:
+        self._token = self._call.begin()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        call = self._call
+        call.end(self._token)
+        if exc is None:
+            call.succeeded()
+            return False
+        if not isinstance(exc, Exception):
+            return False
+        delay = call.next_delay(exc, NO_RESULT)
+        if delay is None:
+            raised = call.give_up(exc, NO_RESULT)
+            if raised is not exc:  # pragma: no cover - exceptions are re-raised as themselves
+                raise raised
+            return False
+        self._delay = delay
+        return True
+
+
+class Retrying:
+    """Retry a block of code: ``for attempt in retrying(): with attempt: ...``.
+
+    Iterate with ``for`` in sync code and ``async for`` in async code; both
+    use the same core as the decorator. Only exceptions are retried here
+    (``retry_on_result`` applies to the decorator form).
+
+    Example:
+        >>> from resilient_pipeline.retry import retrying
+        >>> calls = []
+        >>> for attempt in retrying(base_delay=0):
+        ...     with attempt:
+        ...         calls.append(attempt.number)
+        ...         if len(calls) < 3:
+        ...             raise ConnectionError("flaky")
+        >>> calls
+        [1, 2, 3]
+    """
+
+    __slots__ = ("_policy",)
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+
+    def __repr__(self) -> str:
+        return f"Retrying({self._policy!r})"
+
+    def _call(self) -> Call:
+        return Call(self._policy, self._policy.name or "retrying", timed=True)
+
+    def __iter__(self) -> Iterator[Attempt]:
+        call = self._call()
+        number = 1
+        while True:
+            attempt = Attempt(call, number)
+            yield attempt
+            if attempt._delay is None:
+                return
+            if attempt._delay > 0:
+                call.clock.sleep(attempt._delay)
+            number += 1
+
+    async def __aiter__(self) -> AsyncIterator[Attempt]:
+        call = self._call()
+        number = 1
+        while True:
+            attempt = Attempt(call, number)
+            yield attempt
+            if attempt._delay is None:
+                return
+            if attempt._delay > 0:
+                await call.clock.asleep(attempt._delay)
+            number += 1
+
+
+RetryPolicy.drivers = sys.modules[__name__]

@@ -1,0 +1,262 @@
+"""The pure core of a retried call: told how an attempt ended, it decides what happens next.
+
+It never sleeps and never calls the user's function: it answers "sleep this
+long, then try again" or "stop". The sync and async drivers in
+``_retrying.py`` act on that answer.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any
+
+from resilient_pipeline._core import (
+    DEADLINE,
+    add_note,
+    describe_error,
+    emit,
+    remaining_time,
+    resolve_clock,
+    tightened,
+)
+from resilient_pipeline.exceptions import BadResultError, RejectedError
+
+from ._events import RetryExhausted, RetryScheduled, RetrySucceeded
+
+if TYPE_CHECKING:
+    from ._policy import RetryPolicy
+
+__all__ = ["NO_RESULT", "Call"]
+
+
+class _NoResult:
+    __slots__ = ()
+
+
+NO_RESULT: Any = _NoResult()
+
+
+class Call:
+    """The per-call state of one retried call: decides the next action, never sleeps."""
+
+    __slots__ = (
+        "attempt_at",
+        "attempt_started",
+        "attempts",
+        "cancel",
+        "clock",
+        "deadline_at",
+        "handlers",
+        "history",
+        "policy",
+        "previous_delay",
+        "reason",
+        "reason_code",
+        "source",
+        "started",
+        "timed_out",
+    )
+
+    def __init__(self, policy: RetryPolicy, source: str, *, timed: bool) -> None:
+        self.policy = policy
+        self.source = source
+        self.clock = clock = resolve_clock(policy.clock)
+        self.handlers = policy.on_event
+        self.attempts = 0
+        self.previous_delay = policy.base_delay
+        # (description, attempt duration, delay or None); formatted only for a note
+        self.history: list[tuple[str, float, float | None]] = []
+        self.reason = ""
+        self.reason_code = ""
+        self.timed_out = False  # set by the async driver when attempt_timeout cancelled an attempt
+        self.cancel = True  # async attempts run in a cancel scope bounded by their deadline
+        now = clock.monotonic()
+        self.started = now
+        self.attempt_started: float | None = now if timed else None
+        self.attempt_at: float | None = None  # when the running attempt must end, if ever
+        deadline_at = None if policy.deadline is None else now + policy.deadline
+        inherited = remaining_time()
+        if inherited is not None and (deadline_at is None or now + inherited < deadline_at):
+            deadline_at = now + inherited
+        self.deadline_at = deadline_at
+        if policy.budget is not None:
+            policy.budget.deposit()
+
+    # -- attempts -----------------------------------------------------------
+    def begin(self) -> object:
+        """Mark an attempt's start and when it must end; open its deadline scope if any."""
+        self.attempt_started = now = self.clock.monotonic()
+        timeout = self.policy.attempt_timeout
+        at = self.deadline_at
+        if timeout is not None:
+            at = now + timeout if at is None else min(now + timeout, at)
+        self.attempt_at = at
+        return None if at is None else DEADLINE.set(tightened(self.clock, at))
+
+    def end(self, token: object) -> None:
+        if token is not None:
+            DEADLINE.reset(token)  # type: ignore[arg-type]
+
+    # -- decisions ----------------------------------------------------------
+    def next_delay(self, error: Exception | None, result: object) -> float | None:
+        """Record a failed attempt; seconds to sleep before the next one, or ``None`` to stop."""
+        policy = self.policy
+        now = self.clock.monotonic()
+        self.attempts += 1
+        duration = 0.0 if self.attempt_started is None else now - self.attempt_started
+        what = describe_error(error) if error is not None else _describe_result(result)
+        self.history.append((what, duration, None))
+
+        timed_out, self.timed_out = self.timed_out, False
+        if error is not None and not (timed_out or policy.retryable(error)):
+            self._stop("not_retryable")
+            return None
+        if self.attempts >= policy.max_attempts:
+            self._stop("attempts")
+            return None
+
+        outcome = error if error is not None else result
+        hint = None if policy.retry_after is None else policy.retry_after(outcome)
+        rejected = isinstance(error, RejectedError)
+        if rejected and (hint is None or self.deadline_at is None):
+            # A refusal (open circuit, full bulkhead) is only worth waiting out
+            # when we know how long to wait and have a budget to wait in.
+            self._stop("rejected")
+            return None
+        if hint is not None and hint > policy.max_delay and not rejected:
+            self._stop("retry_after_exceeds_max_delay", hint=hint)
+            return None
+
+        delay = hint if rejected and hint is not None else self._jittered(hint)
+        if self.deadline_at is not None:
+            remaining = self.deadline_at - now
+            if hint is not None and hint >= remaining:
+                self._stop("retry_after_exceeds_deadline", hint=hint, remaining=remaining)
+                return None
+            # Leave the next attempt as long to run as the last one took.
+            room = remaining - duration
+            if delay > room:
+                delay = room if hint is None else max(hint, room)
+            if remaining <= 0 or delay < 0 or delay >= remaining:
+                self._stop("deadline", remaining=remaining)
+                return None
+        if policy.budget is not None and not policy.budget.try_spend():
+            self._stop("budget")
+            return None
+
+        self.history[-1] = (what, duration, delay)
+        emit(
+            RetryScheduled(
+                source=self.source,
+                attempt=self.attempts,
+                delay=delay,
+                error=what,
+                retry_after=hint,
+            ),
+            self.handlers,
+        )
+        return delay
+
+    def _jittered(self, hint: float | None) -> float:
+        policy = self.policy
+        capped = policy.backoff(self.attempts)
+        jitter = policy.jitter
+        uniform = (policy.rng or random).uniform
+        if jitter is None:
+            delay: float = capped
+        elif jitter == "full":
+            delay = uniform(0.0, capped)
+        elif jitter == "equal":
+            delay = capped / 2 + uniform(0.0, capped / 2)
+        else:  # decorrelated
+            high = min(policy.max_delay, self.previous_delay * 3)
+            delay = uniform(min(policy.base_delay, high), high)
+        self.previous_delay = max(delay, policy.base_delay)
+        if hint is None:
+            return delay
+        # The server's delay is a floor; jitter only spreads callers out above it.
+        return min(policy.max_delay, hint + delay if jitter is not None else max(hint, delay))
+
+    def _stop(
+        self, reason: str, *, hint: float | None = None, remaining: float | None = None
+    ) -> None:
+        """Record why retrying stops."""
+        policy = self.policy
+        explanations = {
+            "not_retryable": "the error is not retryable",
+            "attempts": f"max_attempts={policy.max_attempts} reached",
+            "rejected": "the call was rejected and no deadline leaves room to wait",
+            "retry_after_exceeds_max_delay": (
+                f"the server asked to wait {hint} s, more than max_delay={policy.max_delay} s"
+            ),
+            "retry_after_exceeds_deadline": (
+                f"the server asked to wait {hint} s but only {remaining or 0:.3f} s "
+                "remain before the deadline"
+            ),
+            "deadline": f"the deadline leaves no room for another attempt "
+            f"({max(remaining or 0, 0):.3f} s left)",
+            "budget": (
+                f"retry budget exhausted: retries are limited to {policy.budget.ratio:.0%} of calls"
+                if policy.budget is not None
+                else ""
+            ),
+        }
+        self.reason = explanations[reason]
+        self.reason_code = reason
+
+    # -- endings ------------------------------------------------------------
+    def succeeded(self) -> None:
+        if self.attempts:
+            emit(
+                RetrySucceeded(
+                    source=self.source,
+                    attempts=self.attempts + 1,
+                    elapsed=self.clock.monotonic() - self.started,
+                ),
+                self.handlers,
+            )
+
+    def _attempt_lines(self) -> list[str]:
+        lines = []
+        for number, (what, duration, delay) in enumerate(self.history, start=1):
+            line = f"attempt {number}: {what} (after {duration:.3f} s)"
+            lines.append(line if delay is None else f"{line}; retrying in {delay:.3f} s")
+        return lines
+
+    def give_up(self, error: Exception | None, result: object) -> Exception:
+        """The exception to raise now that retrying stopped, noted and announced."""
+        code = self.reason_code
+        elapsed = self.clock.monotonic() - self.started
+        if code != "not_retryable" or self.attempts > 1:
+            emit(
+                RetryExhausted(
+                    source=self.source,
+                    attempts=self.attempts,
+                    elapsed=elapsed,
+                    reason=code,
+                    error=self.history[-1][0],
+                ),
+                self.handlers,
+            )
+        summary = (
+            f"{self.source}: gave up after {self.attempts} attempt(s) in {elapsed:.3f} s "
+            f"({self.reason})"
+        )
+        if error is None:
+            failure = BadResultError(
+                f"{summary}: retry_on_result rejected every result",
+                result=result,
+                attempts=self.attempts,
+            )
+            add_note(failure, "\n".join(self._attempt_lines()))
+            return failure
+        if code == "not_retryable" and self.attempts == 1:
+            return error
+        add_note(error, "\n".join([summary, *self._attempt_lines()]))
+        if code == "budget":
+            add_note(error, self.reason)
+        return error
+
+
+def _describe_result(result: object) -> str:
+    return f"retry_on_result rejected a {type(result).__qualname__} result"

@@ -32,6 +32,7 @@ from ._events import (
     normalize_handlers,
     subscribe,
 )
+from ._options import callable_or_none, integer, number
 from ._protocols import Clock, Policy, SupportsRetryAfter
 from ._redact import MASK, describe_error, redact
 from ._retry_after import (
@@ -43,12 +44,10 @@ from ._retry_after import (
 from ._util import (
     add_note,
     check_callable,
-    check_number,
     exception_types,
     is_async,
     is_permanent,
     source_of,
-    whole_number,
 )
 
 __all__ = [
@@ -67,18 +66,20 @@ __all__ = [
     "SupportsRetryAfter",
     "SystemClock",
     "add_note",
+    "callable_or_none",
     "check_callable",
-    "check_number",
     "deadline_scope",
     "default_retry_after",
     "describe_error",
     "emit",
     "exception_types",
     "get_default_clock",
+    "integer",
     "is_async",
     "is_permanent",
     "log_event",
     "normalize_handlers",
+    "number",
     "parse_retry_after",
     "redact",
     "remaining_time",
@@ -88,5 +89,4 @@ __all__ = [
     "swap_default_clock",
     "tightened",
     "to_number",
-    "whole_number",
 ]

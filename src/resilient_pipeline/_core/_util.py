@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -17,23 +16,11 @@ from resilient_pipeline.exceptions import (
 __all__ = [
     "add_note",
     "check_callable",
-    "check_number",
     "exception_types",
     "is_async",
     "is_permanent",
     "source_of",
-    "whole_number",
 ]
-
-
-def check_number(option: str, value: object, *, minimum: float, strict: bool = False) -> None:
-    """Raise ``ConfigurationError`` naming ``option`` unless ``value`` is a number in range."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise ConfigurationError.for_option(option, value, "must be a number")
-    if value < minimum or (strict and value == minimum):
-        raise ConfigurationError.for_option(
-            option, value, f"must be {'>' if strict else '>='} {minimum}"
-        )
 
 
 def add_note(error: BaseException, note: str) -> None:
@@ -62,15 +49,6 @@ def check_callable(fn: object, what: str) -> None:
 def is_async(fn: Callable[..., Any]) -> bool:
     """Whether calling ``fn`` returns a coroutine."""
     return inspect.iscoroutinefunction(fn)
-
-
-def whole_number(option: str, value: object, *, minimum: int) -> int:
-    """``value`` if it is an ``int`` >= ``minimum``; else a ConfigurationError naming ``option``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigurationError.for_option(option, value, "must be an int")
-    if value < minimum:
-        raise ConfigurationError.for_option(option, value, f"must be >= {minimum}")
-    return value
 
 
 def exception_types(option: str, value: object) -> tuple[type[Exception], ...]:

@@ -21,10 +21,10 @@ import attrs
 from resilient_pipeline._core import (
     Clock,
     EventHandler,
-    check_number,
     describe_error,
     emit,
     normalize_handlers,
+    number,
     resolve_clock,
 )
 from resilient_pipeline.exceptions import AlertDeliveryError, ConfigurationError
@@ -207,7 +207,7 @@ class Alerter:
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        check_number("dedup_window", self.dedup_window, minimum=0)
+        number(ge=0).check("dedup_window", self.dedup_window)
         if self.rate_limit is not None:
             limit: object = self.rate_limit
             ok = (

@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from resilient_pipeline._core import RETRYABLE_STATUS_CODES, check_number, describe_error
+from resilient_pipeline._core import RETRYABLE_STATUS_CODES, describe_error, number
 from resilient_pipeline.exceptions import (
     AlertDeliveryError,
     ConfigurationError,
@@ -128,7 +128,7 @@ class WebhookNotifier:
             raise MissingDependencyError(
                 package="httpx", extra="http", feature=f"{type(self).__name__}"
             ) from exc
-        check_number("timeout", self.timeout, minimum=0, strict=True)
+        number(gt=0).check("timeout", self.timeout)
         self._post = _named(self.retry, self.name)(self._post_once)
 
     def payload(self, alert: Alert) -> dict[str, Any]:
@@ -258,7 +258,7 @@ class EmailNotifier:
     def __attrs_post_init__(self) -> None:
         if not self.recipients:
             raise ConfigurationError.for_option("recipients", self.recipients, "must not be empty")
-        check_number("timeout", self.timeout, minimum=0, strict=True)
+        number(gt=0).check("timeout", self.timeout)
         self._deliver = _named(self.retry, self.name)(self._deliver_once)
 
     def message(self, alert: Alert) -> email.message.EmailMessage:

@@ -27,6 +27,7 @@ from resilient_pipeline._core import (
     EventHandler,
     default_retry_after,
     emit,
+    integer,
     normalize_handlers,
     resolve_clock,
 )
@@ -41,7 +42,6 @@ from ._policy import (
     HalfOpen,
     OpenDuration,
     TripPolicy,
-    check_int,
 )
 from ._store import BreakerBackend, BreakerStore
 
@@ -166,7 +166,7 @@ class CircuitBreaker:
             retry_after=self.retry_after,
             rng=self.rng,
         )
-        check_int("max_keys", self.max_keys, 1)
+        integer(ge=1).check("max_keys", self.max_keys)
         if self.store is None:
             self._backend = MemoryBackend(self.name, self.config, self._emit)
         else:

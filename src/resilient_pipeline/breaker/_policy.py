@@ -14,6 +14,7 @@ from typing import Any, TypeAlias
 
 import attrs
 
+from resilient_pipeline._core import callable_or_none, exception_types, integer, number
 from resilient_pipeline.exceptions import ConfigurationError
 
 __all__ = [
@@ -24,32 +25,6 @@ __all__ = [
     "OpenDuration",
     "TripPolicy",
 ]
-
-
-def _in_range(option: str, value: object, low: float, high: float, what: str) -> None:
-    """Reject anything but a number in [low, high] (bools and NaN included)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ConfigurationError.for_option(option, value, f"must be {what}")
-
-
-def check_int(option: str, value: object, minimum: int) -> None:
-    """Reject anything but an int >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError.for_option(option, value, f"must be an int >= {minimum}")
-
-
-def _seconds(option: str, value: object, *, allow_none: bool = False, zero: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-        or (value == 0 and not zero)
-    ):
-        bound = ">= 0" if zero else "> 0"
-        raise ConfigurationError.for_option(option, value, f"must be a finite number {bound}")
 
 
 @attrs.frozen(kw_only=True)
@@ -64,7 +39,7 @@ class ConsecutiveFailures:
     threshold: int = 5
 
     def __attrs_post_init__(self) -> None:
-        check_int("threshold", self.threshold, 1)
+        integer(ge=1).check("threshold", self.threshold)
 
 
 @attrs.frozen(kw_only=True)
@@ -90,7 +65,7 @@ class FailureRate:
     slow_call_duration: float | None = None
 
     def __attrs_post_init__(self) -> None:
-        _in_range("threshold", self.threshold, 0, 1, "a rate in (0, 1]")
+        number(ge=0, le=1).check("threshold", self.threshold)
         if self.threshold == 0:
             raise ConfigurationError.for_option("threshold", 0, "must be a rate in (0, 1]")
         if self.window_calls is not None and self.window_seconds is not None:
@@ -102,17 +77,19 @@ class FailureRate:
         if self.window_seconds is None:
             if self.window_calls is None:
                 object.__setattr__(self, "window_calls", 100)
-            check_int("window_calls", self.window_calls, 1)
+            integer(ge=1).check("window_calls", self.window_calls)
         else:
-            _seconds("window_seconds", self.window_seconds)
-        check_int("minimum_calls", self.minimum_calls, 1)
+            number(gt=0, finite=True).check("window_seconds", self.window_seconds)
+        integer(ge=1).check("minimum_calls", self.minimum_calls)
         if self.window_calls is not None and self.minimum_calls > self.window_calls:
             raise ConfigurationError.for_option(
                 "minimum_calls",
                 self.minimum_calls,
                 f"exceeds window_calls={self.window_calls}; the circuit could never trip",
             )
-        _seconds("slow_call_duration", self.slow_call_duration, allow_none=True)
+        number(gt=0, finite=True, optional=True).check(
+            "slow_call_duration", self.slow_call_duration
+        )
 
 
 TripPolicy: TypeAlias = ConsecutiveFailures | FailureRate
@@ -142,16 +119,16 @@ class OpenDuration:
     jitter: float = 0.0
 
     def __attrs_post_init__(self) -> None:
-        _seconds("seconds", self.seconds, zero=True)
-        _in_range("multiplier", self.multiplier, 1, sys.float_info.max, "a finite number >= 1")
+        number(ge=0, finite=True).check("seconds", self.seconds)
+        number(ge=1, le=sys.float_info.max).check("multiplier", self.multiplier)
         if self.max_seconds is None:
             object.__setattr__(self, "max_seconds", max(600.0, float(self.seconds)))
-        _seconds("max_seconds", self.max_seconds, zero=True)
+        number(ge=0, finite=True).check("max_seconds", self.max_seconds)
         if self.cap < self.seconds:
             raise ConfigurationError.for_option(
                 "max_seconds", self.max_seconds, f"is shorter than seconds={self.seconds!r}"
             )
-        _in_range("jitter", self.jitter, 0, 1, "a fraction in [0, 1]")
+        number(ge=0, le=1).check("jitter", self.jitter)
 
     @property
     def cap(self) -> float:
@@ -196,25 +173,10 @@ class HalfOpen:
     max_duration: float | None = None
 
     def __attrs_post_init__(self) -> None:
-        check_int("permits", self.permits, 1)
-        check_int("success_threshold", self.success_threshold, 1)
-        _seconds("permit_ttl", self.permit_ttl)
-        _seconds("max_duration", self.max_duration, allow_none=True)
-
-
-def _exception_types(option: str, value: object) -> tuple[type[BaseException], ...]:
-    types = value if isinstance(value, tuple) else (value,)
-    for kind in types:
-        if not (isinstance(kind, type) and issubclass(kind, Exception)):
-            raise ConfigurationError.for_option(
-                option, value, "must be an Exception subclass or a tuple of them"
-            )
-    return types
-
-
-def _optional_callable(option: str, value: object) -> None:
-    if value is not None and not callable(value):
-        raise ConfigurationError.for_option(option, value, "must be callable or None")
+        integer(ge=1).check("permits", self.permits)
+        integer(ge=1).check("success_threshold", self.success_threshold)
+        number(gt=0, finite=True).check("permit_ttl", self.permit_ttl)
+        number(gt=0, finite=True, optional=True).check("max_duration", self.max_duration)
 
 
 def _trip(value: object) -> TripPolicy:
@@ -259,10 +221,10 @@ class BreakerConfig:
             raise ConfigurationError.for_option(
                 "half_open", self.half_open, "must be a HalfOpen(...)"
             )
-        object.__setattr__(self, "_failure_types", _exception_types("failure_on", self.failure_on))
-        object.__setattr__(self, "_ignore_types", _exception_types("ignore", self.ignore))
+        object.__setattr__(self, "_failure_types", exception_types("failure_on", self.failure_on))
+        object.__setattr__(self, "_ignore_types", exception_types("ignore", self.ignore))
         for option in ("failure_if", "failure_on_result", "retry_after"):
-            _optional_callable(option, getattr(self, option))
+            callable_or_none().check(option, getattr(self, option))
 
     @property
     def slow_call_duration(self) -> float | None:

@@ -10,12 +10,12 @@ from typing import Any
 
 import attrs
 
+from resilient_pipeline._core import integer
 from resilient_pipeline.exceptions import ConfigurationError
 
 from ._breaker import CircuitBreaker
 from ._events import CircuitStatistics
 from ._memory import MemoryBreakerStore
-from ._policy import check_int
 
 __all__ = ["CircuitBreakerRegistry", "RegistryStatistics"]
 
@@ -83,7 +83,7 @@ class CircuitBreakerRegistry:
             raise ConfigurationError.for_option(
                 "template", self.template, "must be a CircuitBreaker"
             )
-        check_int("max_keys", self.max_keys, 1)
+        integer(ge=1).check("max_keys", self.max_keys)
         # Keyed breakers without a shared store get a registry-wide memory
         # store, so an evicted key's state can be dropped with it.
         self._store = self.template.store or MemoryBreakerStore()

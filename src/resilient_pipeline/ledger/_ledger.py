@@ -25,9 +25,9 @@ from resilient_pipeline._core import (
     Clock,
     Event,
     EventHandler,
-    check_number,
     emit,
     normalize_handlers,
+    number,
     resolve_clock,
 )
 from resilient_pipeline.alerting import Severity
@@ -213,7 +213,7 @@ class PartitionLedger:
     def __attrs_post_init__(self) -> None:
         validate_identifier(self.table, option="table")
         validate_identifier(f"{self.table}_restatements", option="table")
-        check_number("lease", self.lease, minimum=0, strict=True)
+        number(gt=0).check("lease", self.lease)
         attempts: object = self.max_attempts
         if type(attempts) is not int or attempts < 1:
             raise ConfigurationError.for_option("max_attempts", attempts, "must be an int >= 1")

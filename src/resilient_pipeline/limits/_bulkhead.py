@@ -25,12 +25,12 @@ from typing_extensions import ParamSpec
 from resilient_pipeline._core import (
     EventHandler,
     check_callable,
-    check_number,
     emit,
+    integer,
     is_async,
     normalize_handlers,
+    number,
     remaining_time,
-    whole_number,
 )
 from resilient_pipeline.exceptions import BulkheadFullError, DeadlineExceededError
 
@@ -124,7 +124,7 @@ def _task_waiter() -> _Waiter:
 
 def _optional_seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None:
-        check_number(attribute.name, value, minimum=0)
+        number(ge=0).check(attribute.name, value)
 
 
 @attrs.define(eq=False)
@@ -178,8 +178,8 @@ class Bulkhead:
     _rejected: int = attrs.field(default=0, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        whole_number("max_concurrent", self.max_concurrent, minimum=1)
-        whole_number("max_waiting", self.max_waiting, minimum=0)
+        integer(ge=1).check("max_concurrent", self.max_concurrent)
+        integer(ge=0).check("max_waiting", self.max_waiting)
 
     # -- the core: bookkeeping only, under the lock ---------------------------
     def _enter(self, make_waiter: Callable[[], _Waiter]) -> _Waiter | None:

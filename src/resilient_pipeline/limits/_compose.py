@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeVar
 import attrs
 from typing_extensions import ParamSpec
 
-from resilient_pipeline._core import Clock, Policy, check_callable, check_number, source_of
+from resilient_pipeline._core import Clock, Policy, check_callable, number, source_of
 from resilient_pipeline.exceptions import ConfigurationError
 from resilient_pipeline.retry import RetryPolicy, decorate
 
@@ -132,7 +132,7 @@ class ResiliencePolicy:
     def __attrs_post_init__(self) -> None:
         deadline, timeout, retry = self.deadline, self.timeout, self.retry
         if deadline is not None:
-            check_number("deadline", deadline, minimum=0, strict=True)
+            number(gt=0).check("deadline", deadline)
         if timeout is not None and deadline is not None and timeout.seconds > deadline:
             raise ConfigurationError.for_option(
                 "timeout",

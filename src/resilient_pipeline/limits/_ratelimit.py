@@ -21,16 +21,17 @@ from typing_extensions import ParamSpec
 from resilient_pipeline._core import (
     Clock,
     EventHandler,
+    callable_or_none,
     check_callable,
-    check_number,
     default_retry_after,
     emit,
+    integer,
     is_async,
     normalize_handlers,
+    number,
     redact,
     remaining_time,
     resolve_clock,
-    whole_number,
 )
 from resilient_pipeline.exceptions import ConfigurationError, RateLimitedError, RejectedError
 
@@ -111,15 +112,6 @@ def must_refuse(on_limit: str, max_wait: float | None, waited: float, wait: floa
     return remaining is not None and wait >= remaining
 
 
-def _positive(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    check_number(attribute.name, value, minimum=0, strict=True)
-
-
-def _optional_callable(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and not callable(value):
-        raise ConfigurationError.for_option(attribute.name, value, "must be callable or None")
-
-
 @attrs.define(eq=False)
 class RateLimiter:
     """Admit at most ``rate`` calls per ``per`` seconds (bursts up to ``burst``), per key.
@@ -162,18 +154,18 @@ class RateLimiter:
         0.5
     """
 
-    rate: float = attrs.field(kw_only=True, validator=_positive)
-    per: float = attrs.field(default=1.0, kw_only=True, validator=_positive)
+    rate: float = attrs.field(kw_only=True, validator=number(gt=0))
+    per: float = attrs.field(default=1.0, kw_only=True, validator=number(gt=0))
     burst: int | None = attrs.field(default=None, kw_only=True)
     on_limit: OnLimit = attrs.field(default="wait", kw_only=True)
     max_wait: float | None = attrs.field(default=None, kw_only=True)
     key: Callable[..., Hashable] | None = attrs.field(
-        default=None, kw_only=True, validator=_optional_callable
+        default=None, kw_only=True, validator=callable_or_none()
     )
     max_keys: int = attrs.field(default=10_000, kw_only=True)
     adaptive: bool = attrs.field(default=False, kw_only=True)
     quota: QuotaReader | None = attrs.field(
-        default=None, kw_only=True, validator=_optional_callable
+        default=None, kw_only=True, validator=callable_or_none()
     )
     name: str = attrs.field(default="rate-limiter", kw_only=True)
     clock: Clock | None = attrs.field(default=None, kw_only=True)
@@ -193,14 +185,14 @@ class RateLimiter:
         if self.burst is None:
             self._burst = max(1, math.ceil(self.rate))
         else:
-            self._burst = whole_number("burst", self.burst, minimum=1)
+            self._burst = integer(ge=1).check("burst", self.burst)
         if self.on_limit not in ("wait", "reject"):
             raise ConfigurationError.for_option(
                 "on_limit", self.on_limit, "must be 'wait' or 'reject'"
             )
         if self.max_wait is not None:
-            check_number("max_wait", self.max_wait, minimum=0)
-        whole_number("max_keys", self.max_keys, minimum=1)
+            number(ge=0).check("max_wait", self.max_wait)
+        integer(ge=1).check("max_keys", self.max_keys)
 
     # -- the core -------------------------------------------------------------
     def _bucket(self, key: Hashable | None, now: float) -> TokenBucket:
@@ -227,7 +219,7 @@ class RateLimiter:
         return wait
 
     def _check_cost(self, cost: float) -> None:
-        check_number("cost", cost, minimum=0, strict=True)
+        number(gt=0).check("cost", cost)
         if cost > self._burst:
             raise ConfigurationError.for_option(
                 "cost", cost, f"is more than burst={self._burst}; it could never be admitted"

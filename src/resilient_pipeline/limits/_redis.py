@@ -22,10 +22,10 @@ from typing_extensions import ParamSpec
 from resilient_pipeline._core import (
     Clock,
     check_callable,
-    check_number,
+    integer,
     is_async,
+    number,
     resolve_clock,
-    whole_number,
 )
 from resilient_pipeline.exceptions import (
     BulkheadFullError,
@@ -162,17 +162,17 @@ class RedisRateLimiter:
     _burst: int = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        check_number("rate", self.rate, minimum=0, strict=True)
-        check_number("per", self.per, minimum=0, strict=True)
+        number(gt=0).check("rate", self.rate)
+        number(gt=0).check("per", self.per)
         self._burst = (
             max(1, int(-(-self.rate // 1)))
             if self.burst is None
-            else whole_number("burst", self.burst, minimum=1)
+            else integer(ge=1).check("burst", self.burst)
         )
         if self.on_limit not in ("wait", "reject"):
             raise _config("on_limit", self.on_limit, "must be 'wait' or 'reject'")
         if self.max_wait is not None:
-            check_number("max_wait", self.max_wait, minimum=0)
+            number(ge=0).check("max_wait", self.max_wait)
         self._redis = _url_or_client(self.url, self.client)
         self._script = self._redis.register_script(_TAKE)
 
@@ -236,8 +236,8 @@ class RedisBulkhead:
     _script: Any = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        whole_number("max_concurrent", self.max_concurrent, minimum=1)
-        check_number("lease_ttl", self.lease_ttl, minimum=0, strict=True)
+        integer(ge=1).check("max_concurrent", self.max_concurrent)
+        number(gt=0).check("lease_ttl", self.lease_ttl)
         self._redis = _url_or_client(self.url, self.client)
         self._script = self._redis.register_script(_LEASE)
 

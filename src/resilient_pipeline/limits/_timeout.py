@@ -37,10 +37,10 @@ from resilient_pipeline._core import (
     Clock,
     EventHandler,
     check_callable,
-    check_number,
     emit,
     is_async,
     normalize_handlers,
+    number,
     resolve_clock,
     source_of,
     tightened,
@@ -76,7 +76,7 @@ class TimedOut(PolicyEvent):
 
 
 def _check_seconds(value: object) -> float:
-    check_number("seconds", value, minimum=0, strict=True)
+    number(gt=0).check("seconds", value)
     return cast("float", value)
 
 

@@ -8,8 +8,7 @@ from collections import deque
 
 import attrs
 
-from resilient_pipeline._core import Clock, resolve_clock
-from resilient_pipeline.exceptions import ConfigurationError
+from resilient_pipeline._core import Clock, number, resolve_clock
 
 __all__ = ["RetryBudget", "RetryBudgetStatistics"]
 
@@ -29,18 +28,6 @@ class RetryBudgetStatistics:
     calls: int
     retries: int
     refused: int
-
-
-def _check(option: str, value: object, *, positive: bool = False) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-        or (positive and value == 0)
-    ):
-        wanted = "> 0" if positive else ">= 0"
-        raise ConfigurationError.for_option(option, value, f"must be a finite number {wanted}")
 
 
 @attrs.define(eq=False)
@@ -82,9 +69,9 @@ class RetryBudget:
     _refused: int = attrs.field(default=0, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        _check("ratio", self.ratio)
-        _check("min_per_second", self.min_per_second)
-        _check("ttl", self.ttl, positive=True)
+        number(ge=0, finite=True).check("ratio", self.ratio)
+        number(ge=0, finite=True).check("min_per_second", self.min_per_second)
+        number(gt=0, finite=True).check("ttl", self.ttl)
 
     def _bucket(self) -> list[int]:
         """The current second's bucket, after dropping those older than ``ttl`` (lock held)."""

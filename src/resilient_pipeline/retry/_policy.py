@@ -17,11 +17,12 @@ from typing_extensions import ParamSpec, TypedDict
 from resilient_pipeline._core import (
     Clock,
     EventHandler,
-    check_number,
+    callable_or_none,
     default_retry_after,
     exception_types,
     is_permanent,
     normalize_handlers,
+    number,
 )
 from resilient_pipeline.exceptions import (
     ConfigurationError,
@@ -45,9 +46,6 @@ _JITTERS = ("full", "equal", "decorrelated", None)
 
 
 # --------------------------------------------------------------------- policy
-def _optional_callable(option: str, value: object) -> None:
-    if value is not None and not callable(value):
-        raise ConfigurationError.for_option(option, value, "must be callable or None")
 
 
 @attrs.frozen(kw_only=True)
@@ -95,9 +93,9 @@ class RetryPolicy:
             raise ConfigurationError.for_option("max_attempts", self.max_attempts, "must be an int")
         if self.max_attempts < 1:
             raise ConfigurationError.for_option("max_attempts", self.max_attempts, "must be >= 1")
-        check_number("base_delay", self.base_delay, minimum=0)
-        check_number("multiplier", self.multiplier, minimum=1)
-        check_number("max_delay", self.max_delay, minimum=0)
+        number(ge=0).check("base_delay", self.base_delay)
+        number(ge=1).check("multiplier", self.multiplier)
+        number(ge=0).check("max_delay", self.max_delay)
         if self.jitter not in _JITTERS:
             raise ConfigurationError.for_option(
                 "jitter", self.jitter, "must be 'full', 'equal', 'decorrelated' or None"
@@ -105,7 +103,7 @@ class RetryPolicy:
         for option in ("deadline", "attempt_timeout"):
             value = getattr(self, option)
             if value is not None:
-                check_number(option, value, minimum=0, strict=True)
+                number(gt=0).check(option, value)
         if (
             self.deadline is not None
             and self.attempt_timeout is not None
@@ -118,7 +116,7 @@ class RetryPolicy:
             )
         object.__setattr__(self, "_retry_types", exception_types("retry_on", self.retry_on))
         for option in ("retry_if", "retry_on_result", "retry_after"):
-            _optional_callable(option, getattr(self, option))
+            callable_or_none().check(option, getattr(self, option))
         if self.budget is not None and not isinstance(self.budget, RetryBudget):
             raise ConfigurationError.for_option("budget", self.budget, "must be a RetryBudget")
         if self.name is not None and not isinstance(self.name, str):

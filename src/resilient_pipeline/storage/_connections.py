@@ -11,13 +11,12 @@ import attrs
 
 from resilient_pipeline._core import redact
 from resilient_pipeline.exceptions import (
-    ConfigurationError,
     StoreError,
     TransientStoreError,
     UnitOfWorkError,
 )
 
-__all__ = ["ConnectionSlots", "check_pool_size", "store_error"]
+__all__ = ["ConnectionSlots", "store_error"]
 
 C = TypeVar("C")
 
@@ -30,13 +29,6 @@ def store_error(exc: BaseException, *, transient: bool, sqlstate: str | None = N
     kind = TransientStoreError if transient else StoreError
     message = redact(str(exc).strip()) or type(exc).__name__
     return kind(f"{type(exc).__name__}: {message}", sqlstate=sqlstate)
-
-
-def check_pool_size(option: str, value: object) -> int:
-    """Validate a connection-count option (an int >= 1)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError.for_option(option, value, "must be an int >= 1")
-    return value
 
 
 @attrs.define(eq=False)

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
-from resilient_pipeline._core import redact
+from resilient_pipeline._core import integer, redact
 from resilient_pipeline.exceptions import ConfigurationError, MissingDependencyError, StoreError
 
-from ._connections import ConnectionSlots, check_pool_size, store_error
+from ._connections import ConnectionSlots, store_error
 from ._postgres_upsert import describe_table, upsert_batch
 from ._protocols import Dialect, Params
 from ._sql import quote_qualified, validate_identifier
@@ -215,8 +215,8 @@ class PostgresStore:
         if self.schema is not None:
             validate_identifier(self.schema, option="schema")
         validate_identifier(self.once_table, option="once_table")
-        check_pool_size("max_connections", self.max_connections)
-        check_pool_size("copy_threshold", self.copy_threshold)
+        integer(ge=1).check("max_connections", self.max_connections)
+        integer(ge=1).check("copy_threshold", self.copy_threshold)
         if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)):
             raise ConfigurationError.for_option("timeout", self.timeout, "must be a number")
         if self.timeout <= 0:

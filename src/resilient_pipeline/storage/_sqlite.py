@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import attrs
 
+from resilient_pipeline._core import integer
 from resilient_pipeline.exceptions import ConfigurationError, StoreError
 
-from ._connections import ConnectionSlots, check_pool_size, store_error
+from ._connections import ConnectionSlots, store_error
 from ._protocols import Dialect, Params
 from ._sql import quote_identifier, validate_identifier
 from ._sqlite_upsert import describe_table, upsert_batch
@@ -171,7 +172,7 @@ class SQLiteStore:
             raise ConfigurationError.for_option("timeout", self.timeout, "must be a number")
         if self.timeout < 0:
             raise ConfigurationError.for_option("timeout", self.timeout, "must be >= 0")
-        check_pool_size("max_connections", self.max_connections)
+        integer(ge=1).check("max_connections", self.max_connections)
         validate_identifier(self.once_table, option="once_table")
         size = 1 if self.in_memory else self.max_connections
         self._slots = ConnectionSlots(

@@ -1,0 +1,143 @@
+"""One vocabulary for option checks, in the style of attrs validators.
+
+Each factory returns a frozen, reusable check with a readable ``repr``. Use it
+as an attrs validator (``attrs.field(validator=number(gt=0))``, the option is
+named after the attribute) or call ``.check(option, value)`` from plain code.
+Every failure is a :class:`~resilient_pipeline.exceptions.ConfigurationError`
+naming the option, the value and the requirement, worded the same way
+everywhere: ``max_attempts=0 is invalid: must be an int >= 1``.
+
+Example:
+    >>> positive = number(gt=0, finite=True)
+    >>> positive
+    <option check: must be a finite number > 0>
+    >>> positive.check("base_delay", 0.5)
+    0.5
+    >>> positive.check("base_delay", float("nan"))
+    Traceback (most recent call last):
+    ...
+    resilient_pipeline.exceptions.ConfigurationError: base_delay=nan is invalid: ...
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, TypeVar
+
+import attrs
+
+from resilient_pipeline.exceptions import ConfigurationError
+
+__all__ = ["callable_or_none", "integer", "number"]
+
+T = TypeVar("T")
+
+
+@attrs.frozen(repr=False)
+class _Check:
+    """The shared shape: an attrs validator that delegates to ``check``."""
+
+    def __call__(self, _: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        self.check(attribute.alias or attribute.name, value)
+
+    def check(self, option: str, value: T) -> T:
+        """Return ``value`` unchanged, or raise ``ConfigurationError`` naming ``option``."""
+        if not self.accepts(value):
+            raise ConfigurationError.for_option(option, value, self.requirement)
+        return value
+
+    def accepts(self, value: object) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def requirement(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<option check: {self.requirement}>"
+
+
+@attrs.frozen(repr=False)
+class _Number(_Check):
+    whole: bool
+    ge: float | None
+    gt: float | None
+    le: float | None
+    finite: bool
+    optional: bool
+
+    def accepts(self, value: object) -> bool:
+        if value is None:
+            return self.optional
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if isinstance(value, float) and (
+            self.whole or math.isnan(value) or (self.finite and math.isinf(value))
+        ):
+            return False
+        # Compared as given: float() of a huge int would overflow.
+        return not (
+            (self.ge is not None and value < self.ge)
+            or (self.gt is not None and value <= self.gt)
+            or (self.le is not None and value > self.le)
+        )
+
+    @property
+    def requirement(self) -> str:
+        kind = "an int" if self.whole else ("a finite number" if self.finite else "a number")
+        bounds = [f">= {_show(self.ge)}"] if self.ge is not None else []
+        bounds += [f"> {_show(self.gt)}"] if self.gt is not None else []
+        bounds += [f"<= {_show(self.le)}"] if self.le is not None else []
+        text = f"must be {kind}" + (" " + " and ".join(bounds) if bounds else "")
+        return text + (" or None" if self.optional else "")
+
+
+def _show(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else str(bound)
+
+
+@attrs.frozen(repr=False)
+class _CallableOrNone(_Check):
+    def accepts(self, value: object) -> bool:
+        return value is None or callable(value)
+
+    @property
+    def requirement(self) -> str:
+        return "must be callable or None"
+
+
+def number(
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    finite: bool = False,
+    optional: bool = False,
+) -> _Number:
+    """A real number (never a bool or NaN) within the bounds given; ``None`` if ``optional``.
+
+    Example:
+        >>> number(ge=0, le=1)
+        <option check: must be a number >= 0 and <= 1>
+    """
+    return _Number(False, ge, gt, le, finite, optional)
+
+
+def integer(*, ge: int | None = None, optional: bool = False) -> _Number:
+    """An ``int`` (never a bool) of at least ``ge``; ``None`` if ``optional``.
+
+    Example:
+        >>> integer(ge=1).check("max_attempts", 3)
+        3
+    """
+    return _Number(True, ge, None, None, False, optional)
+
+
+def callable_or_none() -> _CallableOrNone:
+    """A callable, or ``None`` for "not set".
+
+    Example:
+        >>> callable_or_none().check("retry_if", None) is None
+        True
+    """
+    return _CallableOrNone()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 
 from typing_extensions import assert_type
 
@@ -49,7 +50,7 @@ def check_ledger() -> None:
     def fetch(partition: Partition) -> list[dict[str, object]]:
         return []
 
-    def write(tx: object, partition: Partition, rows: list[dict[str, object]]) -> None:
+    def write(tx: object, partition: Partition, rows: Sequence[Mapping[str, object]]) -> None:
         pass
 
     report = backfill(

@@ -41,6 +41,7 @@ from ._retry_after import (
     parse_retry_after,
     to_number,
 )
+from ._twins import run_in_event_loop, run_in_worker_thread
 from ._util import (
     add_note,
     check_callable,
@@ -84,6 +85,8 @@ __all__ = [
     "redact",
     "remaining_time",
     "resolve_clock",
+    "run_in_event_loop",
+    "run_in_worker_thread",
     "source_of",
     "subscribe",
     "swap_default_clock",

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import anyio.to_thread
-
+from resilient_pipeline._core import run_in_worker_thread
 from resilient_pipeline.alerting import Alert, Alerter, LoggingNotifier, Notifier
 
 from ._check import Check, CheckSuite, Dataset
@@ -78,16 +77,12 @@ def monitor(
     return report
 
 
-async def amonitor(
-    checks: CheckSuite | Iterable[Check],
-    *,
-    params: Mapping[str, Any] | None = None,
-    alerter: Alerter | Notifier | None = None,
-    connection: Any = None,
-    datasets: Mapping[str, Dataset] | None = None,
-    notify_success: bool = False,
-) -> CheckReport:
-    """:func:`monitor` from async code (checks and notifiers run in a worker thread).
+amonitor = run_in_worker_thread(
+    monitor,
+    name="amonitor",
+    doc=""":func:`monitor` from async code (checks and notifiers run in a worker thread).
+
+    Takes exactly the arguments of :func:`monitor`.
 
     Example:
         >>> import anyio
@@ -96,16 +91,5 @@ async def amonitor(
         ...                                     datasets={"rows": []}))
         >>> report.passed
         True
-    """
-
-    def run() -> CheckReport:
-        return monitor(
-            checks,
-            params=params,
-            alerter=alerter,
-            connection=connection,
-            datasets=datasets,
-            notify_success=notify_success,
-        )
-
-    return await anyio.to_thread.run_sync(run)
+    """,
+)

@@ -20,7 +20,7 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from resilient_pipeline._core import Event, describe_error, emit, resolve_clock
+from resilient_pipeline._core import Event, describe_error, emit, resolve_clock, run_in_event_loop
 from resilient_pipeline.exceptions import (
     BackfillError,
     ConfigurationError,
@@ -315,6 +315,11 @@ async def abackfill(
     return report
 
 
-def backfill(ledger: PartitionLedger, **options: Any) -> BackfillReport:
-    """:func:`abackfill` from sync code (runs its own event loop); same options."""
-    return anyio.run(lambda: abackfill(ledger, **options))
+backfill = run_in_event_loop(
+    abackfill,
+    name="backfill",
+    doc=""":func:`abackfill` from sync code (runs its own event loop).
+
+    Takes exactly the arguments of :func:`abackfill`; see there for an example.
+    """,
+)

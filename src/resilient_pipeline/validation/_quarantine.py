@@ -26,7 +26,6 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import anyio.to_thread
 import attrs
 
 from resilient_pipeline._core import (
@@ -36,6 +35,7 @@ from resilient_pipeline._core import (
     emit,
     normalize_handlers,
     resolve_clock,
+    run_in_worker_thread,
 )
 from resilient_pipeline.exceptions import ConfigurationError
 
@@ -335,16 +335,12 @@ def replay(
     return ReplayResult(tuple(records[i] for i in good), still, written)
 
 
-async def areplay(
-    sink: QuarantineSink,
-    validator: Validator,
-    write: Callable[[list[Any]], Any],
-    *,
-    fix: Callable[[Any], Any] | None = None,
-    source: str | None = None,
-    on_event: EventHandler | Iterable[EventHandler] | None = None,
-) -> ReplayResult:
-    """The async twin of :func:`replay`: runs it in a worker thread (asyncio and trio).
+areplay = run_in_worker_thread(
+    replay,
+    name="areplay",
+    doc="""The async twin of :func:`replay`: runs it in a worker thread (asyncio and trio).
+
+    Takes exactly the arguments of :func:`replay`.
 
     Example:
         >>> import anyio, tempfile, pathlib
@@ -352,12 +348,8 @@ async def areplay(
         >>> sink = JSONLQuarantine(pathlib.Path(tempfile.mkdtemp()) / "q.jsonl")
         >>> anyio.run(areplay, sink, Validator(fields={"n": Field(int)}), print)
         ReplayResult(replayed=(), still_invalid=(), written=None)
-    """
-
-    def run() -> ReplayResult:
-        return replay(sink, validator, write, fix=fix, source=source, on_event=on_event)
-
-    return await anyio.to_thread.run_sync(run)
+    """,
+)
 
 
 @runtime_checkable

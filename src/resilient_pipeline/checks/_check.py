@@ -176,6 +176,7 @@ class Check:
             ...     "AND conversions = 0", params={"min_spend": 10})
             >>> check.run(connection=db, params={"day": "2026-11-28"}).offending
             ({'day': '2026-11-28', 'spend': 50.0},)
+            >>> db.close()
         """
         if not isinstance(query, str) or not query.strip():  # type: ignore[redundant-expr]
             raise ConfigurationError.for_option("query", query, "must be a non-empty SQL str")

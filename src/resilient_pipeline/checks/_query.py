@@ -53,8 +53,9 @@ def fetch_rows(connection: Any, sql: str, params: Mapping[str, Any]) -> list[dic
     it on its own connection (so it sees the transaction's writes).
 
     Example:
-        >>> import sqlite3
-        >>> fetch_rows(sqlite3.connect(":memory:"), "SELECT :n + 1 AS m", {"n": 41})
+        >>> import contextlib, sqlite3
+        >>> with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        ...     fetch_rows(db, "SELECT :n + 1 AS m", {"n": 41})
         [{'m': 42}]
         >>> from resilient_pipeline import SQLiteStore
         >>> store = SQLiteStore(":memory:")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from resilient_pipeline._core import Event, EventHandler, Subscription, emit, log_event, subscribe
+from resilient_pipeline._core import Event, Subscription, emit, log_event, subscribe
 
 if TYPE_CHECKING:
     from resilient_pipeline.alerting import AlertDeliveryFailed, AlertSent, AlertSuppressed
@@ -68,7 +68,6 @@ __all__ = [
     "CircuitOpened",
     "CircuitStoreFailed",
     "Event",
-    "EventHandler",
     "FallbackUsed",
     "PartitionCollected",
     "PartitionFailed",

@@ -610,9 +610,8 @@ class RateLimitedError(RejectedError):
     def __init__(
         self, name: str, *, key: str | None = None, retry_after: float | None = None
     ) -> None:
-        shown = key
-        where = "" if shown is None else f" for key {shown}"
+        where = "" if key is None else f" for key {key}"
         wait = "" if retry_after is None else f"; a token is free in {retry_after:.3f} s"
         super().__init__(f"rate limit {name!r} reached{where}{wait}", retry_after=retry_after)
         self.name = name
-        self.key = shown
+        self.key = key

@@ -164,7 +164,7 @@ def capture_events() -> Iterator[list[Event]]:
 
 @attrs.define(eq=False)
 class MemoryNotifier:
-    """A :class:`~resilient_pipeline.typing.Notifier` that keeps what it is sent, for tests.
+    """A :class:`~resilient_pipeline.alerting.Notifier` that keeps what it is sent, for tests.
 
     Attributes:
         alerts: Every alert delivered, in order.

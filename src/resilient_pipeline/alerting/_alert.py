@@ -32,6 +32,7 @@ __all__ = [
 
 Severity: TypeAlias = Literal["info", "warning", "error", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error", "critical")
+"""Every severity, least urgent first: routing and exit codes compare by this order."""
 _RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 _LOG_LEVELS = {
     "info": logging.INFO,

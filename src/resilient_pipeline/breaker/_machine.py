@@ -3,7 +3,7 @@
 :class:`Machine` never reads a clock, never locks and never calls the user's
 function: it is told the time and what happened, and answers "admit with this
 ticket" or "reject". The in-memory store wraps it in a lock; the drivers in
-``_breaker_drivers.py`` run the protected call outside that lock.
+``_breaker.py`` run the protected call outside that lock.
 """
 
 from __future__ import annotations

@@ -70,9 +70,11 @@ def _check_on(_: object, __: object, value: object) -> None:
 class Fallback:
     """Answer with ``value``, or with ``call(*args, **kwargs)``, when the call fails with ``on``.
 
-    A frozen, reusable value and a decorator (sync or async). Configuration
-    errors and ``BaseException``-only types (cancellation, Ctrl-C) are never
-    replaced. Every use emits :class:`FallbackUsed`.
+    A frozen, reusable value and a decorator (sync or async). A
+    :class:`~resilient_pipeline.exceptions.PermanentError`, a database error
+    the store did not classify as transient, and ``BaseException``-only types
+    (cancellation, Ctrl-C) are never replaced: the same rule retry follows.
+    Every use emits :class:`FallbackUsed`.
 
     Args:
         value: What to return instead.

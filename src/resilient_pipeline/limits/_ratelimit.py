@@ -1,6 +1,6 @@
 """``RateLimiter``: token buckets per key that wait (within the deadline) or reject.
 
-The decisions live in :class:`~resilient_pipeline.limits._token_bucket.TokenBucket`
+The decisions live in :class:`~resilient_pipeline.limits.TokenBucket`
 and :meth:`RateLimiter._plan`; the sync and async drivers only sleep on the
 clock for as long as the plan says and ask again.
 """

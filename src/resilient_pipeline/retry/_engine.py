@@ -2,7 +2,7 @@
 
 It never sleeps and never calls the user's function: it answers "sleep this
 long, then try again" or "stop". The sync and async drivers in
-``_retrying.py`` act on that answer.
+``_decorator.py`` act on that answer.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The retry policy: a frozen, validated value that is also a decorator.
 
-The decisions live in ``_retry_core.py``, the events in ``_retry_events.py``,
-and the sync and async drivers in ``_retrying.py``.
+The decisions live in ``_engine.py``, the events in ``_events.py``, and the
+sync and async drivers in ``_decorator.py``, which registers itself as
+``RetryPolicy.drivers`` (it builds on this module, so the import goes one way).
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ RetryAfterExtractor: TypeAlias = Callable[[object], "float | None"]
 """Reads a server-given delay (seconds) from an exception or a result."""
 
 Jitter: TypeAlias = Literal["full", "equal", "decorrelated"]
+"""How a delay is randomised: ``"full"`` in [0, d], ``"equal"`` d/2 + [0, d/2] or decorrelated.
+
+``None`` (the option, not a member) means the exact schedule.
+"""
 _JITTERS = ("full", "equal", "decorrelated", None)
 
 

@@ -73,7 +73,7 @@ def _translate(exc: Exception) -> StoreError:
 
 @attrs.define(eq=False, repr=False)
 class PostgresSession:
-    """A :class:`~resilient_pipeline.typing.StoreSession` on one psycopg connection.
+    """A :class:`~resilient_pipeline.storage.StoreSession` on one psycopg connection.
 
     SQL uses psycopg's paramstyle: ``%s`` and ``%(name)s``.
 
@@ -268,7 +268,7 @@ class PostgresStore:
             raise _translate(exc) from exc
 
     def connect(self) -> PostgresSession:
-        """Check out a connection (see :class:`~resilient_pipeline.typing.StoreSession`)."""
+        """Check out a connection (see :class:`~resilient_pipeline.storage.StoreSession`)."""
         if self._pool is not None:
             psycopg = _psycopg()
             try:

@@ -37,7 +37,7 @@ def _translate(exc: sqlite3.Error) -> StoreError:
 
 @attrs.define(eq=False, repr=False)
 class SQLiteSession:
-    """A :class:`~resilient_pipeline.typing.StoreSession` on one ``sqlite3`` connection.
+    """A :class:`~resilient_pipeline.storage.StoreSession` on one ``sqlite3`` connection.
 
     Example:
         >>> store = SQLiteStore(":memory:")
@@ -211,7 +211,7 @@ class SQLiteStore:
         return connection
 
     def connect(self) -> SQLiteSession:
-        """Check out a connection (see :class:`~resilient_pipeline.typing.StoreSession`)."""
+        """Check out a connection (see :class:`~resilient_pipeline.storage.StoreSession`)."""
         return SQLiteSession(self, self._slots.acquire())
 
     def close(self) -> None:

@@ -1,29 +1,61 @@
-"""Shared fixtures: anyio backends, hypothesis profiles, and the real PostgreSQL and Redis servers.
+"""Shared fixtures: anyio backends, hypothesis profiles, the real PostgreSQL and Redis servers.
 
 Service tests use the servers on this machine. Where one is unreachable they
 skip and say why; under ``CI=true`` an unreachable service fails instead, so
 CI can never go green by skipping them.
+
+Hypothesis draws new examples on every CI run (no ``derandomize``), so CI keeps
+exploring; the header of each run names the profile and how to replay a run
+with ``--hypothesis-seed``, and a failure prints its ``@reproduce_failure`` blob.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-settings.register_profile("default", deadline=None)
-settings.register_profile(
-    "ci", deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.load_profile("ci" if os.environ.get("CI") == "true" else "default")
+if TYPE_CHECKING:
+    from resilient_pipeline.storage import Store
 
 IN_CI = os.environ.get("CI") == "true"
+HYPOTHESIS_PROFILE = "ci" if IN_CI else "default"
+
+settings.register_profile("default", deadline=None, print_blob=True)
+settings.register_profile(
+    "ci", deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(HYPOTHESIS_PROFILE)
+
 POSTGRES_DSN = os.environ.get("RP_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("RP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """In CI, draw this run's hypothesis seed here (before hypothesis reads it), so it is known."""
+    if IN_CI and config.getoption("hypothesis_seed", default=None) is None:
+        config.option.hypothesis_seed = random.SystemRandom().randrange(2**32)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Name the hypothesis profile and how to replay this run's examples."""
+    seed = config.getoption("hypothesis_seed", default=None)
+    if seed is not None:
+        how = f"replay this run with --hypothesis-seed={seed}"
+    else:
+        how = (
+            "random examples; a failure prints @reproduce_failure(...) to replay it, and"
+            " --hypothesis-seed=N fixes the seed of every test"
+        )
+    return [f"hypothesis profile {HYPOTHESIS_PROFILE!r}: {how}"]
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -111,3 +143,27 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
             client.delete(*keys)
     finally:
         client.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Every store backend, empty: a SQLite file, or PostgreSQL on a fresh schema.
+
+    ``copy_threshold=3`` sends batches of three rows or more through PostgreSQL's
+    COPY path, so small test batches cover both write paths.
+    """
+    from resilient_pipeline.storage import PostgresStore, SQLiteStore
+
+    store: Store
+    if request.param == "sqlite":
+        store = SQLiteStore(tmp_path / "store.db")
+    else:
+        store = PostgresStore(
+            request.getfixturevalue("postgres_dsn"),
+            schema=request.getfixturevalue("postgres_schema"),
+            copy_threshold=3,
+        )
+    try:
+        yield store
+    finally:
+        store.close()

@@ -6,7 +6,6 @@ import logging
 
 import pytest
 
-from alerting_servers import FlakyEndpoint, flaky_http_server, smtp_sink
 from resilient_pipeline import (
     Alert,
     ConfigurationError,
@@ -17,6 +16,7 @@ from resilient_pipeline import (
 from resilient_pipeline.alerting import EmailNotifier, Notifier, WebhookNotifier
 from resilient_pipeline.exceptions import AlertDeliveryError
 from resilient_pipeline.testing import set_testing
+from tests.helpers.alerting_servers import FlakyEndpoint, flaky_http_server, smtp_sink
 
 ALERT = Alert(
     severity="error",

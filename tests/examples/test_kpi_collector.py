@@ -9,7 +9,7 @@ import pytest
 from examples.kpi_collector.__main__ import CLIENTS, main, run
 from examples.kpi_collector.collector import SOURCE
 
-from resilient_pipeline import PartitionLedger, PostgresStore, SQLiteStore, unit_of_work
+from resilient_pipeline import PartitionLedger, unit_of_work
 from resilient_pipeline.alerting import AlertSent
 from resilient_pipeline.breaker import CircuitOpened
 from resilient_pipeline.retry import RetryScheduled
@@ -61,23 +61,9 @@ def check_story(store: Store) -> None:
     assert {"campaigns": expected, "conversions": expected} == table_counts(store)
 
 
-def test_collector_on_sqlite(tmp_path: Path) -> None:
-    """The whole story on the embedded default: a SQLite file."""
-    store = SQLiteStore(tmp_path / "kpi.sqlite3")
-    try:
-        check_story(store)
-    finally:
-        store.close()
-
-
-@pytest.mark.postgres
-def test_collector_on_postgres(postgres_dsn: str, postgres_schema: str) -> None:
-    """The same story on the production backend, PostgreSQL."""
-    store = PostgresStore(postgres_dsn, schema=postgres_schema)
-    try:
-        check_story(store)
-    finally:
-        store.close()
+def test_collector_story(any_store: Store) -> None:
+    """The whole story on every backend: the embedded SQLite file and PostgreSQL."""
+    check_story(any_store)
 
 
 def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

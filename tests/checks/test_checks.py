@@ -14,6 +14,7 @@ from resilient_pipeline import Check, CheckReport, CheckSuite, ConfigurationErro
 from resilient_pipeline.checks import CheckErrored, CheckExitCode, CheckFailed, CheckResult
 from resilient_pipeline.exceptions import CheckError
 from resilient_pipeline.testing import FakeClock, capture_events
+from tests.strategies import severities
 
 DAY = "2026-11-28"
 
@@ -61,7 +62,7 @@ def test_exit_codes(results: list[tuple[str, str, str]], expected: CheckExitCode
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(["info", "warning", "error", "critical"]),
+            severities,
             st.sampled_from(["passed", "failed", "errored"]),
         )
     )

@@ -10,10 +10,10 @@ import anyio
 import pytest
 import redis
 
-from _redis_workers import hammer_bulkhead, hammer_limiter
 from resilient_pipeline import ConfigurationError, resilient
 from resilient_pipeline.exceptions import BulkheadFullError, RateLimitedError
 from resilient_pipeline.limits._redis import RedisBulkhead, RedisRateLimiter
+from tests.helpers.redis_workers import hammer_bulkhead, hammer_limiter
 
 pytestmark = pytest.mark.redis
 

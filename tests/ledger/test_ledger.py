@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ from resilient_pipeline import (
     ConfigurationError,
     Partition,
     PartitionLedger,
-    PostgresStore,
     SQLiteStore,
     abackfill,
     backfill,
@@ -25,21 +23,6 @@ from resilient_pipeline.storage import Store, Transaction
 from resilient_pipeline.testing import FakeClock, capture_events
 
 D1, D2, D3 = dt.date(2026, 11, 26), dt.date(2026, 11, 27), dt.date(2026, 11, 28)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A real store: a file SQLite database, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        sqlite = SQLiteStore(tmp_path / "ledger.db")
-        yield sqlite
-        sqlite.close()
-    else:
-        dsn = request.getfixturevalue("postgres_dsn")
-        schema = request.getfixturevalue("postgres_schema")
-        pg = PostgresStore(dsn, schema=schema)
-        yield pg
-        pg.close()
 
 
 def make_data_table(store: Store) -> None:
@@ -76,10 +59,10 @@ def data_counts(store: Store) -> dict[tuple[str, str, str], int]:
         }
 
 
-def test_gaps_are_expected_partitions_not_succeeded(store: Store) -> None:
+def test_gaps_are_expected_partitions_not_succeeded(any_store: Store) -> None:
     """gaps() lists missing and non-succeeded partitions, by period then key."""
-    ledger = PartitionLedger(store)
-    with unit_of_work(store) as tx:
+    ledger = PartitionLedger(any_store)
+    with unit_of_work(any_store) as tx:
         ledger.succeed(tx, Partition("meta", 1, D1), rows=rows_of(Partition("meta", 1, D1)))
         ledger.succeed(tx, Partition("other", 2, D1), rows=[])
     ledger.plan("meta", [2], D2, D2)
@@ -91,13 +74,13 @@ def test_gaps_are_expected_partitions_not_succeeded(store: Store) -> None:
     ] == [(g.key, g.period) for g in gaps]
 
 
-def test_succeeded_only_if_the_data_committed(store: Store) -> None:
+def test_succeeded_only_if_the_data_committed(any_store: Store) -> None:
     """A unit of work that rolls back takes the 'succeeded' row with it."""
-    ledger = PartitionLedger(store)
+    ledger = PartitionLedger(any_store)
     partition = Partition("meta", 1, D1)
 
     def crash() -> None:
-        with unit_of_work(store) as tx:
+        with unit_of_work(any_store) as tx:
             ledger.succeed(tx, partition, rows=rows_of(partition))
             raise RuntimeError("crash before commit")
 
@@ -106,14 +89,14 @@ def test_succeeded_only_if_the_data_committed(store: Store) -> None:
     assert [partition] == ledger.gaps("meta", [1], D1, D1)
 
 
-def test_fingerprints_detect_unchanged_and_restated_data(store: Store) -> None:
+def test_fingerprints_detect_unchanged_and_restated_data(any_store: Store) -> None:
     """Identical rows are 'unchanged'; different rows are a recorded, reported restatement."""
-    ledger = PartitionLedger(store)
+    ledger = PartitionLedger(any_store)
     partition = Partition("meta", 1, D1)
     outcomes = []
     with capture_events() as events:
         for spend in (1.0, 1.0, 2.5):
-            with unit_of_work(store) as tx:
+            with unit_of_work(any_store) as tx:
                 outcomes.append(ledger.succeed(tx, partition, rows=rows_of(partition, spend)))
     assert ["new", "unchanged", "restated"] == outcomes
     [restatement] = ledger.restatements("meta")
@@ -127,9 +110,9 @@ def test_fingerprints_detect_unchanged_and_restated_data(store: Store) -> None:
     assert 1 == ledger.records("meta")[0].restatements
 
 
-def test_failures_count_attempts_then_quarantine(store: Store) -> None:
+def test_failures_count_attempts_then_quarantine(any_store: Store) -> None:
     """Each claimed failure counts; at max_attempts the partition is quarantined."""
-    ledger = PartitionLedger(store, max_attempts=2)
+    ledger = PartitionLedger(any_store, max_attempts=2)
     partition = Partition("meta", 1, D1)
     statuses = []
     for run in ("r1", "r2"):
@@ -141,12 +124,12 @@ def test_failures_count_attempts_then_quarantine(store: Store) -> None:
     assert ledger.claim("meta", run_id="r3") is None
 
 
-def test_an_expired_lease_is_reclaimed_and_the_late_worker_loses(store: Store) -> None:
+def test_an_expired_lease_is_reclaimed_and_the_late_worker_loses(any_store: Store) -> None:
     """Worker B takes A's partition once A's lease expired; A's commit raises and rolls back."""
     clock = FakeClock()
-    a = PartitionLedger(store, lease=60, clock=clock, worker_id="A")
-    b = PartitionLedger(store, lease=60, clock=clock, worker_id="B")
-    make_data_table(store)
+    a = PartitionLedger(any_store, lease=60, clock=clock, worker_id="A")
+    b = PartitionLedger(any_store, lease=60, clock=clock, worker_id="B")
+    make_data_table(any_store)
     a.plan("meta", [1], D1, D1)
     partition = a.claim("meta", run_id="ra")
     assert partition is not None
@@ -155,27 +138,27 @@ def test_an_expired_lease_is_reclaimed_and_the_late_worker_loses(store: Store) -
     assert partition == b.claim("meta", run_id="rb")
 
     def late_commit() -> None:
-        with unit_of_work(store) as tx:
+        with unit_of_work(any_store) as tx:
             writer(tx, partition, rows_of(partition))
             a.succeed(tx, partition, rows=rows_of(partition))
 
     with pytest.raises(LeaseLostError):
         late_commit()
-    with unit_of_work(store) as tx:
+    with unit_of_work(any_store) as tx:
         writer(tx, partition, rows_of(partition))
         b.succeed(tx, partition, rows=rows_of(partition))
-    assert {partition.as_tuple(): 3} == data_counts(store)
+    assert {partition.as_tuple(): 3} == data_counts(any_store)
     other = Partition("meta", 9, D3)
     b.start(other)
     with pytest.raises(LeaseLostError):
         a.start(other)
 
 
-def test_backfill_collects_every_gap_once_and_rerun_is_a_no_op(store: Store) -> None:
+def test_backfill_collects_every_gap_once_and_rerun_is_a_no_op(any_store: Store) -> None:
     """Backfill fills the range; running it again writes nothing; changed data is restated."""
-    ledger = PartitionLedger(store)
-    make_data_table(store)
-    with unit_of_work(store) as tx:  # one partition already collected
+    ledger = PartitionLedger(any_store)
+    make_data_table(any_store)
+    with unit_of_work(any_store) as tx:  # one partition already collected
         writer(tx, Partition("meta", 1, D1), rows_of(Partition("meta", 1, D1)))
         ledger.succeed(tx, Partition("meta", 1, D1), rows=rows_of(Partition("meta", 1, D1)))
     fetched: list[Partition] = []
@@ -196,16 +179,16 @@ def test_backfill_collects_every_gap_once_and_rerun_is_a_no_op(store: Store) -> 
     assert (8, 0) == (first.count("new"), len(first.failed))
     assert Partition("meta", 1, D1) not in fetched
     assert [] == ledger.gaps("meta", [1, 2, 3], D1, D3)
-    assert 9 == len(data_counts(store))
-    assert {3} == set(data_counts(store).values())
+    assert 9 == len(data_counts(any_store))
+    assert {3} == set(data_counts(any_store).values())
     second = backfill(ledger, fetch=fetch, **options)
     assert 0 == len(second.collected)
 
 
-def test_backfill_records_failures_and_reports_them(store: Store) -> None:
+def test_backfill_records_failures_and_reports_them(any_store: Store) -> None:
     """A failing fetch leaves a 'failed' partition (a gap) and the report raises on demand."""
-    ledger = PartitionLedger(store)
-    make_data_table(store)
+    ledger = PartitionLedger(any_store)
+    make_data_table(any_store)
 
     def fetch(partition: Partition) -> list[dict[str, Any]]:
         if partition.key == "2":

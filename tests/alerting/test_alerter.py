@@ -15,6 +15,7 @@ from resilient_pipeline.alerting import AlertDeliveryFailed, AlertSuppressed, Me
 from resilient_pipeline.alerting._alert import SEVERITIES
 from resilient_pipeline.exceptions import AlertDeliveryError
 from resilient_pipeline.testing import FakeClock, MemoryNotifier, capture_events
+from tests.strategies import severities
 
 
 def alert(severity: str = "error", title: str = "late", **kw: object) -> Alert:
@@ -172,7 +173,7 @@ def test_alert_validates_its_fields(field: str, value: str) -> None:
 
 
 @given(
-    st.sampled_from(SEVERITIES),
+    severities,
     st.text(min_size=1).filter(str.strip),
     st.text(),
 )

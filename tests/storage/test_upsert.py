@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import decimal
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -14,7 +12,6 @@ import pytest
 
 from resilient_pipeline import (
     ConfigurationError,
-    PostgresStore,
     SQLiteStore,
     StoreError,
     aidempotent_upsert,
@@ -46,19 +43,12 @@ def kpi(
     return row
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A store with an empty ``kpi`` table: a SQLite file, or a fresh PostgreSQL schema."""
-    s: Store
-    if request.param == "sqlite":
-        s = SQLiteStore(tmp_path / "kpi.db")
-    else:
-        dsn = request.getfixturevalue("postgres_dsn")
-        s = PostgresStore(dsn, schema=request.getfixturevalue("postgres_schema"), copy_threshold=3)
-    with unit_of_work(s) as tx:
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """Every store backend (conftest's ``any_store``) with an empty ``kpi`` table."""
+    with unit_of_work(any_store) as tx:
         tx.execute(KPI_DDL.format(table=tx.table("kpi")))
-    yield s
-    s.close()
+    return any_store
 
 
 def table_rows(store: Store, table: str = "kpi") -> list[tuple[Any, ...]]:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from ledger_worker import START, open_store, prepare, run
 from resilient_pipeline import PartitionLedger, unit_of_work
 from resilient_pipeline.storage import Store
 from resilient_pipeline.testing import FakeClock
+from tests.helpers.ledger_worker import START, open_store, prepare, run
 
-WORKER = str(Path(__file__).with_name("ledger_worker.py"))
+WORKER = str(Path(__file__).parents[1] / "helpers" / "ledger_worker.py")
 KEYS, DAYS = 4, 10
 
 

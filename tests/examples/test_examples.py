@@ -12,7 +12,7 @@ import pytest
 from resilient_pipeline.retry import RetryScheduled, RetrySucceeded
 from resilient_pipeline.testing import capture_events, set_testing
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def load(name: str) -> ModuleType:

@@ -21,8 +21,8 @@ from resilient_pipeline.testing import FakeClock
 
 redis = pytest.importorskip("redis")
 
-import breaker_workers  # noqa: E402
 from resilient_pipeline.breaker._redis import CircuitStoreFailed, RedisBreakerStore  # noqa: E402
+from tests.helpers import breaker_workers  # noqa: E402
 
 pytestmark = pytest.mark.redis
 
@@ -145,7 +145,7 @@ def _context() -> Any:
     # forkserver: a clean interpreter (no inherited threads or sockets) that
     # imports the workers once, so eight processes start in a fraction of a second.
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["breaker_workers"])
+    ctx.set_forkserver_preload(["tests.helpers.breaker_workers"])
     return ctx
 
 

@@ -1,0 +1,1 @@
+"""The runnable examples and the reference KPI collector, end to end."""

@@ -1,0 +1,1 @@
+"""Non-test modules the tests import or run in other processes (workers, fake servers)."""

@@ -201,7 +201,7 @@ def async_tables() -> None:
 def redis_table() -> None:
     import redis
 
-    from resilient_pipeline.breaker._redis import RedisBreakerStore
+    from resilient_pipeline.breaker import RedisBreakerStore
 
     client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
     prefix = f"rp-bench:{uuid.uuid4().hex[:8]}:"

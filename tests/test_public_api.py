@@ -71,7 +71,14 @@ def public_objects() -> list[tuple[str, object]]:
         module = importlib.import_module(module_name)
         for name in getattr(module, "__all__", []):
             obj = getattr(module, name)
-            if not name.startswith("__") and (inspect.isclass(obj) or inspect.isroutine(obj)):
+            # Type aliases (``Callable[...]``) are documented where they are assigned;
+            # Python 3.10 reports them as classes.
+            is_alias = typing.get_origin(obj) is not None
+            if (
+                not name.startswith("__")
+                and not is_alias
+                and (inspect.isclass(obj) or inspect.isroutine(obj))
+            ):
                 seen.setdefault(id(obj), (f"{module_name}.{name}", obj))
     return sorted(seen.values(), key=lambda item: item[0])
 

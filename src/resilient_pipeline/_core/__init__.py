@@ -32,7 +32,14 @@ from ._events import (
     normalize_handlers,
     subscribe,
 )
-from ._options import callable_or_none, integer, number
+from ._options import (
+    callable_or_none,
+    exception_types,
+    in_,
+    integer,
+    non_empty_str,
+    number,
+)
 from ._protocols import Clock, Policy, SupportsRetryAfter
 from ._redact import MASK, describe_error, redact
 from ._retry_after import (
@@ -45,7 +52,6 @@ from ._twins import run_in_event_loop, run_in_worker_thread
 from ._util import (
     add_note,
     check_callable,
-    exception_types,
     is_async,
     is_permanent,
     source_of,
@@ -75,10 +81,12 @@ __all__ = [
     "emit",
     "exception_types",
     "get_default_clock",
+    "in_",
     "integer",
     "is_async",
     "is_permanent",
     "log_event",
+    "non_empty_str",
     "normalize_handlers",
     "number",
     "parse_retry_after",

@@ -28,7 +28,14 @@ import attrs
 
 from resilient_pipeline.exceptions import ConfigurationError
 
-__all__ = ["callable_or_none", "integer", "number"]
+__all__ = [
+    "callable_or_none",
+    "exception_types",
+    "in_",
+    "integer",
+    "non_empty_str",
+    "number",
+]
 
 T = TypeVar("T")
 
@@ -106,6 +113,50 @@ class _CallableOrNone(_Check):
         return "must be callable or None"
 
 
+@attrs.frozen(repr=False)
+class _In(_Check):
+    choices: tuple[object, ...]
+
+    def accepts(self, value: object) -> bool:
+        return any(value == choice and type(value) is type(choice) for choice in self.choices)
+
+    @property
+    def requirement(self) -> str:
+        *rest, last = [repr(choice) for choice in self.choices]
+        return "must be " + (f"{', '.join(rest)} or {last}" if rest else last)
+
+
+@attrs.frozen(repr=False)
+class _NonEmptyStr(_Check):
+    blank: bool
+
+    def accepts(self, value: object) -> bool:
+        return isinstance(value, str) and bool(value if self.blank else value.strip())
+
+    @property
+    def requirement(self) -> str:
+        return "must be a non-empty str" if self.blank else "must be a non-blank str"
+
+
+@attrs.frozen(repr=False)
+class _ExceptionTypes(_Check):
+    def accepts(self, value: object) -> bool:
+        kinds = value if isinstance(value, tuple) else (value,)
+        return all(isinstance(kind, type) and issubclass(kind, Exception) for kind in kinds)
+
+    @property
+    def requirement(self) -> str:
+        return (
+            "must be an Exception subclass or a tuple of them "
+            "(BaseException-only types such as cancellation are never caught)"
+        )
+
+    def types(self, option: str, value: object) -> tuple[type[Exception], ...]:
+        """``value`` as a tuple of exception types, or a ``ConfigurationError``."""
+        self.check(option, value)
+        return value if isinstance(value, tuple) else (value,)
+
+
 def number(
     *,
     ge: float | None = None,
@@ -141,3 +192,33 @@ def callable_or_none() -> _CallableOrNone:
         True
     """
     return _CallableOrNone()
+
+
+def in_(*choices: object) -> _In:
+    """Exactly one of ``choices`` (compared by value and type, so ``True`` is not ``1``).
+
+    Example:
+        >>> in_("wait", "reject")
+        <option check: must be 'wait' or 'reject'>
+    """
+    return _In(choices)
+
+
+def non_empty_str(*, blank: bool = True) -> _NonEmptyStr:
+    """A ``str`` that is not empty; with ``blank=False`` not only white space either.
+
+    Example:
+        >>> non_empty_str(blank=False).check("title", "meta_ads incomplete")
+        'meta_ads incomplete'
+    """
+    return _NonEmptyStr(blank)
+
+
+def exception_types() -> _ExceptionTypes:
+    """An ``Exception`` subclass or a tuple of them; ``.types()`` returns the tuple.
+
+    Example:
+        >>> exception_types().types("retry_on", ConnectionError)
+        (<class 'ConnectionError'>,)
+    """
+    return _ExceptionTypes()

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 from resilient_pipeline.exceptions import (
-    ConfigurationError,
     PermanentError,
     StoreError,
     TransientStoreError,
@@ -16,7 +15,6 @@ from resilient_pipeline.exceptions import (
 __all__ = [
     "add_note",
     "check_callable",
-    "exception_types",
     "is_async",
     "is_permanent",
     "source_of",
@@ -49,20 +47,6 @@ def check_callable(fn: object, what: str) -> None:
 def is_async(fn: Callable[..., Any]) -> bool:
     """Whether calling ``fn`` returns a coroutine."""
     return inspect.iscoroutinefunction(fn)
-
-
-def exception_types(option: str, value: object) -> tuple[type[Exception], ...]:
-    """``value`` as a tuple of ``Exception`` subclasses, else a ``ConfigurationError``."""
-    types = value if isinstance(value, tuple) else (value,)
-    for kind in types:
-        if not (isinstance(kind, type) and issubclass(kind, Exception)):
-            raise ConfigurationError.for_option(
-                option,
-                value,
-                "must be an Exception subclass or a tuple of them "
-                "(BaseException-only types such as cancellation are never retried)",
-            )
-    return types
 
 
 def is_permanent(error: BaseException) -> bool:

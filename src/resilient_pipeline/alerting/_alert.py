@@ -12,12 +12,11 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Literal, Protocol, TypeAlias, cast, runtime_checkable
 
 import attrs
 
-from resilient_pipeline._core import Event
-from resilient_pipeline.exceptions import ConfigurationError
+from resilient_pipeline._core import Event, in_, non_empty_str
 
 __all__ = [
     "SEVERITIES",
@@ -44,11 +43,7 @@ _LOG_LEVELS = {
 
 def check_severity(value: object, option: str = "severity") -> Severity:
     """Return ``value`` if it is a severity, else raise :class:`ConfigurationError`."""
-    if value not in _RANK:
-        raise ConfigurationError.for_option(
-            option, value, "must be 'info', 'warning', 'error' or 'critical'"
-        )
-    return value
+    return cast("Severity", in_(*SEVERITIES).check(option, value))
 
 
 def severity_rank(severity: Severity) -> int:
@@ -109,12 +104,8 @@ class Alert:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def __attrs_post_init__(self) -> None:
-        title: object = self.title
-        if not isinstance(title, str) or not title.strip():
-            raise ConfigurationError.for_option("title", self.title, "must be a non-empty str")
-        key: object = self.key
-        if not isinstance(key, str) or not key:
-            raise ConfigurationError.for_option("key", self.key, "must be a non-empty str")
+        non_empty_str(blank=False).check("title", self.title)
+        non_empty_str().check("key", self.key)
 
     def to_dict(self) -> dict[str, Any]:
         """The alert as a JSON-friendly dict (what the JSON webhook posts).

@@ -28,6 +28,7 @@ from resilient_pipeline._core import (
     default_retry_after,
     emit,
     integer,
+    non_empty_str,
     normalize_handlers,
     resolve_clock,
 )
@@ -54,9 +55,7 @@ _breaker_logger = logging.getLogger(CallRejected.logger_name)
 
 
 def _name(value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigurationError.for_option("name", value, "must be a non-empty str")
-    return value
+    return cast("str", non_empty_str().check("name", value))
 
 
 def _store(value: object) -> BreakerStore | None:

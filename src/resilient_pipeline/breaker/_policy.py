@@ -221,8 +221,9 @@ class BreakerConfig:
             raise ConfigurationError.for_option(
                 "half_open", self.half_open, "must be a HalfOpen(...)"
             )
-        object.__setattr__(self, "_failure_types", exception_types("failure_on", self.failure_on))
-        object.__setattr__(self, "_ignore_types", exception_types("ignore", self.ignore))
+        types = exception_types().types
+        object.__setattr__(self, "_failure_types", types("failure_on", self.failure_on))
+        object.__setattr__(self, "_ignore_types", types("ignore", self.ignore))
         for option in ("failure_if", "failure_on_result", "retry_after"):
             callable_or_none().check(option, getattr(self, option))
 

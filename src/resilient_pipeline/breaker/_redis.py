@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio.to_thread
 import attrs
 
-from resilient_pipeline._core import Event, describe_error
+from resilient_pipeline._core import Event, describe_error, in_, number
 from resilient_pipeline.exceptions import (
     CircuitOpenError,
     ConfigurationError,
@@ -119,13 +119,8 @@ class RedisBreakerStore:
             self.client, self.aclient = None, self.client
         if self.client is None and self.aclient is None:
             raise ConfigurationError.for_option("client", None, "give a Redis client")
-        value: object = self.sync_interval
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise ConfigurationError.for_option("sync_interval", value, "must be a number >= 0")
-        if self.on_unavailable not in ("local", "reject"):
-            raise ConfigurationError.for_option(
-                "on_unavailable", self.on_unavailable, "must be 'local' or 'reject'"
-            )
+        number(ge=0).check("sync_interval", self.sync_interval)
+        in_("local", "reject").check("on_unavailable", self.on_unavailable)
 
     def bind(self, name: str, config: BreakerConfig, emit: Callable[[Event], None]) -> RedisBackend:
         """The backend for breaker ``name`` in this process."""

@@ -22,6 +22,8 @@ from resilient_pipeline._core import (
     EventHandler,
     describe_error,
     emit,
+    integer,
+    non_empty_str,
     normalize_handlers,
     resolve_clock,
 )
@@ -109,11 +111,6 @@ Dataset: TypeAlias = "Iterable[Row] | Callable[[CheckContext], Iterable[Row]]"
 Body: TypeAlias = Callable[[CheckContext], CheckOutcome]
 
 
-def _name(_instance: object, _attribute: object, value: Any) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigurationError.for_option("name", value, "must be a non-empty str")
-
-
 @attrs.frozen(kw_only=True)
 class Check:
     """A named consistency check with a severity, a body, a message and an action.
@@ -139,18 +136,13 @@ class Check:
         'failed'
     """
 
-    name: str = attrs.field(validator=_name)
+    name: str = attrs.field(validator=non_empty_str(blank=False))
     severity: Severity = attrs.field(default="error", validator=lambda _i, _a, v: check_severity(v))
     body: Body
     message: str = "{count} offending row(s)"
     action: str = ""
     description: str = ""
-    max_offending: int = attrs.field(default=100)
-
-    @max_offending.validator
-    def _max_offending(self, _attribute: object, value: object) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigurationError.for_option("max_offending", value, "must be an int >= 0")
+    max_offending: int = attrs.field(default=100, validator=integer(ge=0))
 
     @classmethod
     def sql(

@@ -13,6 +13,7 @@ from typing_extensions import ParamSpec
 
 from resilient_pipeline._core import (
     EventHandler,
+    callable_or_none,
     check_callable,
     describe_error,
     emit,
@@ -57,15 +58,6 @@ class FallbackUsed(PolicyEvent):
     error: str
 
 
-def _check_on(_: object, __: object, value: object) -> None:
-    try:
-        exception_types("on", value)
-    except ConfigurationError:
-        raise ConfigurationError.for_option(
-            "on", value, "must be an Exception subclass or a tuple of them"
-        ) from None
-
-
 @attrs.frozen(kw_only=True)
 class Fallback:
     """Answer with ``value``, or with ``call(*args, **kwargs)``, when the call fails with ``on``.
@@ -94,11 +86,13 @@ class Fallback:
     """
 
     value: Any = _MISSING
-    call: Callable[..., Any] | None = None
+    call: Callable[..., Any] | None = attrs.field(default=None, validator=callable_or_none())
     on: type[Exception] | tuple[type[Exception], ...] = attrs.field(
-        default=Exception, validator=_check_on
+        default=Exception, validator=exception_types()
     )
-    when: Callable[[Exception], bool] | None = None
+    when: Callable[[Exception], bool] | None = attrs.field(
+        default=None, validator=callable_or_none()
+    )
     name: str | None = None
     on_event: tuple[EventHandler, ...] = attrs.field(default=(), converter=normalize_handlers)
 
@@ -107,10 +101,6 @@ class Fallback:
             raise ConfigurationError.for_option(
                 "value", self.value, "give exactly one of value= and call="
             )
-        for option in ("call", "when"):
-            given = getattr(self, option)
-            if given is not None and not callable(given):
-                raise ConfigurationError.for_option(option, given, "must be callable")
 
     def _replaces(self, error: Exception) -> bool:
         return (

@@ -25,6 +25,7 @@ from resilient_pipeline._core import (
     check_callable,
     default_retry_after,
     emit,
+    in_,
     integer,
     is_async,
     normalize_handlers,
@@ -186,10 +187,7 @@ class RateLimiter:
             self._burst = max(1, math.ceil(self.rate))
         else:
             self._burst = integer(ge=1).check("burst", self.burst)
-        if self.on_limit not in ("wait", "reject"):
-            raise ConfigurationError.for_option(
-                "on_limit", self.on_limit, "must be 'wait' or 'reject'"
-            )
+        in_("wait", "reject").check("on_limit", self.on_limit)
         if self.max_wait is not None:
             number(ge=0).check("max_wait", self.max_wait)
         integer(ge=1).check("max_keys", self.max_keys)

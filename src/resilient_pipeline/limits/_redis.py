@@ -22,6 +22,7 @@ from typing_extensions import ParamSpec
 from resilient_pipeline._core import (
     Clock,
     check_callable,
+    in_,
     integer,
     is_async,
     number,
@@ -169,8 +170,7 @@ class RedisRateLimiter:
             if self.burst is None
             else integer(ge=1).check("burst", self.burst)
         )
-        if self.on_limit not in ("wait", "reject"):
-            raise _config("on_limit", self.on_limit, "must be 'wait' or 'reject'")
+        in_("wait", "reject").check("on_limit", self.on_limit)
         if self.max_wait is not None:
             number(ge=0).check("max_wait", self.max_wait)
         self._redis = _url_or_client(self.url, self.client)

@@ -38,6 +38,7 @@ from resilient_pipeline._core import (
     EventHandler,
     check_callable,
     emit,
+    in_,
     is_async,
     normalize_handlers,
     number,
@@ -45,7 +46,7 @@ from resilient_pipeline._core import (
     source_of,
     tightened,
 )
-from resilient_pipeline.exceptions import ConfigurationError, DeadlineExceededError
+from resilient_pipeline.exceptions import DeadlineExceededError
 
 from ._trail import PolicyEvent
 
@@ -78,11 +79,6 @@ class TimedOut(PolicyEvent):
 def _check_seconds(value: object) -> float:
     number(gt=0).check("seconds", value)
     return cast("float", value)
-
-
-def _check_mode(_: object, __: object, value: object) -> None:
-    if value not in ("cooperative", "thread"):
-        raise ConfigurationError.for_option("sync", value, "must be 'cooperative' or 'thread'")
 
 
 class _Outcome:
@@ -134,7 +130,9 @@ class Timeout:
     """
 
     seconds: float = attrs.field(converter=_check_seconds)
-    sync: SyncMode = attrs.field(default="cooperative", kw_only=True, validator=_check_mode)
+    sync: SyncMode = attrs.field(
+        default="cooperative", kw_only=True, validator=in_("cooperative", "thread")
+    )
     name: str | None = attrs.field(default=None, kw_only=True)
     clock: Clock | None = attrs.field(default=None, kw_only=True)
     on_event: tuple[EventHandler, ...] = attrs.field(

@@ -21,6 +21,8 @@ from resilient_pipeline._core import (
     callable_or_none,
     default_retry_after,
     exception_types,
+    in_,
+    integer,
     is_permanent,
     normalize_handlers,
     number,
@@ -94,21 +96,13 @@ class RetryPolicy:
     drivers: ClassVar[Any]
 
     def __attrs_post_init__(self) -> None:
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
-            raise ConfigurationError.for_option("max_attempts", self.max_attempts, "must be an int")
-        if self.max_attempts < 1:
-            raise ConfigurationError.for_option("max_attempts", self.max_attempts, "must be >= 1")
+        integer(ge=1).check("max_attempts", self.max_attempts)
         number(ge=0).check("base_delay", self.base_delay)
         number(ge=1).check("multiplier", self.multiplier)
         number(ge=0).check("max_delay", self.max_delay)
-        if self.jitter not in _JITTERS:
-            raise ConfigurationError.for_option(
-                "jitter", self.jitter, "must be 'full', 'equal', 'decorrelated' or None"
-            )
-        for option in ("deadline", "attempt_timeout"):
-            value = getattr(self, option)
-            if value is not None:
-                number(gt=0).check(option, value)
+        in_(*_JITTERS).check("jitter", self.jitter)
+        number(gt=0, optional=True).check("deadline", self.deadline)
+        number(gt=0, optional=True).check("attempt_timeout", self.attempt_timeout)
         if (
             self.deadline is not None
             and self.attempt_timeout is not None
@@ -119,7 +113,7 @@ class RetryPolicy:
                 self.attempt_timeout,
                 f"is longer than deadline={self.deadline!r}; an attempt could never use it",
             )
-        object.__setattr__(self, "_retry_types", exception_types("retry_on", self.retry_on))
+        object.__setattr__(self, "_retry_types", exception_types().types("retry_on", self.retry_on))
         for option in ("retry_if", "retry_on_result", "retry_after"):
             callable_or_none().check(option, getattr(self, option))
         if self.budget is not None and not isinstance(self.budget, RetryBudget):

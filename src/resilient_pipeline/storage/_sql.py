@@ -110,8 +110,3 @@ def quote_qualified(table: str, schema: str | None = None, *, option: str = "tab
 def quote_columns(columns: Iterable[str], *, option: str = "columns") -> str:
     """Quote each name and join them with ``", "`` (for column lists)."""
     return ", ".join(quote_identifier(column, option=option) for column in columns)
-
-
-def nonempty_str(value: object) -> bool:
-    """Whether ``value`` is a non-empty ``str`` (for validating names and keys)."""
-    return isinstance(value, str) and bool(value)

@@ -11,10 +11,11 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from resilient_pipeline.exceptions import ConfigurationError, StoreError, UnitOfWorkError
+from resilient_pipeline._core import non_empty_str
+from resilient_pipeline.exceptions import StoreError, UnitOfWorkError
 
 from ._protocols import Dialect, Params, Store, StoreSession
-from ._sql import nonempty_str, quote_identifier
+from ._sql import quote_identifier
 from ._write import upsert_in
 
 if TYPE_CHECKING:
@@ -271,8 +272,7 @@ class Transaction:
             [True, False]
             >>> store.close()
         """
-        if not nonempty_str(key):
-            raise ConfigurationError.for_option("key", key, "must be a non-empty str")
+        non_empty_str().check("key", key)
         table = self.table(self.store.once_table)
         self._ensure_once_table(table)
         sql = (

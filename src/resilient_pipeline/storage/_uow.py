@@ -24,11 +24,10 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from resilient_pipeline._core import add_note
+from resilient_pipeline._core import add_note, non_empty_str
 from resilient_pipeline.exceptions import ConfigurationError, StoreError
 
 from ._protocols import Store
-from ._sql import nonempty_str
 from ._transaction import AsyncTransaction, Transaction
 
 __all__ = ["UnitOfWork", "unit_of_work"]
@@ -215,8 +214,7 @@ def unit_of_work(store: Store, *, name: str = "unit_of_work") -> UnitOfWork:
         []
         >>> store.close()
     """
-    if not nonempty_str(name):
-        raise ConfigurationError.for_option("name", name, "must be a non-empty str")
+    non_empty_str().check("name", name)
     if not isinstance(store, Store):
         raise ConfigurationError.for_option("store", store, "must be a Store (SQLiteStore, ...)")
     return UnitOfWork(store, name)

@@ -22,6 +22,7 @@ from uuid import UUID
 import attrs
 import typing_extensions
 
+from resilient_pipeline._core import in_
 from resilient_pipeline.exceptions import ConfigurationError
 
 from ._rules import Binder, Rule, Severity, _check_callable, one_of
@@ -144,10 +145,7 @@ class Field:
     ) -> None:
         for rule in rules:
             _check_callable("rules", rule)
-        if severity not in ("error", "warning"):
-            raise ConfigurationError.for_option(
-                "severity", severity, "must be 'error' or 'warning'"
-            )
+        in_("error", "warning").check("severity", severity)
         for option, flag in (("required", required), ("secret", secret)):
             if not isinstance(flag, bool):
                 raise ConfigurationError.for_option(option, flag, "must be a bool")

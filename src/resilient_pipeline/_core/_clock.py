@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time as _time
 
-import anyio
-
 from ._protocols import Clock
 
 __all__ = ["SYSTEM_CLOCK", "SystemClock", "get_default_clock", "resolve_clock"]
@@ -27,6 +25,8 @@ class SystemClock:
 
     async def asleep(self, seconds: float, /) -> None:
         """Suspend the task for ``seconds`` (a cancellation point)."""
+        import anyio  # async users have it loaded already; sync users never pay for it
+
         await anyio.sleep(seconds)
 
     def __repr__(self) -> str:

@@ -22,11 +22,12 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, TypeVar
-
-import attrs
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from resilient_pipeline.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    import attrs
 
 __all__ = [
     "callable_or_none",
@@ -40,9 +41,12 @@ __all__ = [
 T = TypeVar("T")
 
 
-@attrs.frozen(repr=False)
+# Plain slotted classes, not attrs: they are built while the library is imported,
+# and an attrs class costs about a millisecond to create.
 class _Check:
     """The shared shape: an attrs validator that delegates to ``check``."""
+
+    __slots__ = ()
 
     def __call__(self, _: object, attribute: attrs.Attribute[Any], value: object) -> None:
         self.check(attribute.alias or attribute.name, value)
@@ -64,14 +68,20 @@ class _Check:
         return f"<option check: {self.requirement}>"
 
 
-@attrs.frozen(repr=False)
 class _Number(_Check):
-    whole: bool
-    ge: float | None
-    gt: float | None
-    le: float | None
-    finite: bool
-    optional: bool
+    __slots__ = ("finite", "ge", "gt", "le", "optional", "whole")
+
+    def __init__(
+        self,
+        whole: bool,
+        ge: float | None,
+        gt: float | None,
+        le: float | None,
+        finite: bool,
+        optional: bool,
+    ) -> None:
+        self.whole, self.ge, self.gt, self.le = whole, ge, gt, le
+        self.finite, self.optional = finite, optional
 
     def accepts(self, value: object) -> bool:
         if value is None:
@@ -103,8 +113,9 @@ def _show(bound: float) -> str:
     return str(int(bound)) if float(bound).is_integer() else str(bound)
 
 
-@attrs.frozen(repr=False)
 class _CallableOrNone(_Check):
+    __slots__ = ()
+
     def accepts(self, value: object) -> bool:
         return value is None or callable(value)
 
@@ -113,9 +124,11 @@ class _CallableOrNone(_Check):
         return "must be callable or None"
 
 
-@attrs.frozen(repr=False)
 class _In(_Check):
-    choices: tuple[object, ...]
+    __slots__ = ("choices",)
+
+    def __init__(self, choices: tuple[object, ...]) -> None:
+        self.choices = choices
 
     def accepts(self, value: object) -> bool:
         return any(value == choice and type(value) is type(choice) for choice in self.choices)
@@ -126,9 +139,11 @@ class _In(_Check):
         return "must be " + (f"{', '.join(rest)} or {last}" if rest else last)
 
 
-@attrs.frozen(repr=False)
 class _NonEmptyStr(_Check):
-    blank: bool
+    __slots__ = ("blank",)
+
+    def __init__(self, blank: bool) -> None:
+        self.blank = blank
 
     def accepts(self, value: object) -> bool:
         return isinstance(value, str) and bool(value if self.blank else value.strip())
@@ -138,8 +153,9 @@ class _NonEmptyStr(_Check):
         return "must be a non-empty str" if self.blank else "must be a non-blank str"
 
 
-@attrs.frozen(repr=False)
 class _ExceptionTypes(_Check):
+    __slots__ = ()
+
     def accepts(self, value: object) -> bool:
         kinds = value if isinstance(value, tuple) else (value,)
         return all(isinstance(kind, type) and issubclass(kind, Exception) for kind in kinds)

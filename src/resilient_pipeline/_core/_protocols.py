@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, TypeVar, runtime_checkable
-
-from typing_extensions import ParamSpec
+from typing import ParamSpec, Protocol, TypeVar, runtime_checkable
 
 __all__ = ["Clock", "Policy", "SupportsRetryAfter"]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from datetime import timezone
-from email.utils import parsedate_to_datetime
 
 from ._clock import get_default_clock
 
@@ -41,6 +40,8 @@ def parse_retry_after(value: str | bytes | None, *, now: float | None = None) ->
         return None
     if text.isascii() and text.isdigit():
         return float(int(text))
+    from email.utils import parsedate_to_datetime  # 15-20 ms to import; dates are rare
+
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):

@@ -13,10 +13,9 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, ClassVar, TypeVar, cast, overload
+from typing import Any, ClassVar, ParamSpec, TypeVar, cast, overload
 
 import attrs
-from typing_extensions import ParamSpec
 
 from resilient_pipeline._core import (
     DEFAULT_CLOCK,

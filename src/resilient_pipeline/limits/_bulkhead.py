@@ -15,12 +15,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 import anyio
 import anyio.lowlevel
 import attrs
-from typing_extensions import ParamSpec
 
 from resilient_pipeline._core import (
     EventHandler,

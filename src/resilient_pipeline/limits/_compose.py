@@ -12,10 +12,9 @@ for the order are in ``docs/policies.md``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import attrs
-from typing_extensions import ParamSpec
 
 from resilient_pipeline._core import Clock, Policy, check_callable, number, source_of
 from resilient_pipeline.exceptions import ConfigurationError

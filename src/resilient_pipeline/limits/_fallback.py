@@ -6,10 +6,9 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 import attrs
-from typing_extensions import ParamSpec
 
 from resilient_pipeline._core import (
     EventHandler,

@@ -13,10 +13,9 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 import attrs
-from typing_extensions import ParamSpec
 
 from resilient_pipeline._core import (
     Clock,

@@ -13,11 +13,10 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 import anyio.to_thread
 import attrs
-from typing_extensions import ParamSpec
 
 from resilient_pipeline._core import (
     Clock,

@@ -26,11 +26,10 @@ import functools
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 import anyio
 import attrs
-from typing_extensions import ParamSpec
 
 from resilient_pipeline._core import (
     DEADLINE,

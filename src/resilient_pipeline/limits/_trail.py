@@ -11,10 +11,9 @@ from __future__ import annotations
 import contextvars
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 import attrs
-from typing_extensions import ParamSpec
 
 from resilient_pipeline._core import Event, is_async
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from typing_extensions import ParamSpec, Unpack
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 from ._decorator import Retrying
 from ._policy import RetryOptions, RetryPolicy

@@ -7,10 +7,7 @@ import inspect
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
-from typing import Any, TypeVar, cast
-
-import anyio
-from typing_extensions import ParamSpec
+from typing import Any, ParamSpec, TypeVar, cast
 
 from resilient_pipeline._core import DEADLINE
 from resilient_pipeline.exceptions import DeadlineExceededError
@@ -120,6 +117,8 @@ async def _attempt_async(
     at = call.attempt_at  # set by call.begin() for this attempt
     if at is None or not call.cancel:
         return await fn(*args, **kwargs)
+    import anyio  # only timed attempts need it; keeps it off `import` of the decorator
+
     budget = at - call.clock.monotonic()
     with anyio.CancelScope(deadline=anyio.current_time() + max(budget, 0.0)) as scope:
         return await fn(*args, **kwargs)

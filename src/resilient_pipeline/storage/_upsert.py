@@ -5,10 +5,9 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, overload
 
 import attrs
-from typing_extensions import ParamSpec
 
 from resilient_pipeline.exceptions import ConfigurationError
 

@@ -6,9 +6,9 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+
 from examples.kpi_collector.__main__ import CLIENTS, main, run
 from examples.kpi_collector.collector import SOURCE
-
 from resilient_pipeline import PartitionLedger, unit_of_work
 from resilient_pipeline.alerting import AlertSent
 from resilient_pipeline.breaker import CircuitOpened

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 
 import pytest
@@ -54,14 +55,15 @@ REJECTED = [
 @pytest.mark.parametrize("name", HOSTILE_BUT_QUOTABLE)
 def test_hostile_names_are_one_identifier_on_sqlite(name: str) -> None:
     """A hostile but printable name quotes to exactly one identifier and round-trips."""
-    conn = sqlite3.connect(":memory:")
-    conn.execute("CREATE TABLE victim (x)")
-    conn.execute(f"CREATE TABLE {quote_identifier(name)} ({quote_identifier(name)} INTEGER)")
-    conn.execute(f"INSERT INTO {quote_identifier(name)} VALUES (1)")
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"victim", name} == tables
-    columns = [row[1] for row in conn.execute(f"PRAGMA table_info({quote_identifier(name)})")]
-    assert [name] == columns
+    with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+        conn.execute("CREATE TABLE victim (x)")
+        conn.execute(f"CREATE TABLE {quote_identifier(name)} ({quote_identifier(name)} INTEGER)")
+        conn.execute(f"INSERT INTO {quote_identifier(name)} VALUES (1)")
+        query = "SELECT name FROM sqlite_master WHERE type='table'"
+        tables = {row[0] for row in conn.execute(query)}
+        assert {"victim", name} == tables
+        info = conn.execute(f"PRAGMA table_info({quote_identifier(name)})")
+        assert [name] == [row[1] for row in info]
 
 
 @pytest.mark.parametrize("name", REJECTED)
@@ -94,6 +96,6 @@ def test_quoting_is_exactly_one_identifier(name: str) -> None:
         return
     assert ('"', '"') == (quoted[0], quoted[-1])
     assert name == quoted[1:-1].replace('""', '"')
-    conn = sqlite3.connect(":memory:")
-    assert [(1,)] == conn.execute(f"SELECT 1 AS {quoted}").fetchall()
-    assert [name] == [d[0] for d in conn.execute(f"SELECT 1 AS {quoted}").description]
+    with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+        assert [(1,)] == conn.execute(f"SELECT 1 AS {quoted}").fetchall()
+        assert [name] == [d[0] for d in conn.execute(f"SELECT 1 AS {quoted}").description]

@@ -174,6 +174,7 @@ def test_busy_database_is_transient_and_retried(store: SQLiteStore, tmp_path: Pa
 
     with set_testing():
         save()
+    blocker.close()
     assert 2 == len(attempts)
     assert 1 == count(store, "campaigns")
 

@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 import pytest
 
-from resilient_pipeline.exceptions import BadResultError, PermanentError
+from resilient_pipeline.exceptions import BadResultError, ConfigurationError, PermanentError
 from resilient_pipeline.retry import retry_with_backoff, retrying
 from resilient_pipeline.testing import FakeClock
 
@@ -52,24 +52,13 @@ class Scenario:
     expected: Outcome
     options: dict[str, Any] = attrs.field(factory=dict)
     takes: float = 0.0  # fake seconds each attempt runs
-    block_form: bool = True  # False: the block form does not support this scenario's options
+    block_form: bool = True  # False: the block form refuses this scenario's options
 
-    def param(self, *, block: bool, backend: str | None = None) -> Any:
-        """This scenario as a pytest parameter, a strict xfail where a driver is known to differ."""
-        marks = []
-        if block and not self.block_form:
-            reason = "the retrying() block form ignores retry_on_result (decorator only)"
-            marks.append(pytest.mark.xfail(strict=True, reason=reason, raises=AssertionError))
-        elif block and backend == "trio" and self.expected.ended == "raised":
-            reason = (
-                "an error escaping `async for attempt in retrying()` leaves its async generator"
-                " unclosed: trio warns (ResourceWarning, an error here) when it is collected"
-            )
-            unraisable = pytest.PytestUnraisableExceptionWarning
-            marks.append(pytest.mark.xfail(strict=True, reason=reason, raises=unraisable))
+    def param(self, *, backend: str | None = None) -> Any:
+        """This scenario as a pytest parameter (on ``backend``, when given)."""
         if backend is None:
-            return pytest.param(self, id=self.id, marks=marks)
-        return pytest.param(backend, self, id=f"{backend}-{self.id}", marks=marks)
+            return pytest.param(self, id=self.id)
+        return pytest.param(backend, self, id=f"{backend}-{self.id}")
 
 
 def is_none(result: object) -> bool:
@@ -130,11 +119,8 @@ SCENARIOS = [
         takes=1.0,
     ),
 ]
-SYNC_CASES = [s.param(block=False) for s in SCENARIOS]
-BLOCK_CASES = [s.param(block=True) for s in SCENARIOS]
-# Parametrized here rather than by conftest's anyio_backend, so a known gap can
-# be marked for one backend only.
-ASYNC_BLOCK_CASES = [s.param(block=True, backend=b) for b in ("asyncio", "trio") for s in SCENARIOS]
+CASES = [s.param() for s in SCENARIOS]
+ASYNC_CASES = [s.param(backend=b) for b in ("asyncio", "trio") for s in SCENARIOS]
 
 
 def policy_options(scenario: Scenario, clock: FakeClock) -> dict[str, Any]:
@@ -174,7 +160,15 @@ async def aending(clock: FakeClock, calls: list[int], fn: Callable[[], Any]) -> 
     return Outcome("returned", value, len(calls), clock.sleeps)
 
 
-@pytest.mark.parametrize("scenario", SYNC_CASES)
+def assert_refused(scenario: Scenario, clock: FakeClock) -> None:
+    """A block has no result to judge: ``retry_on_result`` is refused when it is built."""
+    with pytest.raises(ConfigurationError) as info:
+        retrying(**policy_options(scenario, clock))
+    assert "retry_on_result" == info.value.option
+    assert [] == clock.sleeps
+
+
+@pytest.mark.parametrize("scenario", CASES)
 def test_sync_decorator(scenario: Scenario) -> None:
     """@retry_with_backoff on a plain function ends as the table says."""
     clock, calls = FakeClock(), list[int]()
@@ -183,7 +177,7 @@ def test_sync_decorator(scenario: Scenario) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("scenario", SYNC_CASES)
+@pytest.mark.parametrize("scenario", CASES)
 async def test_async_decorator(scenario: Scenario) -> None:
     """@retry_with_backoff on a coroutine function ends as the table says."""
     clock, calls = FakeClock(), list[int]()
@@ -196,11 +190,14 @@ async def test_async_decorator(scenario: Scenario) -> None:
     assert scenario.expected == await aending(clock, calls, fn)
 
 
-@pytest.mark.parametrize("scenario", BLOCK_CASES)
+@pytest.mark.parametrize("scenario", CASES)
 def test_sync_block(scenario: Scenario) -> None:
     """``for attempt in retrying(): with attempt:`` ends as the table says."""
     clock, calls = FakeClock(), list[int]()
     step = scripted(scenario, clock, calls)
+    if not scenario.block_form:
+        assert_refused(scenario, clock)
+        return
 
     def fn() -> object:
         value: object = None
@@ -213,11 +210,14 @@ def test_sync_block(scenario: Scenario) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("anyio_backend", "scenario"), ASYNC_BLOCK_CASES)
+@pytest.mark.parametrize(("anyio_backend", "scenario"), ASYNC_CASES)
 async def test_async_block(anyio_backend: str, scenario: Scenario) -> None:
     """``async for attempt in retrying(): with attempt:`` ends as the table says."""
     clock, calls = FakeClock(), list[int]()
     step = scripted(scenario, clock, calls)
+    if not scenario.block_form:
+        assert_refused(scenario, clock)
+        return
 
     async def fn() -> object:
         value: object = None

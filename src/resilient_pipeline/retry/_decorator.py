@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
 from resilient_pipeline._core import DEADLINE
-from resilient_pipeline.exceptions import DeadlineExceededError
+from resilient_pipeline.exceptions import ConfigurationError, DeadlineExceededError
 
 from ._engine import NO_RESULT, Call
 from ._policy import RetryPolicy
@@ -265,8 +265,8 @@ class Retrying:
     """Retry a block of code: ``for attempt in retrying(): with attempt: ...``.
 
     Iterate with ``for`` in sync code and ``async for`` in async code; both
-    use the same core as the decorator. Only exceptions are retried here
-    (``retry_on_result`` applies to the decorator form).
+    use the same core as the decorator. Only exceptions are retried here: a
+    policy with ``retry_on_result`` is refused, since a block has no result.
 
     Example:
         >>> from resilient_pipeline.retry import retrying
@@ -283,6 +283,12 @@ class Retrying:
     __slots__ = ("_policy",)
 
     def __init__(self, policy: RetryPolicy) -> None:
+        if policy.retry_on_result is not None:
+            raise ConfigurationError.for_option(
+                "retry_on_result",
+                policy.retry_on_result,
+                "applies to the decorator only: a retrying() block has no result to judge",
+            )
         self._policy = policy
 
     def __repr__(self) -> str:
@@ -293,27 +299,50 @@ class Retrying:
 
     def __iter__(self) -> Iterator[Attempt]:
         call = self._call()
-        number = 1
+        attempt = Attempt(call, 1)
         while True:
-            attempt = Attempt(call, number)
             yield attempt
-            if attempt._delay is None:
+            if (step := _after(attempt)) is None:
                 return
-            if attempt._delay > 0:
-                call.clock.sleep(attempt._delay)
-            number += 1
+            delay, attempt = step
+            if delay > 0:
+                call.clock.sleep(delay)
 
-    async def __aiter__(self) -> AsyncIterator[Attempt]:
-        call = self._call()
-        number = 1
-        while True:
-            attempt = Attempt(call, number)
-            yield attempt
-            if attempt._delay is None:
-                return
-            if attempt._delay > 0:
-                await call.clock.asleep(attempt._delay)
-            number += 1
+    def __aiter__(self) -> AsyncIterator[Attempt]:
+        # An iterator object, not an async generator: an error escaping the
+        # ``async for`` leaves nothing that needs closing (trio warns otherwise).
+        return _AsyncAttempts(self._call())
+
+
+def _after(attempt: Attempt) -> tuple[float, Attempt] | None:
+    """What follows ``attempt``: the delay before the next one and that attempt, or the end."""
+    if attempt._delay is None:
+        return None
+    return attempt._delay, Attempt(attempt._call, attempt.number + 1)
+
+
+class _AsyncAttempts:
+    """The attempts of one ``async for`` over :class:`Retrying`."""
+
+    __slots__ = ("_call", "_last")
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+        self._last: Attempt | None = None
+
+    def __aiter__(self) -> _AsyncAttempts:
+        return self
+
+    async def __anext__(self) -> Attempt:
+        if self._last is None:
+            self._last = Attempt(self._call, 1)
+            return self._last
+        if (step := _after(self._last)) is None:
+            raise StopAsyncIteration
+        delay, self._last = step
+        if delay > 0:
+            await self._call.clock.asleep(delay)
+        return self._last
 
 
 RetryPolicy.drivers = sys.modules[__name__]

@@ -5,7 +5,7 @@ its package (``retry``, ``breaker``, ``limits``, ``storage``, ``validation``,
 ``alerting``, ``checks``, ``ledger``, ``events``, ``exceptions``). Names are
 imported on first use, so ``import resilient_pipeline`` stays cheap.
 
-Example:
+Examples:
     >>> from resilient_pipeline import retry_with_backoff
     >>> @retry_with_backoff(max_attempts=5, deadline=60.0)
     ... def fetch_campaigns(day: str) -> list[dict[str, object]]:

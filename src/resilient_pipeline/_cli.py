@@ -33,7 +33,7 @@ class _Parser(argparse.ArgumentParser):
 def load_target(spec: str) -> object:
     """Import ``module:attribute`` or ``path/to/file.py:attribute``.
 
-    Example:
+    Examples:
         >>> load_target("resilient_pipeline.checks:completeness").__name__
         'completeness'
     """
@@ -165,7 +165,7 @@ def _run_gaps(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     """Run the command line; return the exit code.
 
-    Example:
+    Examples:
         >>> main(["check", "no_such_module:suite"], out=sys.stdout)
         3
     """

@@ -7,7 +7,7 @@ package's ``resilient_pipeline.<package>`` logger through stdlib
 tests). The event classes live with their packages and are all reachable
 from here; :func:`catalogue` lists every one.
 
-Example:
+Examples:
     >>> from resilient_pipeline.events import RetryScheduled, subscribe
     >>> seen = []
     >>> with subscribe(seen.append):
@@ -140,7 +140,7 @@ def __dir__() -> list[str]:
 def catalogue() -> tuple[type[Event], ...]:
     """Every event class the library emits, sorted by name (imports every package).
 
-    Example:
+    Examples:
         >>> [cls.__name__ for cls in catalogue()][:3]
         ['AlertDeliveryFailed', 'AlertSent', 'AlertSuppressed']
     """

@@ -38,7 +38,7 @@ Every error carries its context as attributes (the option, the value, the
 retry-after hint, ...) and survives ``pickle`` with those attributes, so errors
 can cross process boundaries (multiprocessing, task queues).
 
-Example:
+Examples:
     >>> from resilient_pipeline.exceptions import ConfigurationError
     >>> err = ConfigurationError.for_option("max_attempts", 0, "must be >= 1")
     >>> isinstance(err, ValueError), err.option, err.value
@@ -95,7 +95,7 @@ class ResilientPipelineError(Exception):
     restores those attributes without calling ``__init__`` again, so
     subclasses are free to have keyword-only constructors.
 
-    Example:
+    Examples:
         >>> import pickle
         >>> err = RejectedError("upstream busy", retry_after=2.5)
         >>> clone = pickle.loads(pickle.dumps(err))
@@ -115,7 +115,7 @@ class PermanentError(ResilientPipelineError):
     derive from it; subclass it for errors of your own that no retry can fix
     (a revoked token, an account that does not exist).
 
-    Example:
+    Examples:
         >>> class AccountClosedError(PermanentError):
         ...     pass
         >>> issubclass(ConfigurationError, PermanentError)
@@ -130,7 +130,7 @@ class ConfigurationError(PermanentError, ValueError):
         option: The name of the offending option (``"max_attempts"``).
         value: The value that was given.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import retry_with_backoff
         >>> try:
         ...     retry_with_backoff(max_attempts=0)
@@ -156,7 +156,7 @@ class MissingDependencyError(PermanentError, ImportError):
     Attributes:
         extra: The pip extra that installs it (``"postgres"``, ``"redis"``, ...).
 
-    Example:
+    Examples:
         >>> err = MissingDependencyError(package="redis", extra="redis", feature="Redis state")
         >>> print(err)
         Redis state needs the 'redis' package: pip install 'resilient-pipeline[redis]'
@@ -178,7 +178,7 @@ class BadResultError(ResilientPipelineError):
         result: The last result returned.
         attempts: How many attempts were made.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import retry_with_backoff
         >>> @retry_with_backoff(max_attempts=2, base_delay=0, retry_on_result=lambda r: r == [])
         ... def fetch() -> list[int]:
@@ -204,7 +204,7 @@ class DeadlineExceededError(ResilientPipelineError, TimeoutError):
     Attributes:
         timeout: The budget in seconds, when known.
 
-    Example:
+    Examples:
         >>> isinstance(DeadlineExceededError("fetch took too long", timeout=5.0), TimeoutError)
         True
     """
@@ -221,7 +221,7 @@ class RejectedError(ResilientPipelineError):
         retry_after: Seconds after which trying again may succeed, if known.
             ``retry_with_backoff`` treats it like a server-given delay.
 
-    Example:
+    Examples:
         >>> RejectedError("quota used up", retry_after=30.0).retry_after
         30.0
     """
@@ -240,7 +240,7 @@ class ValidationError(PermanentError, ValueError):
     Attributes:
         issues: Every :class:`~resilient_pipeline.validation.Issue` found, errors and warnings.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import Field, Validator
         >>> v = Validator(fields={"clicks": Field(int), "spend": Field(float)})
         >>> try:
@@ -269,7 +269,7 @@ class CheckError(ResilientPipelineError):
     Attributes:
         check: The check's name.
 
-    Example:
+    Examples:
         >>> str(CheckError("no such table: kpi", check="clicks_le_impressions"))
         'no such table: kpi'
     """
@@ -286,7 +286,7 @@ class AlertDeliveryError(ResilientPipelineError):
         notifier: The notifier's name (never its URL or password).
         title: The alert's title.
 
-    Example:
+    Examples:
         >>> AlertDeliveryError("HTTP 503", notifier="slack", title="late").notifier
         'slack'
     """
@@ -300,7 +300,7 @@ class AlertDeliveryError(ResilientPipelineError):
 class LedgerError(ResilientPipelineError):
     """The partition ledger refused an operation (e.g. finishing a partition it never started).
 
-    Example:
+    Examples:
         >>> isinstance(LeaseLostError("taken", partition=("s", "k", "2026-11-28")), LedgerError)
         True
     """
@@ -315,7 +315,7 @@ class LeaseLostError(LedgerError):
     Attributes:
         partition: ``(source, key, period)``.
 
-    Example:
+    Examples:
         >>> LeaseLostError("taken", partition=("meta_ads", "7", "2026-11-28")).partition[1]
         '7'
     """
@@ -332,7 +332,7 @@ class BackfillError(LedgerError):
         failed: The ``(source, key, period)`` of each failed partition.
         errors: The last error of each, secrets masked, in the same order.
 
-    Example:
+    Examples:
         >>> err = BackfillError("1 partition failed", failed=[("s", "k", "p")], errors=["OSError"])
         >>> err.failed, err.errors
         ([('s', 'k', 'p')], ['OSError'])
@@ -361,7 +361,7 @@ class CircuitOpenError(RejectedError):
             ``retry_with_backoff`` waits exactly that long when it fits the
             remaining deadline, and stops otherwise.
 
-    Example:
+    Examples:
         >>> err = CircuitOpenError("ads-api", state="open", retry_after=12.5)
         >>> str(err), err.retry_after, isinstance(err, RejectedError)
         ("circuit 'ads-api' is open; a probe is allowed in 12.50 s", 12.5, True)
@@ -405,7 +405,7 @@ class StoreError(ResilientPipelineError):
         sqlstate: The SQLSTATE code when the driver gives one (PostgreSQL), else ``None``.
         step: The unit-of-work step that was running, if any.
 
-    Example:
+    Examples:
         >>> err = StoreError('relation "kpi" does not exist', sqlstate="42P01")
         >>> err.sqlstate, err.step
         ('42P01', None)
@@ -425,7 +425,7 @@ class TransientStoreError(StoreError):
     database. Retrying is safe because the writes of a unit of work are
     idempotent: ``retry_with_backoff(retry_on=TransientStoreError)``.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import retry_with_backoff
         >>> policy = retry_with_backoff(retry_on=TransientStoreError)
         >>> issubclass(TransientStoreError, StoreError)
@@ -438,7 +438,7 @@ class UnitOfWorkError(StoreError, PermanentError):
 
     For example a transaction used after it committed, or a closed store.
 
-    Example:
+    Examples:
         >>> isinstance(UnitOfWorkError("the unit of work has already ended"), StoreError)
         True
     """
@@ -455,7 +455,7 @@ class MissingUniqueConstraintError(StoreError, ConfigurationError):
         table: The table.
         key: The key columns.
 
-    Example:
+    Examples:
         >>> err = MissingUniqueConstraintError(table="kpi", key=("client_id", "date"))
         >>> "ADD CONSTRAINT" in str(err), err.key
         (True, ('client_id', 'date'))
@@ -485,7 +485,7 @@ class RowProblem:
         column: The column concerned, or ``None`` for the whole row.
         message: What is wrong.
 
-    Example:
+    Examples:
         >>> str(RowProblem(3, "spend", "expected a number, got str 'abc'"))
         "row 3, column 'spend': expected a number, got str 'abc'"
     """
@@ -506,7 +506,7 @@ class InvalidBatchError(StoreError, PermanentError, ValueError):
         table: The target table.
         problems: One :class:`RowProblem` per problem found (the first 100 at most).
 
-    Example:
+    Examples:
         >>> err = InvalidBatchError(table="kpi", problems=[RowProblem(0, "date", "missing")])
         >>> print(err)
         1 invalid row(s) for kpi: row 0, column 'date': missing
@@ -533,7 +533,7 @@ class DuplicateKeyError(InvalidBatchError):
     Attributes:
         key: The duplicated key values (the first duplicate found).
 
-    Example:
+    Examples:
         >>> err = DuplicateKeyError(table="kpi", key_columns=("client_id",), key=("acme",),
         ...                         indexes=(0, 4))
         >>> print(err)
@@ -566,7 +566,7 @@ class BulkheadFullError(RejectedError):
         waited: Seconds the caller queued before being refused (``0.0`` when
             refused at once).
 
-    Example:
+    Examples:
         >>> err = BulkheadFullError("ads-api", max_concurrent=4)
         >>> str(err), isinstance(err, RejectedError)
         ("bulkhead 'ads-api' is full (4 running, no queue place free)", True)
@@ -601,7 +601,7 @@ class RateLimitedError(RejectedError):
         retry_after: Seconds until a token is free. ``retry_with_backoff``
             waits exactly that long when it fits the remaining deadline.
 
-    Example:
+    Examples:
         >>> err = RateLimitedError("ads-api", key="'account-7'", retry_after=0.25)
         >>> str(err), err.retry_after
         ("rate limit 'ads-api' reached for key 'account-7'; a token is free in 0.250 s", 0.25)

@@ -2,7 +2,7 @@
 
 Works with ``httpx`` (the ``http`` extra), imported lazily.
 
-Example:
+Examples:
     >>> import httpx
     >>> from resilient_pipeline import retry_with_backoff
     >>> from resilient_pipeline.http import is_retryable_http_error
@@ -35,7 +35,7 @@ def httpx_retry_after(error: object) -> float | None:
     default extractor already understands httpx, so this one matters when you
     want *only* HTTP hints.
 
-    Example:
+    Examples:
         >>> import httpx
         >>> response = httpx.Response(429, headers={"Retry-After": "3"},
         ...                           request=httpx.Request("GET", "https://api.test/"))
@@ -59,7 +59,7 @@ def httpx_retry_after(error: object) -> float | None:
 def is_retryable_http_error(error: Exception) -> bool:
     """Retry transport errors and statuses in :data:`RETRYABLE_STATUS_CODES`; not 4xx bugs.
 
-    Example:
+    Examples:
         >>> import httpx
         >>> is_retryable_http_error(httpx.ConnectError("refused"))
         True

@@ -12,7 +12,7 @@ this module turns them into what monitoring systems read:
   (counter; ``table``, ``outcome``) and ``resilient_pipeline_circuit_state``
   (gauge; ``circuit``; 0 closed, 1 half-open, 2 open).
 
-Example:
+Examples:
     >>> import logging, io
     >>> stream = io.StringIO()
     >>> handler = logging.StreamHandler(stream)
@@ -70,7 +70,7 @@ class JsonFormatter(logging.Formatter):
     rendered with ``str``. The message, string extras and tracebacks go
     through :func:`~resilient_pipeline.observability.redact`.
 
-    Example:
+    Examples:
         >>> record = logging.makeLogRecord({"msg": "hello", "levelname": "INFO",
         ...                                 "name": "x", "created": 0.0})
         >>> JsonFormatter().format(record)
@@ -132,7 +132,7 @@ class PrometheusMetrics(_Recorder):
         registry: The ``prometheus_client`` registry (default: the global one).
         namespace: Prefix of the metric names.
 
-    Example:
+    Examples:
         >>> from prometheus_client import CollectorRegistry, generate_latest
         >>> from resilient_pipeline import subscribe
         >>> metrics = PrometheusMetrics(registry=CollectorRegistry())
@@ -188,7 +188,7 @@ class OpenTelemetryMetrics(_Recorder):
         meter: An ``opentelemetry.metrics.Meter`` (default: the global
             provider's meter named ``resilient_pipeline``).
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import subscribe
         >>> with subscribe(OpenTelemetryMetrics()):
         ...     pass  # run your pipeline here

@@ -49,7 +49,7 @@ class FakeClock:
     Attributes:
         sleeps: Every delay passed to ``sleep``/``asleep``, in order.
 
-    Example:
+    Examples:
         >>> clock = FakeClock(start=100.0)
         >>> clock.sleep(1.5)
         >>> clock.advance(0.5)
@@ -126,7 +126,7 @@ def set_testing(*, clock: FakeClock | None = None) -> TestingContext:
     :class:`FakeClock`) or call its ``restore()`` to undo. Attempts are not
     changed, so your tests still see every retry.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import retry_with_backoff
         >>> @retry_with_backoff(max_attempts=3, base_delay=10, jitter=None)
         ... def fetch() -> None:
@@ -147,7 +147,7 @@ def set_testing(*, clock: FakeClock | None = None) -> TestingContext:
 def capture_events() -> Iterator[list[Event]]:
     """Collect every event emitted (anywhere in the process) inside the block.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import retrying
         >>> with capture_events() as events:
         ...     for attempt in retrying(base_delay=0):
@@ -169,7 +169,7 @@ class MemoryNotifier:
     Attributes:
         alerts: Every alert delivered, in order.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import Alert
         >>> notifier = MemoryNotifier()
         >>> notifier.fail_next(1)

@@ -7,7 +7,7 @@ Domain protocols live with their domain: ``Store`` and ``StoreSession`` in
 :mod:`resilient_pipeline.breaker`, ``RetryAfterExtractor`` in
 :mod:`resilient_pipeline.retry`.
 
-Example:
+Examples:
     >>> from resilient_pipeline.typing import Clock
     >>> from resilient_pipeline.testing import FakeClock
     >>> isinstance(FakeClock(), Clock)

@@ -12,7 +12,7 @@ __all__ = ["SYSTEM_CLOCK", "SystemClock", "get_default_clock", "resolve_clock"]
 class SystemClock:
     """The real clock: ``time.monotonic``, ``time.time``, ``time.sleep``, ``anyio.sleep``.
 
-    Example:
+    Examples:
         >>> SystemClock().monotonic() > 0
         True
     """
@@ -45,7 +45,7 @@ def get_default_clock() -> Clock:
     It is the system clock unless :func:`resilient_pipeline.testing.set_testing`
     swapped in a fake one.
 
-    Example:
+    Examples:
         >>> get_default_clock()
         SystemClock()
     """

@@ -31,7 +31,7 @@ def remaining_time() -> float | None:
     Use it to size I/O timeouts inside a retried function so that one attempt
     cannot outlive the whole budget.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline.testing import FakeClock
         >>> clock = FakeClock()
         >>> remaining_time() is None
@@ -68,7 +68,7 @@ def deadline_scope(seconds: float, *, clock: Clock | None = None) -> Iterator[fl
     an enclosing deadline is sooner. Retries, timeouts and waits inside the
     block never plan past it.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline.testing import FakeClock
         >>> clock = FakeClock()
         >>> with deadline_scope(30.0, clock=clock):

@@ -47,7 +47,7 @@ class Event:
     :func:`log_event` uses), ``level`` and ``template`` (a ``str.format``
     template over the event's fields).
 
-    Example:
+    Examples:
         >>> from resilient_pipeline.retry import RetryScheduled
         >>> event = RetryScheduled(source="fetch", attempt=1, delay=0.5,
         ...                        error="ConnectionError: reset", retry_after=None)
@@ -82,7 +82,7 @@ def log_event(event: Event) -> None:
     ``extra`` holds ``event`` (the class name) and every field; a field whose
     name a ``LogRecord`` already uses gets an ``rp_`` prefix.
 
-    Example:
+    Examples:
         >>> import logging
         >>> from resilient_pipeline.retry import RetryExhausted
         >>> logging.getLogger("resilient_pipeline").setLevel(logging.CRITICAL)
@@ -110,7 +110,7 @@ DEFAULT_HANDLERS: tuple[EventHandler, ...] = (log_event,)
 class Subscription:
     """A global subscription; cancel it, or use it as a context manager.
 
-    Example:
+    Examples:
         >>> seen = []
         >>> with subscribe(seen.append):
         ...     pass
@@ -143,7 +143,7 @@ def subscribe(handler: EventHandler) -> Subscription:
     quick. An exception in a handler is logged on ``resilient_pipeline.events``
     and does not disturb the call that emitted the event.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import retry_with_backoff
         >>> from resilient_pipeline.retry import RetryScheduled
         >>> seen = []

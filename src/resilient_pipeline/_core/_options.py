@@ -7,7 +7,7 @@ Every failure is a :class:`~resilient_pipeline.exceptions.ConfigurationError`
 naming the option, the value and the requirement, worded the same way
 everywhere: ``max_attempts=0 is invalid: must be an int >= 1``.
 
-Example:
+Examples:
     >>> positive = number(gt=0, finite=True)
     >>> positive
     <option check: must be a finite number > 0>
@@ -183,7 +183,7 @@ def number(
 ) -> _Number:
     """A real number (never a bool or NaN) within the bounds given; ``None`` if ``optional``.
 
-    Example:
+    Examples:
         >>> number(ge=0, le=1)
         <option check: must be a number >= 0 and <= 1>
     """
@@ -193,7 +193,7 @@ def number(
 def integer(*, ge: int | None = None, optional: bool = False) -> _Number:
     """An ``int`` (never a bool) of at least ``ge``; ``None`` if ``optional``.
 
-    Example:
+    Examples:
         >>> integer(ge=1).check("max_attempts", 3)
         3
     """
@@ -203,7 +203,7 @@ def integer(*, ge: int | None = None, optional: bool = False) -> _Number:
 def callable_or_none() -> _CallableOrNone:
     """A callable, or ``None`` for "not set".
 
-    Example:
+    Examples:
         >>> callable_or_none().check("retry_if", None) is None
         True
     """
@@ -213,7 +213,7 @@ def callable_or_none() -> _CallableOrNone:
 def in_(*choices: object) -> _In:
     """Exactly one of ``choices`` (compared by value and type, so ``True`` is not ``1``).
 
-    Example:
+    Examples:
         >>> in_("wait", "reject")
         <option check: must be 'wait' or 'reject'>
     """
@@ -223,7 +223,7 @@ def in_(*choices: object) -> _In:
 def non_empty_str(*, blank: bool = True) -> _NonEmptyStr:
     """A ``str`` that is not empty; with ``blank=False`` not only white space either.
 
-    Example:
+    Examples:
         >>> non_empty_str(blank=False).check("title", "meta_ads incomplete")
         'meta_ads incomplete'
     """
@@ -233,7 +233,7 @@ def non_empty_str(*, blank: bool = True) -> _NonEmptyStr:
 def exception_types() -> _ExceptionTypes:
     """An ``Exception`` subclass or a tuple of them; ``.types()`` returns the tuple.
 
-    Example:
+    Examples:
         >>> exception_types().types("retry_on", ConnectionError)
         (<class 'ConnectionError'>,)
     """

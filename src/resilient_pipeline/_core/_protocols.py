@@ -20,7 +20,7 @@ class Clock(Protocol):
     ``Retry-After: Wed, 21 Oct 2026 07:28:00 GMT`` header. ``asleep`` must be
     a cancellation point under asyncio and trio.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline.testing import FakeClock
         >>> clock = FakeClock()
         >>> clock.sleep(2.5)
@@ -51,7 +51,7 @@ class SupportsRetryAfter(Protocol):
 
     ``retry_with_backoff`` never retries before ``retry_after`` seconds.
 
-    Example:
+    Examples:
         >>> class Throttled(Exception):
         ...     retry_after = 30.0
         >>> isinstance(Throttled(), SupportsRetryAfter)
@@ -71,7 +71,7 @@ class Policy(Protocol):
     ``RetryPolicy``, ``Timeout``, ``Bulkhead``, ``RateLimiter``, ``Fallback``
     and circuit breakers all are; ``resilient(breaker=...)`` accepts any.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import Bulkhead
         >>> isinstance(Bulkhead(max_concurrent=2), Policy)
         True

@@ -21,7 +21,7 @@ _KEY_HINTS = ("pass", "pwd", "secret", "token", "key", "sig", "auth")
 def redact(text: str) -> str:
     """Mask passwords in URLs/DSNs, ``token=...``-style pairs and bearer credentials.
 
-    Example:
+    Examples:
         >>> redact("postgresql://app:s3cret@db/prod?sslmode=require")
         'postgresql://app:***@db/prod?sslmode=require'
         >>> redact("GET /v1/insights?access_token=abc123&fields=spend")
@@ -46,7 +46,7 @@ def redact(text: str) -> str:
 def describe_error(exc: BaseException) -> str:
     """``"TypeName: message"`` with secrets masked, for events and notes.
 
-    Example:
+    Examples:
         >>> describe_error(ConnectionError("https://u:pw@api.example/x refused"))
         'ConnectionError: https://u:***@api.example/x refused'
     """

@@ -23,7 +23,7 @@ def parse_retry_after(value: str | bytes | None, *, now: float | None = None) ->
     A date in the past gives ``0.0``. Anything unparsable gives ``None``:
     a malformed header must never stop a retry.
 
-    Example:
+    Examples:
         >>> parse_retry_after("120")
         120.0
         >>> parse_retry_after("Thu, 01 Jan 1970 00:01:00 GMT", now=30.0)
@@ -70,7 +70,7 @@ def default_retry_after(outcome: object) -> float | None:
     object itself when it has ``headers`` (an ``httpx.Response`` returned as a
     result). No HTTP library is imported.
 
-    Example:
+    Examples:
         >>> class Throttled(Exception):
         ...     retry_after = 7
         >>> default_retry_after(Throttled())

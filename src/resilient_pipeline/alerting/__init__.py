@@ -1,6 +1,6 @@
 """Alerting: alerts, routing with deduplication, notifiers (log, Slack, webhook, e-mail).
 
-Example:
+Examples:
     >>> from resilient_pipeline.alerting import Alert
     >>> Alert(severity="error", title="meta_ads incomplete", message="3 gaps").severity
     'error'

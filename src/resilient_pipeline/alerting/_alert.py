@@ -49,7 +49,7 @@ def check_severity(value: object, option: str = "severity") -> Severity:
 def severity_rank(severity: Severity) -> int:
     """0 for ``info`` up to 3 for ``critical``.
 
-    Example:
+    Examples:
         >>> severity_rank("warning") < severity_rank("critical")
         True
     """
@@ -80,7 +80,7 @@ class Alert:
             message, so an identical alert is deduplicated; give the
             partition (``"meta_ads/7/2026-11-28"``) to deduplicate per partition.
 
-    Example:
+    Examples:
         >>> alert = Alert(severity="error", title="meta_ads 2026-11-28 incomplete",
         ...               message="14 of 16 clients collected",
         ...               action="resilient-pipeline-check ... or see docs/runbooks",
@@ -110,7 +110,7 @@ class Alert:
     def to_dict(self) -> dict[str, Any]:
         """The alert as a JSON-friendly dict (what the JSON webhook posts).
 
-        Example:
+        Examples:
             >>> Alert(severity="info", title="t", key="k").to_dict()["title"]
             't'
         """
@@ -126,7 +126,7 @@ class Alert:
     def text(self) -> str:
         """A plain-text rendering for logs, e-mail bodies and chat messages.
 
-        Example:
+        Examples:
             >>> print(Alert(severity="warning", title="late", message="m", action="a").text())
             [WARNING] late
             m
@@ -219,7 +219,7 @@ class Notifier(Protocol):
     code, so a notifier is written once. Retrying is the notifier's job (the
     built-in ones use :class:`~resilient_pipeline.RetryPolicy`).
 
-    Example:
+    Examples:
         >>> class Printer:
         ...     name = "printer"
         ...     def send(self, alert: "Alert", /) -> None:

@@ -66,7 +66,7 @@ class AlertLog(Protocol):
 class MemoryAlertLog:
     """An in-process :class:`AlertLog` (the default): a dict of key → time sent.
 
-    Example:
+    Examples:
         >>> log = MemoryAlertLog()
         >>> log.deliver_once("k", window=60, now=0.0, deliver=lambda: None)
         True
@@ -103,7 +103,7 @@ class MemoryAlertLog:
 class Route:
     """Send alerts whose severity is at least ``min_severity`` to ``notifier``.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import LoggingNotifier
         >>> Route(LoggingNotifier(), min_severity="error").accepts("warning")
         False
@@ -181,7 +181,7 @@ class Alerter:
         name: The name in events.
         on_event: Handlers for this alerter's events.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline.testing import MemoryNotifier
         >>> pager, chat = MemoryNotifier(name="pager"), MemoryNotifier(name="chat")
         >>> alerter = Alerter([Route(chat), Route(pager, min_severity="critical")])

@@ -31,7 +31,7 @@ class StoreAlertLog:
     their retry deadlines short (the defaults allow 2 minutes) or use
     PostgreSQL when backfills write concurrently.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import Alert, Alerter, SQLiteStore
         >>> from resilient_pipeline.testing import MemoryNotifier
         >>> store, pager = SQLiteStore(":memory:"), MemoryNotifier()

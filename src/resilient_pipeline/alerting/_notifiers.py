@@ -58,7 +58,7 @@ class LoggingNotifier:
 
     The notifier of last resort: it cannot fail, so route everything to it too.
 
-    Example:
+    Examples:
         >>> LoggingNotifier().name
         'log'
     """
@@ -101,7 +101,7 @@ class WebhookNotifier:
         client: An ``httpx.Client`` to use (default: one per notifier).
         name: The name in events and errors (default: ``"webhook(<host>)"``).
 
-    Example:
+    Examples:
         >>> notifier = WebhookNotifier("https://hooks.example/alerts?token=s3cret")
         >>> notifier.name, "s3cret" in repr(notifier)
         ('webhook(hooks.example)', False)
@@ -183,7 +183,7 @@ class SlackNotifier(WebhookNotifier):
 
     Also accepted by Mattermost, Rocket.Chat and Discord's ``/slack`` endpoint.
 
-    Example:
+    Examples:
         >>> notifier = SlackNotifier("https://hooks.slack.com/services/T0/B0/XXXX")
         >>> body = notifier.payload(Alert(severity="critical", title="DB down", action="page"))
         >>> body["text"], body["attachments"][0]["color"]
@@ -231,7 +231,7 @@ class EmailNotifier:
         retry: The retry policy; a refused login or recipient is not retried.
         name: The name in events and errors.
 
-    Example:
+    Examples:
         >>> notifier = EmailNotifier("smtp.example", sender="etl@example",
         ...                          recipients=["oncall@example"], password="pw")
         >>> notifier.name, "pw" in repr(notifier)

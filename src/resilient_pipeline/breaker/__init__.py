@@ -6,7 +6,7 @@ policies (``ConsecutiveFailures``, ``FailureRate``) say when to open,
 ``BreakerStore``: in memory by default, in Redis (``RedisBreakerStore``) to
 share it across processes.
 
-Example:
+Examples:
     >>> from resilient_pipeline.breaker import CircuitBreaker
     >>> breaker = CircuitBreaker(name="ads-api")
     >>> breaker.statistics().state

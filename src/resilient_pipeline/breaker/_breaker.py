@@ -100,7 +100,7 @@ class CircuitBreaker:
     Cancellation, ``KeyboardInterrupt`` and rejections by other primitives
     (:class:`~resilient_pipeline.exceptions.RejectedError`) never count.
 
-    Example:
+    Examples:
         >>> breaker = CircuitBreaker(name="ads-api", trip=ConsecutiveFailures(threshold=2))
         >>> @breaker
         ... def fetch_spend(day: str) -> float:
@@ -325,7 +325,7 @@ class CircuitBreaker:
         Raises:
             CircuitOpenError: The circuit refused the call; ``fn`` did not run.
 
-        Example:
+        Examples:
             >>> CircuitBreaker(name="ads").call(len, [1, 2, 3])
             3
         """
@@ -334,7 +334,7 @@ class CircuitBreaker:
     async def acall(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Await ``fn(*args, **kwargs)`` through the breaker (asyncio or trio).
 
-        Example:
+        Examples:
             >>> import anyio
             >>> async def fetch() -> str:
             ...     return "ok"
@@ -444,7 +444,7 @@ class CircuitBreaker:
     def statistics(self) -> CircuitStatistics:
         """State and counters now, as a frozen value.
 
-        Example:
+        Examples:
             >>> CircuitBreaker(name="ads").statistics().failures
             0
         """
@@ -464,7 +464,7 @@ class CircuitBreaker:
         its own. At most ``max_keys`` are kept (least recently used go first,
         closed ones before open ones).
 
-        Example:
+        Examples:
             >>> breaker = CircuitBreaker(name="ads")
             >>> breaker.for_key("meta", "act_42").name
             'ads[meta,act_42]'

@@ -122,7 +122,7 @@ class CircuitStatistics:
         retry_after: Seconds until a probe is allowed, if open.
         permits_in_use: Half-open trial calls running now.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import CircuitBreaker
         >>> CircuitBreaker(name="ads").statistics().state
         'closed'

@@ -1,6 +1,6 @@
 """The default circuit-breaker store: state in this process's memory.
 
-Example:
+Examples:
     >>> from resilient_pipeline import CircuitBreaker
     >>> from resilient_pipeline.breaker._memory import MemoryBreakerStore
     >>> CircuitBreaker(name="ads", store=MemoryBreakerStore()).state
@@ -138,7 +138,7 @@ class MemoryBreakerStore:
     Breakers bound to the same store under the same name share one state,
     so two ``CircuitBreaker(name="ads", store=store)`` objects trip together.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import CircuitBreaker
         >>> store = MemoryBreakerStore()
         >>> a = CircuitBreaker(name="ads", store=store)

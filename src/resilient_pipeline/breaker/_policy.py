@@ -31,7 +31,7 @@ __all__ = [
 class ConsecutiveFailures:
     """Trip after ``threshold`` failures in a row; any success resets the count.
 
-    Example:
+    Examples:
         >>> ConsecutiveFailures(threshold=3)
         ConsecutiveFailures(threshold=3)
     """
@@ -53,7 +53,7 @@ class FailureRate:
     that succeeds but takes longer counts as a failure too: an upstream that
     answers in 30 s is as good as down for a pipeline.
 
-    Example:
+    Examples:
         >>> FailureRate(threshold=0.5, window_seconds=60, minimum_calls=20).window_seconds
         60
     """
@@ -107,7 +107,7 @@ class OpenDuration:
     probe at the same instant. A failure that carries a retry-after hint
     (a 429 with ``Retry-After``) keeps the circuit open at least that long.
 
-    Example:
+    Examples:
         >>> growing = OpenDuration(seconds=10, multiplier=2, max_seconds=60)
         >>> [growing.duration(n) for n in (1, 2, 3, 4)]
         [10.0, 20.0, 40.0, 60.0]
@@ -138,7 +138,7 @@ class OpenDuration:
     def duration(self, opening: int, draw: float = 1.0) -> float:
         """Seconds open for the ``opening``-th opening in a row; ``draw`` in [0, 1] is the jitter.
 
-        Example:
+        Examples:
             >>> OpenDuration(seconds=10, jitter=0.5).duration(1, draw=0.0)
             5.0
         """
@@ -162,7 +162,7 @@ class HalfOpen:
     ignored. With ``max_duration``, a circuit still half-open after that long
     re-opens.
 
-    Example:
+    Examples:
         >>> HalfOpen(permits=2, success_threshold=3).permits
         2
     """
@@ -194,7 +194,7 @@ class BreakerConfig:
     Built by :class:`~resilient_pipeline.CircuitBreaker` from its options;
     see there for what each one means.
 
-    Example:
+    Examples:
         >>> BreakerConfig(trip=ConsecutiveFailures(threshold=3)).trip.threshold
         3
     """

@@ -95,7 +95,7 @@ class RedisBreakerStore:
             (and flushes of its batched successes) while closed.
         on_unavailable: ``"local"`` or ``"reject"`` while Redis cannot be reached.
 
-    Example:
+    Examples:
         ```python
         import redis
         from resilient_pipeline import CircuitBreaker

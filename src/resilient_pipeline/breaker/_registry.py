@@ -32,7 +32,7 @@ class RegistryStatistics:
         evicted: Breakers dropped so far to stay within ``max_keys``.
         open_keys: The names of the open ones, sorted.
 
-    Example:
+    Examples:
         >>> registry = CircuitBreakerRegistry(template=CircuitBreaker(name="ads"))
         >>> registry.get("meta").force_open()
         >>> registry.statistics().open_keys
@@ -62,7 +62,7 @@ class CircuitBreakerRegistry:
     circuit is forgotten only when every held circuit is open. State in a
     shared store (Redis) outlives eviction; a re-created breaker reads it.
 
-    Example:
+    Examples:
         >>> registry = CircuitBreakerRegistry(template=CircuitBreaker(name="ads"), max_keys=2)
         >>> registry.get("meta", "act_1").name
         'ads[meta,act_1]'
@@ -91,7 +91,7 @@ class CircuitBreakerRegistry:
     def get(self, *key: object) -> CircuitBreaker:
         """The breaker for ``key``, created on first use.
 
-        Example:
+        Examples:
             >>> registry = CircuitBreakerRegistry(template=CircuitBreaker(name="ads"))
             >>> registry.get("meta") is registry.get("meta")
             True

@@ -75,7 +75,7 @@ class BreakerBackend(Protocol):
 class BreakerStore(Protocol):
     """Holds the state of many breakers (one per name).
 
-    Example:
+    Examples:
         >>> from resilient_pipeline.breaker._memory import MemoryBreakerStore
         >>> isinstance(MemoryBreakerStore(), BreakerStore)
         True

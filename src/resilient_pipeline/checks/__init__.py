@@ -2,7 +2,7 @@
 
 Built-in SQL-backed checks: ``completeness``, ``freshness``, ``sums_agree``, ...
 
-Example:
+Examples:
     >>> from resilient_pipeline.checks import CheckExitCode
     >>> int(CheckExitCode.PASSED)
     0

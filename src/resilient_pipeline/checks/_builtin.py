@@ -4,7 +4,7 @@ Each factory returns a :class:`~resilient_pipeline.Check` over the rows of a
 dataset (default ``"rows"``); feed it rows, or a loader such as
 :func:`query_dataset` that selects them from the database for the run's period.
 
-Example:
+Examples:
     >>> from resilient_pipeline import CheckSuite
     >>> from resilient_pipeline import checks
     >>> rows = [
@@ -57,7 +57,7 @@ def query_dataset(
 ) -> Callable[[CheckContext], list[Row]]:
     """A dataset loader: ``sql`` (``:name`` parameters, bound from the run's params).
 
-    Example:
+    Examples:
         >>> loader = query_dataset("SELECT * FROM kpi WHERE date = :day")
         >>> callable(loader)
         True

@@ -56,7 +56,7 @@ def _rows(rows: Iterable[Row]) -> tuple[dict[str, Any], ...]:
 class CheckOutcome:
     """What a check body returns: the offending rows, and optionally its own message.
 
-    Example:
+    Examples:
         >>> CheckOutcome([{"client_id": 7}], message="client 7 is missing").passed
         False
     """
@@ -128,7 +128,7 @@ class Check:
         description: What the check guards against.
         max_offending: Offending rows kept in the report (the count is exact).
 
-    Example:
+    Examples:
         >>> check = Check.rows("clicks_le_impressions",
         ...                    lambda rows: [r for r in rows if r["clicks"] > r["impressions"]],
         ...                    severity="warning")
@@ -158,7 +158,7 @@ class Check:
         Parameters come from ``params`` and then the run's params (e.g. ``:period``).
         Values are always bound, never formatted into the SQL.
 
-        Example:
+        Examples:
             >>> import sqlite3
             >>> db = sqlite3.connect(":memory:")
             >>> _ = db.execute("CREATE TABLE kpi (day TEXT, spend REAL, conversions INT)")
@@ -297,7 +297,7 @@ class CheckSuite:
         clock: Where time comes from.
         on_event: Handlers for the suite's events.
 
-    Example:
+    Examples:
         >>> ok = Check.rows("non_empty", lambda rows: [] if rows else [{"rows": 0}])
         >>> suite = CheckSuite(checks=[ok], datasets={"rows": [{"spend": 1}]})
         >>> int(suite.run().exit_code)

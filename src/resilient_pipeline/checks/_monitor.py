@@ -46,7 +46,7 @@ def monitor(
     Raises:
         AlertDeliveryError: An alert could not be delivered (after all were tried).
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import checks
         >>> from resilient_pipeline.testing import MemoryNotifier
         >>> pager = MemoryNotifier()
@@ -84,7 +84,7 @@ amonitor = run_in_worker_thread(
 
     Takes exactly the arguments of :func:`monitor`.
 
-    Example:
+    Examples:
         >>> import anyio
         >>> from resilient_pipeline import checks
         >>> report = anyio.run(lambda: amonitor([checks.clicks_exceed_impressions()],

@@ -28,7 +28,7 @@ _TOKENS = re.compile(
 def to_pyformat(sql: str) -> str:
     """Rewrite ``:name`` placeholders as ``%(name)s`` (psycopg's style).
 
-    Example:
+    Examples:
         >>> to_pyformat("SELECT ':x', a::text FROM t WHERE d = :day AND p LIKE 'a%'")
         "SELECT ':x', a::text FROM t WHERE d = %(day)s AND p LIKE 'a%%'"
     """
@@ -52,7 +52,7 @@ def fetch_rows(connection: Any, sql: str, params: Mapping[str, Any]) -> list[dic
     A store lends one of its connections for the query; a unit of work runs
     it on its own connection (so it sees the transaction's writes).
 
-    Example:
+    Examples:
         >>> import contextlib, sqlite3
         >>> with contextlib.closing(sqlite3.connect(":memory:")) as db:
         ...     fetch_rows(db, "SELECT :n + 1 AS m", {"n": 41})

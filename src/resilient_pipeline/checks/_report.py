@@ -18,7 +18,7 @@ CheckStatus: TypeAlias = Literal["passed", "failed", "errored"]
 class CheckExitCode(enum.IntEnum):
     """The command-line runner's exit codes; a failed check never exits 0.
 
-    Example:
+    Examples:
         >>> int(CheckExitCode.ERRORS)
         2
     """
@@ -50,7 +50,7 @@ class CheckResult:
         error: Why an errored check could not run, secrets masked.
         duration: Seconds the check took.
 
-    Example:
+    Examples:
         >>> CheckResult(name="c", severity="info", status="passed", message="passed").passed
         True
     """
@@ -79,7 +79,7 @@ class CheckResult:
 class CheckReport:
     """Every check's result for one run, and what a scheduler should do about it.
 
-    Example:
+    Examples:
         >>> report = CheckReport(results=(
         ...     CheckResult(name="a", severity="warning", status="failed", message="2 rows"),
         ... ))
@@ -129,7 +129,7 @@ class CheckReport:
     def summary(self) -> str:
         """A human-readable text report, one block per check that did not pass.
 
-        Example:
+        Examples:
             >>> print(CheckReport(results=()).summary())
             checks: 0 passed, 0 failed, 0 errored
         """
@@ -170,7 +170,7 @@ class CheckReport:
         failure for the same period is deduplicated by an
         :class:`~resilient_pipeline.Alerter`.
 
-        Example:
+        Examples:
             >>> report = CheckReport(results=(
             ...     CheckResult(name="fresh", severity="critical", status="failed",
             ...                 message="latest partition is 3 days old"),

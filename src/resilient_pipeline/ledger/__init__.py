@@ -1,6 +1,6 @@
 """The partition ledger: what was collected, what is missing, and backfilling the gaps.
 
-Example:
+Examples:
     >>> from resilient_pipeline.ledger import daily
     >>> import datetime as dt
     >>> [day.isoformat() for day in daily(dt.date(2026, 11, 1), dt.date(2026, 11, 2))]

@@ -197,7 +197,7 @@ async def abackfill(
     Several processes (or machines) may run the same backfill against one
     PostgreSQL database: leases make each partition run once.
 
-    Example:
+    Examples:
         >>> import datetime as dt
         >>> from resilient_pipeline import SQLiteStore, PartitionLedger
         >>> ledger = PartitionLedger(SQLiteStore(":memory:"))

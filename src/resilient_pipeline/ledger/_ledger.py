@@ -56,7 +56,7 @@ Outcome: TypeAlias = Literal["new", "unchanged", "restated"]
 class Partition:
     """One unit of collected data: ``(source, key, period)``; key and period are text.
 
-    Example:
+    Examples:
         >>> import datetime as dt
         >>> Partition("meta_ads", 7, dt.date(2026, 11, 28))
         Partition(source='meta_ads', key='7', period='2026-11-28')
@@ -147,7 +147,7 @@ class PartitionFailed(Event):
 def daily(start: dt.date, end: dt.date) -> list[dt.date]:
     """Every date from ``start`` to ``end``, both included.
 
-    Example:
+    Examples:
         >>> import datetime as dt
         >>> [d.day for d in daily(dt.date(2026, 11, 27), dt.date(2026, 11, 29))]
         [27, 28, 29]
@@ -188,7 +188,7 @@ class PartitionLedger:
         worker_id: This worker's name on its leases (default host:pid:random).
         on_event: Handlers for the ledger's events.
 
-    Example:
+    Examples:
         >>> import datetime as dt
         >>> from resilient_pipeline import SQLiteStore, unit_of_work
         >>> ledger = PartitionLedger(SQLiteStore(":memory:"))
@@ -516,7 +516,7 @@ class PartitionLedger:
         Without ``start``/``end`` it checks the run's ``params[period_param]``
         (one day), so ``monitor(..., params={"day": ...})`` checks that day.
 
-        Example:
+        Examples:
             >>> import datetime as dt
             >>> from resilient_pipeline import SQLiteStore
             >>> ledger = PartitionLedger(SQLiteStore(":memory:"))

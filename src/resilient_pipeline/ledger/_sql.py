@@ -132,7 +132,7 @@ RESTATEMENTS_SINCE = (
 def period_text(period: object) -> str:
     """A period as stored: dates in ISO form (so text order is time order), others as ``str``.
 
-    Example:
+    Examples:
         >>> period_text(dt.date(2026, 11, 28)), period_text("2026-11")
         ('2026-11-28', '2026-11')
     """
@@ -144,7 +144,7 @@ def period_text(period: object) -> str:
 def fingerprint(rows: Iterable[Mapping[str, Any]]) -> str:
     """A digest of a partition's rows that ignores row and column order.
 
-    Example:
+    Examples:
         >>> a = fingerprint([{"spend": 1.0, "day": "x"}, {"spend": 2, "day": "y"}])
         >>> a == fingerprint([{"day": "y", "spend": 2}, {"day": "x", "spend": 1.0}])
         True

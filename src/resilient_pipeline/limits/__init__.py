@@ -1,6 +1,6 @@
 """Limits on one call: timeouts, bulkheads, rate limits, fallbacks; ``resilient()`` composes them.
 
-Example:
+Examples:
     >>> from resilient_pipeline.limits import Bulkhead
     >>> Bulkhead(max_concurrent=4).statistics().max_concurrent
     4

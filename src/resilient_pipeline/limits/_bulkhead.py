@@ -146,7 +146,7 @@ class Bulkhead:
     Raises:
         ConfigurationError: At construction, naming the bad option.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline.exceptions import BulkheadFullError
         >>> bulkhead = Bulkhead(max_concurrent=1, name="ads-api")
         >>> with bulkhead:

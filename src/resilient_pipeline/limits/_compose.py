@@ -97,7 +97,7 @@ class ResiliencePolicy:
             contradict each other (a timeout longer than the deadline, two
             deadlines, a Redis lease shorter than a call may last, ...).
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import Bulkhead, RetryPolicy, fallback
         >>> policy = ResiliencePolicy(
         ...     fallback=fallback([]),
@@ -183,7 +183,7 @@ class ResiliencePolicy:
     def describe(self) -> str:
         """The chain a call goes through, outermost first.
 
-        Example:
+        Examples:
             >>> print(ResiliencePolicy(timeout=5).describe())
             timeout 5 s ⟶ call
         """
@@ -259,7 +259,7 @@ def resilient(
 ) -> ResiliencePolicy:
     """Compose policies around a function, in the documented order (see :class:`ResiliencePolicy`).
 
-    Example:
+    Examples:
         >>> import anyio
         >>> from resilient_pipeline import RateLimiter, RetryPolicy
         >>> @resilient(

@@ -76,7 +76,7 @@ class Fallback:
         name: The name in events.
         on_event: Handlers for this policy's events.
 
-    Example:
+    Examples:
         >>> @Fallback(value=[], on=ConnectionError)
         ... def fetch_campaigns(day: str) -> list[str]:
         ...     raise ConnectionError("reset by peer")
@@ -165,7 +165,7 @@ def fallback(
 
     See :class:`Fallback` for the options.
 
-    Example:
+    Examples:
         >>> def from_cache(day: str) -> int:
         ...     return 7
         >>> @fallback(call=from_cache, on=TimeoutError)

@@ -142,7 +142,7 @@ class RateLimiter:
         clock: Where time comes from (waits sleep on it).
         on_event: Handlers for this limiter's events.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline.exceptions import RateLimitedError
         >>> from resilient_pipeline.testing import FakeClock
         >>> limiter = RateLimiter(rate=2, on_limit="reject", clock=FakeClock(), name="ads")
@@ -255,7 +255,7 @@ class RateLimiter:
         The decorator calls this itself when ``adaptive=True``. Our own
         refusals (``RejectedError``) are ignored.
 
-        Example:
+        Examples:
             >>> from resilient_pipeline.testing import FakeClock
             >>> clock = FakeClock()
             >>> limiter = RateLimiter(rate=10, clock=clock)

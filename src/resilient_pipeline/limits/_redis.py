@@ -135,7 +135,7 @@ class RedisRateLimiter:
     ``RateLimitedError``), minus adaptive mode. Keys live under ``prefix``
     and expire once their bucket would be full again.
 
-    Example:
+    Examples:
         ```python
         limiter = RedisRateLimiter(url="redis://localhost:6379/0", rate=100, per=60,
                                    prefix="ads:", key=lambda account, day: account)
@@ -214,7 +214,7 @@ class RedisBulkhead:
     (``resilient()`` refuses a composition whose timeout could outlive it).
     A full bulkhead rejects at once with ``BulkheadFullError``.
 
-    Example:
+    Examples:
         ```python
         bulkhead = RedisBulkhead(url="redis://localhost:6379/0", max_concurrent=8,
                                  lease_ttl=120, prefix="ads:")

@@ -116,7 +116,7 @@ class Timeout:
         clock: Where time comes from.
         on_event: Handlers for this policy's events.
 
-    Example:
+    Examples:
         >>> import anyio
         >>> @Timeout(0.5)
         ... async def fetch() -> None:
@@ -253,7 +253,7 @@ def timeout(
     Raises:
         ConfigurationError: When ``seconds`` is not > 0 or ``sync`` is unknown.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline.limits import remaining_time
         >>> @timeout(30.0)
         ... def fetch() -> bool:

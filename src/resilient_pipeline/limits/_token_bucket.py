@@ -28,7 +28,7 @@ class TokenBucket:
     Adaptive slow-downs (a server's quota or Retry-After) lower the refill
     rate until ``slow_until``; a rate of ``0`` is a pause.
 
-    Example:
+    Examples:
         >>> bucket = TokenBucket(rate=2.0, burst=1, now=0.0)
         >>> bucket.take(0.0), bucket.take(0.0)
         (0.0, 0.5)
@@ -134,7 +134,7 @@ def default_quota(outcome: object, *, now: float) -> tuple[float, float] | None:
     compared with ``now``, wall-clock seconds), or the IETF draft's combined
     ``RateLimit: "default";r=50;t=30``.
 
-    Example:
+    Examples:
         >>> class Response:
         ...     headers = {"x-ratelimit-remaining": "12", "x-ratelimit-reset": "30"}
         >>> default_quota(Response(), now=0.0)

@@ -32,7 +32,7 @@ _attempt: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
 def current_attempt() -> int | None:
     """The attempt number of the composed call running now, or ``None`` outside one.
 
-    Example:
+    Examples:
         >>> current_attempt() is None
         True
     """

@@ -4,7 +4,7 @@
 block form; ``RetryPolicy`` is the frozen, reusable value behind both;
 ``RetryBudget`` caps retries across calls. Events trace every attempt.
 
-Example:
+Examples:
     >>> from resilient_pipeline.retry import retry_with_backoff
     >>> @retry_with_backoff(max_attempts=3, deadline=30.0)
     ... def fetch() -> str:

@@ -60,7 +60,7 @@ def retry_with_backoff(fn: Callable[..., Any] | None = None, /, **options: Any) 
     Raises:
         ConfigurationError: At decoration time, naming the bad option.
 
-    Example:
+    Examples:
         >>> attempts = []
         >>> @retry_with_backoff(max_attempts=3, base_delay=0)
         ... def fetch_conversions(day: str) -> int:
@@ -78,7 +78,7 @@ def retry_with_backoff(fn: Callable[..., Any] | None = None, /, **options: Any) 
 def retrying(**options: Unpack[RetryOptions]) -> Retrying:
     """The block form of :func:`retry_with_backoff`, taking the same options.
 
-    Example:
+    Examples:
         >>> import anyio
         >>> async def main() -> str:
         ...     async for attempt in retrying(base_delay=0):

@@ -43,7 +43,7 @@ class RetryBudget:
     When the budget is spent, ``retry_with_backoff`` raises the original error
     at once, with a note saying the budget was exhausted.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import retry_with_backoff
         >>> budget = RetryBudget(ratio=0.1, min_per_second=0.0)
         >>> @retry_with_backoff(budget=budget, base_delay=0)

@@ -268,7 +268,7 @@ class Retrying:
     use the same core as the decorator. Only exceptions are retried here: a
     policy with ``retry_on_result`` is refused, since a block has no result.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline.retry import retrying
         >>> calls = []
         >>> for attempt in retrying(base_delay=0):

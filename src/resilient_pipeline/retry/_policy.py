@@ -74,7 +74,7 @@ class RetryPolicy:
     Change a policy with :func:`attrs.evolve`. See :func:`retry_with_backoff`
     for what each option means.
 
-    Example:
+    Examples:
         >>> import attrs
         >>> fast = RetryPolicy(max_attempts=5, base_delay=0.1, jitter=None)
         >>> [fast.backoff(k) for k in (1, 2, 3)]
@@ -134,7 +134,7 @@ class RetryPolicy:
     def backoff(self, attempt: int) -> float:
         """The un-jittered delay after failed attempt number ``attempt`` (1-based), capped.
 
-        Example:
+        Examples:
             >>> RetryPolicy(base_delay=1, multiplier=2, max_delay=5).backoff(4)
             5
         """
@@ -149,7 +149,7 @@ class RetryPolicy:
         one of the library's deterministic errors (bad configuration or input, a
         database error that is not a ``TransientStoreError``).
 
-        Example:
+        Examples:
             >>> RetryPolicy(retry_on=OSError).retryable(ConnectionError())
             True
             >>> RetryPolicy(retry_on=OSError).retryable(KeyError())

@@ -6,7 +6,7 @@
 ``idempotent_upsert`` writes rows so that writing them twice changes nothing.
 ``quote_identifier`` is the one place identifiers are validated and quoted.
 
-Example:
+Examples:
     >>> from resilient_pipeline.storage import SQLiteStore, idempotent_upsert
     >>> store = SQLiteStore(":memory:")
     >>> store.dialect

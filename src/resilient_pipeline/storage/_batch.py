@@ -53,7 +53,7 @@ class UpsertResult:
         inserted_keys: With ``returning=True``, the keys inserted.
         updated_keys: With ``returning=True``, the keys updated.
 
-    Example:
+    Examples:
         >>> result = UpsertResult(inserted=2, updated=1, unchanged=7)
         >>> result.total, result.changed
         (10, 3)
@@ -146,7 +146,7 @@ def _insert_only_names(value: object) -> tuple[str, ...]:
 class UpsertOptions:
     """The validated options of one upsert (see ``idempotent_upsert``).
 
-    Example:
+    Examples:
         >>> UpsertOptions(key="day").key
         ('day',)
     """

@@ -43,7 +43,7 @@ _TRANSIENT_STATES = frozenset(
 def is_transient_sqlstate(sqlstate: str | None) -> bool:
     """Whether a SQLSTATE says "try again": connection errors (class 08), 40001, 40P01, ...
 
-    Example:
+    Examples:
         >>> is_transient_sqlstate("40001"), is_transient_sqlstate("23505")
         (True, False)
     """
@@ -77,7 +77,7 @@ class PostgresSession:
 
     SQL uses psycopg's paramstyle: ``%s`` and ``%(name)s``.
 
-    Example:
+    Examples:
         >>> PostgresSession.placeholder, PostgresSession.dialect
         ('%s', 'postgres')
     """
@@ -193,7 +193,7 @@ class PostgresStore:
 
     The DSN's password never appears in the repr, logs or errors.
 
-    Example:
+    Examples:
         >>> store = PostgresStore("postgresql://app:s3cret@db.internal/kpi", schema="analytics")
         >>> store
         PostgresStore('postgresql://app:***@db.internal/kpi', schema='analytics')

@@ -29,7 +29,7 @@ class StoreSession(Protocol):
     (see ``placeholder``). Units of work drive sessions; you rarely call one
     directly.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import SQLiteStore
         >>> store = SQLiteStore(":memory:")
         >>> session = store.connect()
@@ -98,7 +98,7 @@ class Store(Protocol):
     :class:`~resilient_pipeline.PostgresStore` implement it. Stores are
     thread-safe: each unit of work checks out its own connection.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import SQLiteStore
         >>> isinstance(SQLiteStore(":memory:"), Store)
         True

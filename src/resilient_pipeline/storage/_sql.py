@@ -62,7 +62,7 @@ def validate_identifier(name: object, *, option: str = "identifier") -> str:
     Raises:
         ConfigurationError: naming ``option``, the value and the reason.
 
-    Example:
+    Examples:
         >>> validate_identifier("client_id")
         'client_id'
         >>> validate_identifier("bad\\u202ename", option="key")
@@ -83,7 +83,7 @@ def quote_identifier(name: object, *, option: str = "identifier") -> str:
     identifier whatever the name contains. Quoted identifiers are
     case-sensitive: ``quote_identifier("Spend")`` is not the column ``spend``.
 
-    Example:
+    Examples:
         >>> quote_identifier("client_id")
         '"client_id"'
         >>> quote_identifier('x"; DROP TABLE y')
@@ -95,7 +95,7 @@ def quote_identifier(name: object, *, option: str = "identifier") -> str:
 def quote_qualified(table: str, schema: str | None = None, *, option: str = "table") -> str:
     """Quote ``table``, prefixed with the quoted ``schema`` when one is given.
 
-    Example:
+    Examples:
         >>> quote_qualified("kpi", "analytics")
         '"analytics"."kpi"'
         >>> quote_qualified("kpi")

@@ -39,7 +39,7 @@ def _translate(exc: sqlite3.Error) -> StoreError:
 class SQLiteSession:
     """A :class:`~resilient_pipeline.storage.StoreSession` on one ``sqlite3`` connection.
 
-    Example:
+    Examples:
         >>> store = SQLiteStore(":memory:")
         >>> session = store.connect()
         >>> session.execute("CREATE TABLE t (x INTEGER)")
@@ -142,7 +142,7 @@ class SQLiteStore:
         once_table: The table :meth:`Transaction.once
             <resilient_pipeline.storage.Transaction.once>` records keys in.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import unit_of_work
         >>> store = SQLiteStore(":memory:")
         >>> with unit_of_work(store) as tx:

@@ -62,7 +62,7 @@ class Transaction:
     :class:`~resilient_pipeline.exceptions.StoreError`. Use a transaction
     from one thread at a time.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import SQLiteStore, unit_of_work
         >>> store = SQLiteStore(":memory:")
         >>> with unit_of_work(store) as tx:
@@ -114,7 +114,7 @@ class Transaction:
     def after_commit(self, callback: Callable[[], object]) -> None:
         """Call ``callback()`` once the unit of work has committed (never on rollback).
 
-        Example:
+        Examples:
             >>> from resilient_pipeline import SQLiteStore, unit_of_work
             >>> with unit_of_work(SQLiteStore(":memory:")) as tx:
             ...     tx.after_commit(lambda: print("committed"))
@@ -134,7 +134,7 @@ class Transaction:
     def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; return how many rows it changed (-1 if not applicable).
 
-        Example:
+        Examples:
             >>> from resilient_pipeline import SQLiteStore, unit_of_work
             >>> with unit_of_work(SQLiteStore(":memory:")) as tx:
             ...     tx.execute("CREATE TABLE t (x)")
@@ -146,7 +146,7 @@ class Transaction:
     def executemany(self, sql: str, params_seq: Iterable[Params]) -> int:
         """Run one statement per parameter set; return the rows changed in total.
 
-        Example:
+        Examples:
             >>> from resilient_pipeline import SQLiteStore, unit_of_work
             >>> with unit_of_work(SQLiteStore(":memory:")) as tx:
             ...     _ = tx.execute("CREATE TABLE t (x)")
@@ -159,7 +159,7 @@ class Transaction:
     def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         """Run a query and return all rows as tuples.
 
-        Example:
+        Examples:
             >>> from resilient_pipeline import SQLiteStore, unit_of_work
             >>> with unit_of_work(SQLiteStore(":memory:")) as tx:
             ...     tx.fetchall("SELECT ?, ?", (1, "a"))
@@ -171,7 +171,7 @@ class Transaction:
     def fetchone(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
         """Run a query and return its first row, or ``None`` when it returns none.
 
-        Example:
+        Examples:
             >>> from resilient_pipeline import SQLiteStore, unit_of_work
             >>> with unit_of_work(SQLiteStore(":memory:")) as tx:
             ...     tx.fetchone("SELECT 1 WHERE 1 = 0") is None
@@ -183,7 +183,7 @@ class Transaction:
     def quote(self, name: str) -> str:
         """Validate and double-quote an identifier with ``quote_identifier``.
 
-        Example:
+        Examples:
             >>> from resilient_pipeline import SQLiteStore, unit_of_work
             >>> with unit_of_work(SQLiteStore(":memory:")) as tx:
             ...     tx.quote('odd"name')
@@ -194,7 +194,7 @@ class Transaction:
     def table(self, name: str) -> str:
         """``name`` validated, quoted and qualified with the store's schema.
 
-        Example:
+        Examples:
             >>> from resilient_pipeline import SQLiteStore, unit_of_work
             >>> with unit_of_work(SQLiteStore(":memory:")) as tx:
             ...     tx.table("kpi")
@@ -207,7 +207,7 @@ class Transaction:
     def step(self, name: str) -> Iterator[None]:
         """Name what the block does; if it fails, the error's note says so.
 
-        Example:
+        Examples:
             >>> from resilient_pipeline import SQLiteStore, unit_of_work
             >>> try:
             ...     with unit_of_work(SQLiteStore(":memory:"), name="save") as tx:
@@ -231,7 +231,7 @@ class Transaction:
     def savepoint(self) -> Iterator[Transaction]:
         """A nested all-or-nothing block: on error only its own writes are undone.
 
-        Example:
+        Examples:
             >>> from resilient_pipeline import SQLiteStore, unit_of_work
             >>> with unit_of_work(SQLiteStore(":memory:")) as tx:
             ...     _ = tx.execute("CREATE TABLE t (x)")
@@ -264,7 +264,7 @@ class Transaction:
         transaction and then returns ``False`` (or ``True`` if this one
         rolled back), so a side effect guarded by it happens at most once.
 
-        Example:
+        Examples:
             >>> from resilient_pipeline import SQLiteStore, unit_of_work
             >>> store = SQLiteStore(":memory:")
             >>> with unit_of_work(store) as tx:
@@ -301,7 +301,7 @@ class Transaction:
 
         Takes the options of :func:`~resilient_pipeline.idempotent_upsert`.
 
-        Example:
+        Examples:
             >>> from resilient_pipeline import SQLiteStore, unit_of_work
             >>> store = SQLiteStore(":memory:")
             >>> with unit_of_work(store) as tx:
@@ -325,7 +325,7 @@ class AsyncTransaction:
     asyncio and trio, and never blocks the event loop); calls are serialised,
     so tasks may share one transaction.
 
-    Example:
+    Examples:
         >>> import anyio
         >>> from resilient_pipeline import SQLiteStore, unit_of_work
         >>> async def main() -> list[tuple[int]]:

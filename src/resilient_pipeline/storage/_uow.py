@@ -98,7 +98,7 @@ def _annotate(tx: Transaction, error: BaseException) -> None:
 class UnitOfWork:
     """What :func:`unit_of_work` returns: use it with ``with`` or ``async with``.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import SQLiteStore
         >>> uow = unit_of_work(SQLiteStore(":memory:"), name="save_kpis")
         >>> uow.name
@@ -198,7 +198,7 @@ def unit_of_work(store: Store, *, name: str = "unit_of_work") -> UnitOfWork:
         store: The store to write to.
         name: Names the unit of work in error notes.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import SQLiteStore
         >>> store = SQLiteStore(":memory:")
         >>> with unit_of_work(store) as tx:

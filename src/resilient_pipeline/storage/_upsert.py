@@ -139,7 +139,7 @@ def idempotent_upsert(
         InvalidBatchError: Unknown columns, missing key values or wrong types,
             each named with its row and column; nothing is written.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import SQLiteStore, unit_of_work
         >>> store = SQLiteStore(":memory:")
         >>> with unit_of_work(store) as tx:
@@ -179,7 +179,7 @@ async def aidempotent_upsert(
 ) -> UpsertResult:
     """The async twin of :func:`idempotent_upsert` (asyncio and trio).
 
-    Example:
+    Examples:
         >>> import anyio
         >>> from resilient_pipeline import SQLiteStore
         >>> store = SQLiteStore(":memory:")

@@ -2,7 +2,7 @@
 
 Rule factories live in :mod:`resilient_pipeline.validation.rules`.
 
-Example:
+Examples:
     >>> from resilient_pipeline.validation import Field, Validator
     >>> from resilient_pipeline.validation.rules import ge
     >>> validator = Validator(fields={"clicks": Field(int, ge(0))})

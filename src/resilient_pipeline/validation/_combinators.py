@@ -84,7 +84,7 @@ class _AllOf(_Combined):
 def all_of(*rules: Rule) -> Rule:
     """Every rule must pass; reports every failing rule's problem.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline.validation.rules import ge, le, predicate
         >>> all_of(ge(0), le(10))(11)
         'must be <= 10'
@@ -116,7 +116,7 @@ class _AnyOf(_Combined):
 def any_of(*rules: Rule) -> Rule:
     """At least one rule must pass.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline.validation.rules import ge, le, predicate
         >>> any_of(le(0), ge(10))(5)
         'must satisfy one of: must be <= 0 | must be >= 10'
@@ -145,7 +145,7 @@ class _Optional(_Combined):
 def optional(rule: Rule) -> Rule:
     """``None`` passes; anything else must pass ``rule``.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline.validation.rules import ge, le, predicate
         >>> optional(ge(0))(None), optional(ge(0))(-1)
         (None, 'must be >= 0')
@@ -180,7 +180,7 @@ def when(condition: Rule, rule: Rule) -> Rule:
 
     Works on values and, with row rules such as ``where`` or ``compare``, on rows.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline.validation.rules import ge, le, predicate
         >>> big = when(ge(100), predicate(lambda n: n % 100 == 0, "must be round"))
         >>> big(7), big(150)
@@ -213,7 +213,7 @@ class _Warning(_Combined):
 def warning(rule: Rule) -> Rule:
     """Report ``rule``'s problems as warnings: reported, but the row still passes.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline.validation.rules import ge, le, predicate
         >>> warning(le(0.5))
         warning(le(0.5))

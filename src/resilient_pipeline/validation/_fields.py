@@ -123,7 +123,7 @@ class Field:
         secret: Mask the value in issues, messages and reprs.
         severity: ``"warning"`` reports problems but lets the row through.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline.validation.rules import ge
         >>> Field(int, ge(0), required=False)
         Field(type=<class 'int'>, rules=(ge(0),), required=False, secret=False, severity='error')
@@ -215,7 +215,7 @@ def fields_from_class(
 ) -> dict[str, Field]:
     """Field specs read from an attrs class, a dataclass or a TypedDict.
 
-    Example:
+    Examples:
         >>> import dataclasses
         >>> @dataclasses.dataclass
         ... class Row:

@@ -49,7 +49,7 @@ class Issue:
             field → value for cross-field rules.
         severity: ``"error"`` quarantines the row; ``"warning"`` only reports.
 
-    Example:
+    Examples:
         >>> print(Issue("spend", "ge", "must be >= 0", -3))
         spend=-3: must be >= 0 [ge]
     """
@@ -80,7 +80,7 @@ def has_errors(issues: Sequence[Issue]) -> bool:
 class ValidationReport:
     """Every issue found in one row or batch, errors and warnings alike.
 
-    Example:
+    Examples:
         >>> report = ValidationReport((Issue("clicks", "ge", "must be >= 0", -1),))
         >>> report.valid, len(report.errors), report.warnings
         (False, 1, ())
@@ -134,7 +134,7 @@ class PartitionResult(Generic[R]):
 
     Unpacks as ``valid, quarantined = validator.partition(rows)``.
 
-    Example:
+    Examples:
         >>> PartitionResult(valid=(1,), quarantined=(), warnings=(), batch_issues=()).ok
         True
         >>> valid, quarantined = PartitionResult((1,), (), (), ())

@@ -137,7 +137,7 @@ class QuarantineRecord:
         issues: Every issue found when it was quarantined.
         quarantined_at: Wall-clock seconds since the epoch.
 
-    Example:
+    Examples:
         >>> record = QuarantineRecord("r1", "ads", {"clicks": -1},
         ...                           (Issue("clicks", "ge", "must be >= 0", -1),), 0.0)
         >>> QuarantineRecord.from_json(record.to_json()) == record
@@ -218,7 +218,7 @@ def quarantine(
 ) -> list[QuarantineRecord]:
     """Persist quarantined rows with their issues; return the records written.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import Field, JSONLQuarantine, Validator
         >>> import tempfile, pathlib
         >>> sink = JSONLQuarantine(pathlib.Path(tempfile.mkdtemp()) / "q.jsonl")
@@ -293,7 +293,7 @@ def replay(
     together; otherwise a crash in between only replays the rows again
     later, which an idempotent upsert makes harmless.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import Field, JSONLQuarantine, Validator
         >>> from resilient_pipeline.validation.rules import ge
         >>> import tempfile, pathlib
@@ -342,7 +342,7 @@ areplay = run_in_worker_thread(
 
     Takes exactly the arguments of :func:`replay`.
 
-    Example:
+    Examples:
         >>> import anyio, tempfile, pathlib
         >>> from resilient_pipeline import Field, JSONLQuarantine, Validator
         >>> sink = JSONLQuarantine(pathlib.Path(tempfile.mkdtemp()) / "q.jsonl")
@@ -360,7 +360,7 @@ class QuarantineSink(Protocol):
     :class:`~resilient_pipeline.SQLQuarantine` (a table in a SQLite or
     PostgreSQL store) implement it; so can your own class.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import JSONLQuarantine
         >>> isinstance(JSONLQuarantine("quarantine.jsonl"), QuarantineSink)
         True

@@ -68,7 +68,7 @@ class _Where:
 def where(field: str, op: str, value: object) -> Rule:
     """The condition ``row[field] <op> value``; as a rule, reports when it is false.
 
-    Example:
+    Examples:
         >>> where("spend", ">", 0)({"spend": 0})
         'spend must be > 0'
     """
@@ -113,7 +113,7 @@ class _Compare:
 def compare(left: str, op: str, right: str) -> Rule:
     """Cross-field comparison: ``row[left] <op> row[right]`` (e.g. clicks <= impressions).
 
-    Example:
+    Examples:
         >>> compare("clicks", "<=", "impressions")({"clicks": 9, "impressions": 4})
         'clicks must be <= impressions'
     """
@@ -161,7 +161,7 @@ class _Implies:
 def implies(condition: Rule, then: Rule) -> Rule:
     """Where ``condition`` holds, ``then`` must hold too (spend > 0 ⇒ impressions > 0).
 
-    Example:
+    Examples:
         >>> rule = implies(where("spend", ">", 0), where("impressions", ">", 0))
         >>> rule({"spend": 12.5, "impressions": 0})
         'impressions must be > 0 when spend > 0'
@@ -196,7 +196,7 @@ class _RequiredIf:
 def required_if(field: str, condition: Rule) -> Rule:
     """``field`` must be present (and not ``None``) wherever ``condition`` holds.
 
-    Example:
+    Examples:
         >>> rule = required_if("currency", where("spend", ">", 0))
         >>> rule({"spend": 3})
         'currency is required when spend > 0'
@@ -220,7 +220,7 @@ class _NonEmpty:
 def expect_non_empty() -> Rule:
     """A batch rule: the batch must hold at least one row.
 
-    Example:
+    Examples:
         >>> expect_non_empty()([])
         'the batch is empty'
     """
@@ -262,7 +262,7 @@ def expect_keys(*fields: str, keys: Iterable[object]) -> Rule:
     "kind", keys={"campaign", "conversion"})`` fails a batch that has campaigns
     but no conversions.
 
-    Example:
+    Examples:
         >>> rule = expect_keys("client", keys={"acme", "globex"})
         >>> rule([{"client": "acme"}])
         "missing 1 of 2 expected client value(s): 'globex'"

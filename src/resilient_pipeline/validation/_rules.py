@@ -131,7 +131,7 @@ def _bound(op: str, bound: object) -> _Bound:
 def ge(bound: object) -> Rule:
     """The value must be ``>= bound``.
 
-    Example:
+    Examples:
         >>> ge(0)(-1), ge(0)(3)
         ('must be >= 0', None)
     """
@@ -141,7 +141,7 @@ def ge(bound: object) -> Rule:
 def gt(bound: object) -> Rule:
     """The value must be ``> bound``.
 
-    Example:
+    Examples:
         >>> gt(0)(0)
         'must be > 0'
     """
@@ -151,7 +151,7 @@ def gt(bound: object) -> Rule:
 def le(bound: object) -> Rule:
     """The value must be ``<= bound``.
 
-    Example:
+    Examples:
         >>> le(100)(101)
         'must be <= 100'
     """
@@ -161,7 +161,7 @@ def le(bound: object) -> Rule:
 def lt(bound: object) -> Rule:
     """The value must be ``< bound``.
 
-    Example:
+    Examples:
         >>> lt(1)
         lt(1)
     """
@@ -171,7 +171,7 @@ def lt(bound: object) -> Rule:
 def non_negative() -> Rule:
     """The value must be ``>= 0`` (spend, impressions, clicks, ...).
 
-    Example:
+    Examples:
         >>> non_negative()(-0.5)
         'must be >= 0'
     """
@@ -181,7 +181,7 @@ def non_negative() -> Rule:
 def positive() -> Rule:
     """The value must be ``> 0``.
 
-    Example:
+    Examples:
         >>> positive()(0)
         'must be > 0'
     """
@@ -216,7 +216,7 @@ def between(low: object, high: object) -> Rule:
     Raises:
         ConfigurationError: ``low > high``; no value could ever pass.
 
-    Example:
+    Examples:
         >>> between(0, 1)(1.5)
         'must be between 0 and 1'
     """
@@ -266,7 +266,7 @@ class _Length:
 def length(*, min: int | None = None, max: int | None = None) -> Rule:
     """The value's ``len()`` must be within ``[min, max]`` (either may be omitted).
 
-    Example:
+    Examples:
         >>> length(min=1, max=3)("abcd")
         'length must be between 1 and 3 (got 4)'
     """
@@ -323,7 +323,7 @@ _SEEN_LIMIT = 4096
 def matches(pattern: str | re.Pattern[str], *, flags: int = 0) -> Rule:
     """The whole string must match ``pattern`` (``re.fullmatch``).
 
-    Example:
+    Examples:
         >>> matches("[a-z]{2}-[0-9]+")("AB-1")
         "must match '[a-z]{2}-[0-9]+'"
     """
@@ -367,7 +367,7 @@ class _OneOf:
 def one_of(*values: object) -> Rule:
     """The value must be one of ``values`` (allowed values).
 
-    Example:
+    Examples:
         >>> one_of("EUR", "USD")("GBP")
         "must be one of 'EUR', 'USD'"
     """
@@ -395,7 +395,7 @@ class _Predicate:
 def predicate(test: Callable[[Any], bool], message: str, *, name: str | None = None) -> Rule:
     """Turn a ``bool`` test into a rule that reports ``message`` when it is false.
 
-    Example:
+    Examples:
         >>> even = predicate(lambda n: n % 2 == 0, "must be even", name="even")
         >>> even(3), even
         ('must be even', predicate(even, 'must be even'))

@@ -41,7 +41,7 @@ class JSONLQuarantine:
     Args:
         path: The file (created on first write; its directory must exist).
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> from resilient_pipeline import Field, Validator, quarantine
         >>> sink = JSONLQuarantine(pathlib.Path(tempfile.mkdtemp()) / "quarantine.jsonl")
@@ -161,7 +161,7 @@ class SQLQuarantine:
             :class:`~resilient_pipeline.PostgresStore`.
         table: The table name (checked and quoted, qualified with the store's schema).
 
-    Example:
+    Examples:
         >>> from resilient_pipeline import Field, SQLiteStore, Validator, quarantine
         >>> sink = SQLQuarantine(SQLiteStore(":memory:"))
         >>> bad = Validator(fields={"n": Field(int)}).partition([{"n": None}])

@@ -94,7 +94,7 @@ class Validator:
     Rows may be mappings, attrs instances, dataclasses, named tuples or any
     object with attributes. Nothing is converted: a validator only judges.
 
-    Example:
+    Examples:
         >>> from resilient_pipeline.validation.rules import compare, ge
         >>> v = Validator(
         ...     fields={"clicks": Field(int, ge(0)), "impressions": Field(int, ge(0))},
@@ -175,7 +175,7 @@ class Validator:
         lists allowed values, ``Annotated[X, rule, ...]`` adds rules);
         ``field_rules`` adds more rules per field.
 
-        Example:
+        Examples:
             >>> import attrs
             >>> from resilient_pipeline.validation.rules import ge
             >>> @attrs.define
@@ -199,7 +199,7 @@ class Validator:
     def issues(self, row: object) -> list[Issue]:
         """Every issue in ``row`` (errors and warnings), from the compiled function.
 
-        Example:
+        Examples:
             >>> Validator(fields={"n": Field(int)}).issues({"n": "3"})[0].message
             'expected int, got str (text is never converted to a number)'
         """
@@ -208,7 +208,7 @@ class Validator:
     def validate(self, row: object) -> ValidationReport:
         """Check one row and report every issue found.
 
-        Example:
+        Examples:
             >>> Validator(fields={"n": Field(int)}).validate({"n": 3}).valid
             True
         """
@@ -218,7 +218,7 @@ class Validator:
     def check(self, row: R) -> R:
         """Return ``row`` if it has no errors; raise :class:`ValidationError` listing all.
 
-        Example:
+        Examples:
             >>> v = Validator(fields={"n": Field(int)})
             >>> v.check({"n": 3})
             {'n': 3}
@@ -237,7 +237,7 @@ class Validator:
     def validate_batch(self, rows: Iterable[object]) -> ValidationReport:
         """Run the batch rules (completeness) over ``rows``; rows themselves are not checked.
 
-        Example:
+        Examples:
             >>> from resilient_pipeline.validation.rules import expect_non_empty
             >>> v = Validator(fields={"n": Field(int)}, batch_rules=[expect_non_empty()])
             >>> [i.message for i in v.validate_batch([]).issues]
@@ -260,7 +260,7 @@ class Validator:
         Rows with only warnings are valid (and listed in ``warnings``). If a
         batch rule reports an error, every row is quarantined with it.
 
-        Example:
+        Examples:
             >>> v = Validator(fields={"n": Field(int)})
             >>> result = v.partition([{"n": 1}, {"n": "x"}, {"n": 2}])
             >>> result.valid, [q.index for q in result.quarantined]

@@ -7,7 +7,7 @@ Value rules (for :class:`~resilient_pipeline.Field`): ``ge``, ``gt``, ``le``,
 ``where``, ``implies``, ``required_if`` or any callable ``row -> problem | None``.
 Batch rules (``Validator(batch_rules=...)``): ``expect_keys``, ``expect_non_empty``.
 
-Example:
+Examples:
     >>> from resilient_pipeline.validation.rules import all_of, ge, le
     >>> percent = all_of(ge(0), le(100))
     >>> percent(120), percent

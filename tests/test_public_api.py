@@ -142,7 +142,8 @@ def test_import_is_lazy() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
-    assert "['resilient_pipeline', 'resilient_pipeline._version']" == out.strip()
+    expected = "['resilient_pipeline', 'resilient_pipeline._lazy', 'resilient_pipeline._version']"
+    assert expected == out.strip()
 
 
 def test_unknown_top_level_name_is_an_attribute_error() -> None:

@@ -18,10 +18,10 @@ Examples:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from resilient_pipeline._core import Event, Subscription, emit, log_event, subscribe
+from resilient_pipeline._lazy import lazy_names
 
 if TYPE_CHECKING:
     from resilient_pipeline.alerting import AlertDeliveryFailed, AlertSent, AlertSuppressed
@@ -124,17 +124,7 @@ _HOMES: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"resilient_pipeline.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)
 
 
 def catalogue() -> tuple[type[Event], ...]:

@@ -1,4 +1,8 @@
-"""A backfill worker process for the crash and multi-process tests (run as a script)."""
+"""A ledger worker process for the crash and multi-process tests (run as a script).
+
+By default it backfills; with ``--plan`` it only plans the partitions (which
+creates the ledger's schema on a fresh database) and prints how many it added.
+"""
 
 from __future__ import annotations
 
@@ -45,11 +49,18 @@ def run(
     pause: float,
     clock: Any = None,
     concurrency: int = 2,
+    announce: bool = False,
 ) -> Any:
-    """Backfill keys x days; each fetch pauses for real so a kill lands mid-run."""
+    """Backfill keys x days; each fetch pauses for real so a kill lands mid-run.
+
+    ``announce`` prints a line as each fetch starts, so a test can kill the
+    worker after a chosen number of fetches instead of after a guessed time.
+    """
     ledger = PartitionLedger(store, lease=lease, clock=clock)
 
     def fetch(partition: Partition) -> list[dict[str, Any]]:
+        if announce:
+            print("fetching", *partition.as_tuple(), flush=True)
         if pause:
             time.sleep(pause)
         return [{"n": n} for n in range(5)]
@@ -75,6 +86,12 @@ def run(
     )
 
 
+def plan(store: Store, *, keys: int, days: int) -> int:
+    """Plan keys x days on a fresh ledger: the first ledger call, so it creates the schema."""
+    ledger = PartitionLedger(store)
+    return ledger.plan("meta", range(keys), START, START + dt.timedelta(days=days - 1))
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("target")
@@ -84,9 +101,22 @@ if __name__ == "__main__":
     parser.add_argument("--lease", type=float, default=600)
     parser.add_argument("--pause", type=float, default=0.005)
     parser.add_argument("--start-at", type=float, default=0.0, help="epoch: start together")
+    parser.add_argument("--announce", action="store_true", help="a line as each fetch starts")
+    parser.add_argument("--plan", action="store_true", help="only plan, print the count added")
     args = parser.parse_args()
     store = open_store(args.target, args.schema)
+    if args.plan:
+        print(plan(store, keys=args.keys, days=args.days), flush=True)
+        store.close()
+        raise SystemExit(0)
     prepare(store)
     time.sleep(max(0.0, args.start_at - time.time()))
-    run(store, keys=args.keys, days=args.days, lease=args.lease, pause=args.pause)
+    run(
+        store,
+        keys=args.keys,
+        days=args.days,
+        lease=args.lease,
+        pause=args.pause,
+        announce=args.announce,
+    )
     store.close()

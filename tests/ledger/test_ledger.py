@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from resilient_pipeline import (
     ConfigurationError,
@@ -212,6 +214,143 @@ def test_backfill_records_failures_and_reports_them(any_store: Store) -> None:
         report.raise_for_failures()
     assert [("meta", "2", "2026-11-26")] == info.value.failed
     assert "failed" == ledger.records("meta", D1, D1)[1].status
+
+
+def test_backfill_collects_only_the_given_keys(any_store: Store) -> None:
+    """Other keys' gaps in the same source and period stay gaps: a churned client is not fetched."""
+    ledger = PartitionLedger(any_store)
+    make_data_table(any_store)
+    # Planned earlier: keys 1-4, where "10" sorts between the given "1" and "2".
+    ledger.plan("meta", [1, 10, 2, 3, 4], D1, D3)
+    fetched: list[tuple[str, str]] = []
+
+    def fetch(partition: Partition) -> list[dict[str, Any]]:
+        fetched.append((partition.key, partition.period))
+        return rows_of(partition)
+
+    given = ["1", "2", "5"]  # "5" was never planned: backfill plans it
+    report = backfill(
+        ledger,
+        source="meta",
+        keys=iter([1, 2, "5", 2]),  # an iterator, with a duplicate: read once
+        start=D1,
+        end=D3,
+        fetch=fetch,
+        write=writer,
+        concurrency=2,
+        claim_batch=2,
+        progress=False,
+    )
+    expected = sorted((k, d.isoformat()) for k in given for d in (D1, D2, D3))
+    assert expected == sorted(fetched)
+    assert expected == sorted((p.key, p.period) for p, _ in report.collected)
+    assert {("meta", k, p): 3 for k, p in expected} == data_counts(any_store)
+    others = [(k, d.isoformat()) for d in (D1, D2, D3) for k in ("10", "3", "4")]
+    assert others == [(g.key, g.period) for g in ledger.gaps("meta", [10, 3, 4], D1, D3)]
+    assert {"pending"} == {
+        r.status for r in ledger.records("meta", D1, D3) if r.partition.key not in given
+    }
+
+
+def test_backfill_collects_only_the_given_periods(any_store: Store) -> None:
+    """periods= is a set, not a range: a planned period between two given ones is left alone."""
+    ledger = PartitionLedger(any_store)
+    make_data_table(any_store)
+    ledger.plan("meta", ["a"], periods=["2026-09", "2026-10", "2026-11", "2026-10-15"])
+    fetched: list[tuple[str, str]] = []
+
+    def fetch(partition: Partition) -> list[dict[str, Any]]:
+        fetched.append((partition.key, partition.period))
+        return rows_of(partition)
+
+    report = backfill(
+        ledger,
+        source="meta",
+        keys=["a"],
+        periods=["2026-11", "2026-09"],
+        fetch=fetch,
+        write=writer,
+        progress=False,
+    )
+    assert [("a", "2026-09"), ("a", "2026-11")] == sorted(fetched)
+    assert [("a", "2026-09"), ("a", "2026-11")] == sorted(
+        (p.key, p.period) for p, _ in report.collected
+    )
+    assert {"2026-10": "pending", "2026-10-15": "pending"} == {
+        r.partition.period: r.status
+        for r in ledger.records("meta")
+        if r.partition.period not in ("2026-09", "2026-11")
+    }
+
+
+KEY_TEXT = st.text(alphabet="ab1%_\u00e9 ", min_size=1, max_size=3)
+
+
+@settings(max_examples=30)
+@given(
+    planned=st.sets(KEY_TEXT, max_size=5),
+    wanted=st.lists(KEY_TEXT, max_size=5),
+    days=st.sets(st.integers(0, 5), max_size=4),
+)
+def test_backfill_collects_exactly_the_given_partitions(
+    planned: set[str], wanted: list[str], days: set[int]
+) -> None:
+    """Whatever else is planned, backfill fetches given keys x given periods, each once."""
+    store = SQLiteStore(":memory:")
+    ledger = PartitionLedger(store)
+    ledger.plan("meta", planned, D1, D1 + dt.timedelta(days=5))
+    periods = [D1 + dt.timedelta(days=d) for d in days]
+    fetched: list[tuple[str, str]] = []
+
+    def fetch(partition: Partition) -> list[dict[str, Any]]:
+        fetched.append((partition.key, partition.period))
+        return []
+
+    backfill(
+        ledger,
+        source="meta",
+        keys=wanted,
+        periods=periods,
+        fetch=fetch,
+        write=lambda tx, partition, rows: None,
+        progress=False,
+    )
+    expected = {(k, p.isoformat()) for k in wanted for p in periods}
+    assert sorted(expected) == sorted(fetched)
+    statuses = {(r.partition.key, r.partition.period): r.status for r in ledger.records("meta")}
+    assert {kp: "succeeded" if kp in expected else "pending" for kp in statuses} == statuses
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("keys", "periods"), [([], ["2026-11-26"]), (["1"], [])], ids=["no-keys", "no-periods"]
+)
+def test_backfill_of_nothing_collects_nothing(
+    tmp_path: Path, keys: list[str], periods: list[str]
+) -> None:
+    """No keys (or no periods) means no partition, not every partition of the source."""
+    store = SQLiteStore(tmp_path / "n.db")
+    ledger = PartitionLedger(store)
+    make_data_table(store)
+    ledger.plan("meta", ["1", "2"], D1, D1)
+    fetched: list[Partition] = []
+
+    def fetch(partition: Partition) -> list[dict[str, Any]]:
+        fetched.append(partition)
+        return []
+
+    report = backfill(
+        ledger,
+        source="meta",
+        keys=keys,
+        periods=periods,
+        fetch=fetch,
+        write=writer,
+        progress=False,
+    )
+    assert ([], ()) == (fetched, report.collected)
+    assert {"pending"} == {r.status for r in ledger.records("meta")}
+    store.close()
 
 
 @pytest.mark.anyio

@@ -1,4 +1,4 @@
-"""Crash and multi-process tests of backfill: SIGKILL at random points, several OS processes."""
+"""Crash and multi-process tests of the ledger: SIGKILL at random points, several OS processes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from resilient_pipeline import PartitionLedger, unit_of_work
+from resilient_pipeline import Partition, PartitionLedger, unit_of_work
 from resilient_pipeline.storage import Store
 from resilient_pipeline.testing import FakeClock
 from tests.helpers.ledger_worker import START, open_store, prepare, run
@@ -25,7 +25,7 @@ def spawn(target: str, *extra: str) -> subprocess.Popen[bytes]:
     """Start a worker process."""
     return subprocess.Popen(
         [sys.executable, WORKER, target, "--keys", str(KEYS), "--days", str(DAYS), *extra],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
 
@@ -50,8 +50,12 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     target = str(tmp_path / "crash.db")
     rng = random.Random(7)
     for _ in range(3):
-        proc = spawn(target, "--pause", "0.03")
-        time.sleep(rng.uniform(0.3, 0.8))
+        proc = spawn(target, "--pause", "0.03", "--announce")
+        assert proc.stdout is not None
+        # Killed after a random number of fetches started (not after a guessed time,
+        # which a slow machine can outlast). 3 x (6 fetched + 6 leased) < 40 partitions.
+        for _ in range(rng.randint(1, 6)):
+            assert proc.stdout.readline().startswith(b"fetching"), "the worker ended early"
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=10)
         assert proc.returncode == -signal.SIGKILL
@@ -105,3 +109,78 @@ def test_dead_workers_partitions_are_reclaimed(postgres_dsn: str, postgres_schem
     assert 0 == survivor.returncode, err.decode()
     assert_exactly_once(store)
     store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_workers_creating_the_schema_at_once_all_succeed(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    """Four processes whose first ledger call races another session's CREATE TABLE all succeed.
+
+    This session creates the ledger's tables in a transaction it keeps open, so
+    every worker's ``CREATE TABLE IF NOT EXISTS`` waits on it; when it commits,
+    each worker finds the tables made under its feet (a unique violation on
+    ``pg_type``), which must count as "already there", not as a failure.
+    """
+    app = f"rp-schema-race-{postgres_schema}"
+    dsn = f"{postgres_dsn}{'&' if '?' in postgres_dsn else '?'}application_name={app}"
+    store = open_store(postgres_dsn, postgres_schema)
+    ledger = PartitionLedger(store)
+    first = Partition("meta", 0, START)
+    with unit_of_work(store) as tx:
+        assert "new" == ledger.succeed(tx, first, rows=[{"n": 1}])  # creates the tables
+        procs = [spawn(dsn, "--schema", postgres_schema, "--plan") for _ in range(4)]
+        wait_until_blocked(postgres_dsn, app, len(procs), procs)
+    added = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert 0 == proc.returncode, err.decode()
+        added.append(int(out))
+    # Every partition was planned once, by exactly one worker; the committed one was kept.
+    assert KEYS * DAYS - 1 == sum(added)
+    end = START + dt.timedelta(days=DAYS - 1)
+    expected = {
+        (str(k), (START + dt.timedelta(days=d)).isoformat()): "pending"
+        for k in range(KEYS)
+        for d in range(DAYS)
+    }
+    expected[(first.key, first.period)] = "succeeded"
+    assert expected == {
+        (r.partition.key, r.partition.period): r.status for r in ledger.records("meta", START, end)
+    }
+    with unit_of_work(store) as tx:
+        tables = tx.fetchall(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
+            " ORDER BY table_name",
+            (postgres_schema,),
+        )
+        indexes = tx.fetchall(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND indexname = %s",
+            (postgres_schema, "rp_partitions_status"),
+        )
+    assert [("rp_partitions",), ("rp_partitions_restatements",)] == tables
+    assert [("rp_partitions_status",)] == indexes
+    store.close()
+
+
+def wait_until_blocked(
+    dsn: str, app: str, count: int, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    """Wait (20 s at most) until ``count`` sessions named ``app`` wait on a lock."""
+    import psycopg
+
+    deadline = time.monotonic() + 20
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE application_name = %s AND wait_event_type = 'Lock'",
+                (app,),
+            ).fetchone()
+            if row is not None and row[0] >= count:
+                return
+            exited = [p.args for p in procs if p.poll() is not None]
+            assert not exited, f"a worker exited before blocking: {exited}"
+            assert time.monotonic() < deadline, f"only {row} of {count} workers blocked"
+            conn.execute("SELECT pg_sleep(0.02)")  # poll the server, not a fixed wait

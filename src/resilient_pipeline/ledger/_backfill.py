@@ -31,7 +31,7 @@ from resilient_pipeline.retry import RetryPolicy
 from resilient_pipeline.storage import Transaction, unit_of_work
 
 from . import _sql as q
-from ._ledger import Claimed, Outcome, Partition, PartitionLedger
+from ._ledger import Claimed, Outcome, Partition, PartitionLedger, _periods
 
 __all__ = ["BackfillFinished", "BackfillReport", "PartitionCollected", "abackfill", "backfill"]
 
@@ -225,16 +225,20 @@ async def abackfill(
     claim_many = _WRITE_RETRY(ledger.claim_many)
     record_failure = _WRITE_RETRY(ledger.fail)
     plan = _WRITE_RETRY(ledger.plan)
-    lo = q.period_text(start) if start is not None else None
-    hi = q.period_text(end) if end is not None else None
-    if periods is not None:
-        texts = sorted(q.period_text(p) for p in periods)
-        lo, hi = (texts[0], texts[-1]) if texts else (lo, hi)
+    # Exactly these partitions, and only these: other keys or periods of the
+    # source in the same range (a churned client, a month in between) are not ours.
+    key_list = list(dict.fromkeys(str(k) for k in keys))  # read once: keys may be an iterator
+    period_list = _periods(start, end, periods)
+    lo, hi = (period_list[0], period_list[-1]) if period_list else ("", "")
 
-    await anyio.to_thread.run_sync(lambda: plan(source, keys, start, end, periods=periods))
+    await anyio.to_thread.run_sync(lambda: plan(source, key_list, periods=period_list))
+    wanted_keys, wanted_periods = set(key_list), set(period_list)
     todo = await anyio.to_thread.run_sync(
         lambda: sum(
-            r.status in ("pending", "failed", "running") for r in ledger.records(source, lo, hi)
+            r.status in ("pending", "failed", "running")
+            and r.partition.key in wanted_keys
+            and r.partition.period in wanted_periods
+            for r in ledger.records(source, lo, hi)
         )
     )
     collected: list[tuple[Partition, Outcome]] = []
@@ -280,7 +284,15 @@ async def abackfill(
     async def worker() -> None:
         while True:
             batch = await anyio.to_thread.run_sync(
-                lambda: claim_many(source, lo, hi, run_id=run_id, limit=claim_batch)
+                lambda: claim_many(
+                    source,
+                    lo,
+                    hi,
+                    run_id=run_id,
+                    limit=claim_batch,
+                    keys=key_list,
+                    periods=period_list,
+                )
             )
             if not batch:
                 return

@@ -32,8 +32,19 @@ from resilient_pipeline._core import (
 )
 from resilient_pipeline.alerting import Severity
 from resilient_pipeline.checks import Check, CheckContext, CheckOutcome
-from resilient_pipeline.exceptions import ConfigurationError, LeaseLostError, LedgerError
-from resilient_pipeline.storage import Store, Transaction, unit_of_work, validate_identifier
+from resilient_pipeline.exceptions import (
+    ConfigurationError,
+    LeaseLostError,
+    LedgerError,
+    StoreError,
+)
+from resilient_pipeline.storage import (
+    Store,
+    Transaction,
+    is_concurrent_ddl,
+    unit_of_work,
+    validate_identifier,
+)
 
 from . import _sql as q
 
@@ -236,12 +247,43 @@ class PartitionLedger:
         ready: set[str] = self.store.cache.setdefault("ledger_tables", set())
         if self.table in ready:
             return
-        index = tx.quote(f"{self.table}_status")
-        for statement in q.ddl(
-            tx.table(self.table), tx.table(f"{self.table}_restatements"), index, tx.dialect
+        index = f"{self.table}_status"
+        partitions, restatements = tx.table(self.table), tx.table(f"{self.table}_restatements")
+        statements = q.ddl(partitions, restatements, tx.quote(index), tx.dialect)
+        # Several workers may create the schema at once (each one's first call).
+        for made, statement in zip(
+            (partitions, tx.table(index), restatements), statements, strict=True
         ):
-            tx.execute(statement)
+            if not self._exists(tx, made):
+                self._create(tx, statement)
         tx.after_commit(lambda: ready.add(self.table))
+
+    @staticmethod
+    def _exists(tx: Transaction, name: str) -> bool:
+        """Whether the table or index ``name`` (quoted) exists; always ``False`` on SQLite.
+
+        On PostgreSQL even a no-op ``CREATE INDEX IF NOT EXISTS`` share-locks
+        the table until commit: two workers doing it and then inserting
+        deadlock. SQLite runs DDL under its one write lock, so ``IF NOT
+        EXISTS`` is enough there.
+        """
+        if tx.dialect != "postgres":
+            return False
+        row = tx.fetchone(f"SELECT to_regclass({tx.placeholder}) IS NOT NULL", (name,))
+        return row is not None and bool(row[0])
+
+    @staticmethod
+    def _create(tx: Transaction, statement: str) -> None:
+        failed_step = tx.failed_step
+        try:
+            with tx.savepoint():
+                tx.execute(statement)
+        except StoreError as exc:
+            # PostgreSQL: another worker's CREATE committed while ours waited on
+            # it (a unique violation on pg_type, or "already exists"): it exists.
+            if not is_concurrent_ddl(exc):
+                raise
+            tx.failed_step = failed_step  # recovered: a later failure names its own step
 
     def ensure_schema(self) -> None:
         """Create the ledger's tables if they do not exist (idempotent)."""
@@ -271,10 +313,19 @@ class PartitionLedger:
             return max(tx.executemany(self._sql(tx, q.PLAN), params), 0)
 
     def claim(
-        self, source: str, start: object = None, end: object = None, *, run_id: str = ""
+        self,
+        source: str,
+        start: object = None,
+        end: object = None,
+        *,
+        run_id: str = "",
+        keys: Iterable[object] | None = None,
+        periods: Iterable[object] | None = None,
     ) -> Partition | None:
         """Lease the next claimable partition of ``source`` in [start, end], or ``None``."""
-        claimed = self.claim_many(source, start, end, run_id=run_id, limit=1)
+        claimed = self.claim_many(
+            source, start, end, run_id=run_id, limit=1, keys=keys, periods=periods
+        )
         return claimed[0].partition if claimed else None
 
     def claim_many(
@@ -285,22 +336,36 @@ class PartitionLedger:
         *,
         run_id: str = "",
         limit: int = 10,
+        keys: Iterable[object] | None = None,
+        periods: Iterable[object] | None = None,
     ) -> list[Claimed]:
         """Lease up to ``limit`` claimable partitions of ``source`` in [start, end], in one commit.
 
         Claimable: ``pending``, ``failed`` in another run, or ``running`` with
-        an expired lease (its worker died).
+        an expired lease (its worker died). ``keys`` and ``periods``, when
+        given, restrict the claim to exactly those (an empty list claims
+        nothing); other partitions of the source in the range are left alone.
         On PostgreSQL concurrent workers skip each other's rows
         (``FOR UPDATE SKIP LOCKED``); SQLite serialises writers anyway.
         """
         lo, hi = q.period_text(start or ""), q.period_text(end or "\uffff")
+        only: list[tuple[Literal["key", "period"], list[str]]] = []
+        if keys is not None:
+            only.append(("key", sorted({str(k) for k in keys})))
+        if periods is not None:
+            only.append(("period", sorted({q.period_text(p) for p in periods})))
         with unit_of_work(self.store, name="ledger.claim") as tx:
             now = self._now()
-            select = self._sql(tx, q.CLAIMABLE, limit=str(max(int(limit), 1)))
+            condition, params = "", []
+            for column, texts in only:
+                sql, param = q.one_of(column, texts, tx.dialect, tx.placeholder)
+                condition += sql
+                params.append(param)
+            select = self._sql(tx, q.CLAIMABLE, limit=str(max(int(limit), 1)), only=condition)
             if tx.dialect == "postgres":
                 select += " FOR UPDATE SKIP LOCKED"
             # A partition that failed in this run waits for the next run (no hot loop).
-            rows = tx.fetchall(select, (str(source), lo, hi, run_id, now))
+            rows = tx.fetchall(select, (str(source), lo, hi, *params, run_id, now))
             claimed = [Claimed(Partition(source, k, p), fp, n) for k, p, fp, n in rows]
             tx.executemany(
                 self._sql(tx, q.CLAIM),

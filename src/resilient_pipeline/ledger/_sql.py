@@ -11,9 +11,9 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["COLUMNS", "ddl", "fingerprint", "period_text", "sql"]
+__all__ = ["COLUMNS", "ddl", "fingerprint", "one_of", "period_text", "sql"]
 
 COLUMNS = (
     "source",
@@ -79,7 +79,7 @@ RECORDS_IN_RANGE = (
 )
 CLAIMABLE = (
     "SELECT key, period, fingerprint, row_count FROM {t}"
-    " WHERE source = {p} AND period >= {p} AND period <= {p}"
+    " WHERE source = {p} AND period >= {p} AND period <= {p}{only}"
     " AND (status = 'pending' OR (status = 'failed' AND run_id <> {p})"
     " OR (status = 'running' AND lease_expires < {p}))"
     " ORDER BY period, key LIMIT {limit}"
@@ -127,6 +127,27 @@ RESTATEMENTS_SINCE = (
     " before_fingerprint, after_fingerprint FROM {r}"
     " WHERE source = {p} AND restated_at >= {p} ORDER BY restated_at, period, key"
 )
+
+
+def one_of(
+    column: Literal["key", "period"], values: list[str], dialect: str, placeholder: str
+) -> tuple[str, object]:
+    """An ``AND column IN (values)`` condition and its one parameter, whatever the count.
+
+    An array on PostgreSQL, a JSON list on SQLite: a thousand keys are still
+    one parameter (SQLite caps the number of parameters).
+
+    Examples:
+        >>> one_of("key", ["1", "2"], "sqlite", "?")
+        (' AND key IN (SELECT value FROM json_each(?))', '["1", "2"]')
+        >>> one_of("key", ["1", "2"], "postgres", "%s")
+        (' AND key = ANY(%s)', ['1', '2'])
+    """
+    if dialect == "postgres":
+        return f" AND {column} = ANY({placeholder})", list(values)
+    # column is one of two names, the placeholder the store's; the values are a parameter
+    member = f" AND {column} IN (SELECT value FROM json_each({placeholder}))"  # noqa: S608
+    return member, json.dumps(values)
 
 
 def period_text(period: object) -> str:

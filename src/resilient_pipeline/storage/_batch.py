@@ -9,7 +9,7 @@ the store's dialect-specific writer applies the :class:`Batch`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, Literal, TypeAlias, cast
 
@@ -32,10 +32,13 @@ __all__ = [
     "TableInfo",
     "UpsertOptions",
     "UpsertResult",
+    "ValueConvert",
     "prepare_batch",
 ]
 
 OnDuplicate: TypeAlias = Literal["error", "first", "last"]
+ValueConvert: TypeAlias = Callable[[Sequence[str], list[tuple[Any, ...]]], list[tuple[Any, ...]]]
+"""The values a store keeps: ``(columns, rows) -> rows``; see :attr:`TableInfo.convert_values`."""
 _MAX_PROBLEMS = 100
 
 
@@ -110,6 +113,9 @@ class TableInfo:
         unique_keys: Every column set covered by a UNIQUE constraint, unique
             index (without predicate) or primary key.
         add_constraint: The statement that would make ``key`` unique (for error messages).
+        convert_values: The values the store will keep, for rows that passed
+            every check (``char(n)`` padding dropped, every NaN one object, ...),
+            so that keys the store holds equal are equal before deduplication.
     """
 
     name: str
@@ -118,6 +124,7 @@ class TableInfo:
     unique_keys: frozenset[frozenset[str]]
     add_constraint: str = "ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE ({columns})"
     extra: Mapping[str, Any] = attrs.field(factory=dict)
+    convert_values: ValueConvert | None = None
 
 
 def _names(option: str, value: object, *, allow_empty: bool) -> tuple[str, ...]:
@@ -326,6 +333,8 @@ def prepare_batch(table: TableInfo, rows: Iterable[object], options: UpsertOptio
     if problems:
         raise InvalidBatchError(table=table.name, problems=problems)
 
+    if table.convert_values is not None:
+        tuples = table.convert_values(columns, tuples)
     key_index = tuple(columns.index(k) for k in key)
     tuples, duplicates = _deduplicate(table, tuples, key, key_index, options.on_duplicate)
 

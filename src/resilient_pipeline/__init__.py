@@ -44,7 +44,15 @@ if TYPE_CHECKING:
         idempotent_upsert,
         unit_of_work,
     )
-    from .validation import Field, JSONLQuarantine, SQLQuarantine, Validator, quarantine, replay
+    from .validation import (
+        Field,
+        JSONLQuarantine,
+        PartitionContract,
+        SQLQuarantine,
+        Validator,
+        quarantine,
+        replay,
+    )
 
 __all__ = [
     "Alert",
@@ -63,6 +71,7 @@ __all__ = [
     "LoggingNotifier",
     "OpenDuration",
     "Partition",
+    "PartitionContract",
     "PartitionLedger",
     "PermanentError",
     "PostgresStore",
@@ -112,6 +121,7 @@ _HOMES: dict[str, str] = {
     "LoggingNotifier": "alerting",
     "OpenDuration": "breaker",
     "Partition": "ledger",
+    "PartitionContract": "validation",
     "PartitionLedger": "ledger",
     "PermanentError": "exceptions",
     "PostgresStore": "storage",

@@ -51,7 +51,12 @@ if TYPE_CHECKING:
     )
     from resilient_pipeline.retry import RetryExhausted, RetryScheduled, RetrySucceeded
     from resilient_pipeline.storage import RowsUpserted
-    from resilient_pipeline.validation import RowsQuarantined, RowsReplayed
+    from resilient_pipeline.validation import (
+        PartitionQuarantined,
+        PartitionRejected,
+        RowsQuarantined,
+        RowsReplayed,
+    )
 
 __all__ = [
     "AlertDeliveryFailed",
@@ -71,6 +76,8 @@ __all__ = [
     "FallbackUsed",
     "PartitionCollected",
     "PartitionFailed",
+    "PartitionQuarantined",
+    "PartitionRejected",
     "PartitionRestated",
     "PolicyEvent",
     "RateLimitAdapted",
@@ -109,6 +116,8 @@ _HOMES: dict[str, str] = {
     "FallbackUsed": "limits",
     "PartitionCollected": "ledger",
     "PartitionFailed": "ledger",
+    "PartitionQuarantined": "validation",
+    "PartitionRejected": "validation",
     "PartitionRestated": "ledger",
     "PolicyEvent": "limits",
     "RateLimitAdapted": "limits",

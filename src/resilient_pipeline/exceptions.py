@@ -15,6 +15,10 @@ already catches (``ValueError``, ``TimeoutError``, ``ImportError``)::
     │   ├── CircuitOpenError                   a circuit breaker is open (or its probes are taken)
     │   ├── BulkheadFullError                  every slot and every queue place is taken
     │   └── RateLimitedError                   no token is free within the time allowed
+    ├── PartitionContractError                 a unit broke its partition contract (every issue)
+    │   ├── IncompletePartitionError           a collection is missing or empty: retry, then report
+    │   └── InvalidPartitionError (PermanentError, ValueError)
+    │                                          rows or pairings are wrong: quarantine the whole unit
     ├── CheckError                             a consistency check could not run
     ├── AlertDeliveryError                     a notifier could not deliver an alert
     ├── LedgerError                            the partition ledger refused an operation
@@ -64,11 +68,14 @@ __all__ = [
     "ConfigurationError",
     "DeadlineExceededError",
     "DuplicateKeyError",
+    "IncompletePartitionError",
     "InvalidBatchError",
+    "InvalidPartitionError",
     "LeaseLostError",
     "LedgerError",
     "MissingDependencyError",
     "MissingUniqueConstraintError",
+    "PartitionContractError",
     "PermanentError",
     "RateLimitedError",
     "RejectedError",
@@ -258,6 +265,72 @@ class ValidationError(PermanentError, ValueError):
         lines += [f"  - {issue}" for issue in issues]
         super().__init__("\n".join(lines))
         self.issues = tuple(issues)
+
+
+class PartitionContractError(ResilientPipelineError):
+    """A unit of collections broke its partition contract; every issue is listed.
+
+    Raised by ``CheckedUnit.raise_for_verdict()`` and ``PartitionContract.require()``
+    (in :mod:`resilient_pipeline.validation`). Catch this base for both verdicts.
+
+    Attributes:
+        unit_id: The unit's id (e.g. ``"meta_ads/7/2026-11-28"``), if it was given one.
+        verdict: ``"incomplete"`` or ``"invalid"``.
+        issues: Every issue that decided the verdict (``UnitIssue`` objects, each
+            naming its collection, row index and field).
+        unit: The whole checked unit (``CheckedUnit``): hand it to
+            ``quarantine_unit`` so no collection is written without the others.
+
+    Examples:
+        >>> err = IncompletePartitionError(unit_id="ads/7", issues=["conversions: empty"])
+        >>> print(err)
+        partition 'ads/7' is incomplete (1 issue):
+          - conversions: empty
+    """
+
+    verdict = "invalid"
+    MAX_LISTED = 20
+
+    def __init__(self, *, unit_id: str | None, issues: Sequence[Any], unit: object = None) -> None:
+        name = "partition" if unit_id is None else f"partition {unit_id!r}"
+        count = len(issues)
+        lines = [f"{name} is {self.verdict} ({count} issue{'' if count == 1 else 's'}):"]
+        lines += [f"  - {issue}" for issue in issues[: self.MAX_LISTED]]
+        if count > self.MAX_LISTED:
+            lines.append(f"  ... and {count - self.MAX_LISTED} more")
+        super().__init__("\n".join(lines))
+        self.unit_id = unit_id
+        self.issues = tuple(issues)
+        self.unit = unit
+
+
+class IncompletePartitionError(PartitionContractError):
+    """A collection the contract expects is missing from the unit, or answered no rows.
+
+    Not permanent: the upstream may answer fully on a later attempt, so
+    ``retry_with_backoff`` retries it. Nothing of the unit may be written.
+
+    Examples:
+        >>> from resilient_pipeline import PermanentError
+        >>> isinstance(IncompletePartitionError(unit_id=None, issues=[]), PermanentError)
+        False
+    """
+
+    verdict = "incomplete"
+
+
+class InvalidPartitionError(PartitionContractError, PermanentError, ValueError):
+    """Rows of a unit failed validation or pairing: quarantine the whole unit, with the reasons.
+
+    Permanent: the same answer would fail the same way, so it is never retried.
+
+    Examples:
+        >>> err = InvalidPartitionError(unit_id="u1", issues=["campaigns[0]: spend=-1: ..."])
+        >>> isinstance(err, ValueError), err.verdict
+        (True, 'invalid')
+    """
+
+    verdict = "invalid"
 
 
 class CheckError(ResilientPipelineError):

@@ -1,6 +1,8 @@
 """Consistency and completeness checks, suites, reports with exit codes, and ``monitor``.
 
-Built-in SQL-backed checks: ``completeness``, ``freshness``, ``sums_agree``, ...
+Built-in checks: ``completeness``, ``freshness``, ``sums_agree``, ...; data-level SQL
+checks over tables: ``missing_keys`` (every key has rows per period) and ``unpaired_rows``
+(spend without conversion rows, conversions without spend).
 
 Examples:
     >>> from resilient_pipeline.checks import CheckExitCode
@@ -31,6 +33,7 @@ from ._check import (
     Dataset,
     Row,
 )
+from ._data import missing_keys, unpaired_rows
 from ._monitor import amonitor, monitor
 from ._report import CheckExitCode, CheckReport, CheckResult
 
@@ -51,10 +54,12 @@ __all__ = [
     "completeness",
     "conversions_without_spend",
     "freshness",
+    "missing_keys",
     "monitor",
     "query_dataset",
     "rate_out_of_bounds",
     "row_count_anomaly",
     "spend_without_conversions",
     "sums_agree",
+    "unpaired_rows",
 ]

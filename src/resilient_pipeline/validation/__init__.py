@@ -12,6 +12,23 @@ Examples:
 
 from __future__ import annotations
 
+from ._contract import (
+    CheckedUnit,
+    Collection,
+    Pairing,
+    PartitionContract,
+    PartitionQuarantined,
+    PartitionRejected,
+    QuarantinedUnit,
+    UnitIssue,
+    UnitReplayResult,
+    Verdict,
+    any_row,
+    paired,
+    quarantine_unit,
+    replay_units,
+    unit_of_record,
+)
 from ._fields import Field
 from ._issues import Issue, PartitionResult, Quarantined, RowsQuarantined, ValidationReport
 from ._quarantine import (
@@ -27,20 +44,35 @@ from ._sinks import JSONLQuarantine, SQLQuarantine
 from ._validator import Validator
 
 __all__ = [
+    "CheckedUnit",
+    "Collection",
     "Field",
     "Issue",
     "JSONLQuarantine",
+    "Pairing",
+    "PartitionContract",
+    "PartitionQuarantined",
+    "PartitionRejected",
     "PartitionResult",
     "QuarantineRecord",
     "QuarantineSink",
     "Quarantined",
+    "QuarantinedUnit",
     "ReplayResult",
     "RowsQuarantined",
     "RowsReplayed",
     "SQLQuarantine",
+    "UnitIssue",
+    "UnitReplayResult",
     "ValidationReport",
     "Validator",
+    "Verdict",
+    "any_row",
     "areplay",
+    "paired",
     "quarantine",
+    "quarantine_unit",
     "replay",
+    "replay_units",
+    "unit_of_record",
 ]

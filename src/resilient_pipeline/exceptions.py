@@ -14,7 +14,8 @@ already catches (``ValueError``, ``TimeoutError``, ``ImportError``)::
     ├── RejectedError                          a call was refused before it ran
     │   ├── CircuitOpenError                   a circuit breaker is open (or its probes are taken)
     │   ├── BulkheadFullError                  every slot and every queue place is taken
-    │   └── RateLimitedError                   no token is free within the time allowed
+    │   ├── RateLimitedError                   no token is free within the time allowed
+    │   └── LimitStoreUnavailableError         a Redis limiter or bulkhead cannot reach Redis
     ├── PartitionContractError                 a unit broke its partition contract (every issue)
     │   ├── IncompletePartitionError           a collection is missing or empty: retry, then report
     │   └── InvalidPartitionError (PermanentError, ValueError)
@@ -73,6 +74,7 @@ __all__ = [
     "InvalidPartitionError",
     "LeaseLostError",
     "LedgerError",
+    "LimitStoreUnavailableError",
     "MissingDependencyError",
     "MissingUniqueConstraintError",
     "PartitionContractError",
@@ -688,3 +690,33 @@ class RateLimitedError(RejectedError):
         super().__init__(f"rate limit {name!r} reached{where}{wait}", retry_after=retry_after)
         self.name = name
         self.key = key
+
+
+class LimitStoreUnavailableError(RejectedError):
+    """A Redis rate limiter or bulkhead cannot reach Redis, so it refused the call.
+
+    Raised by ``on_unavailable="reject"`` (and by ``RedisBulkhead.in_flight()``
+    during an outage). The call never ran, so a circuit breaker does not count
+    it as an upstream failure. It carries no ``retry_after``, so
+    ``retry_with_backoff`` stops at once rather than hammering a Redis that is
+    down (every attempt would first wait for a connection); ``fallback`` may
+    still answer instead. The outage is reported once by the
+    ``LimitStoreFailed`` event. The Redis error, when this call saw one, is
+    ``__cause__``.
+
+    Attributes:
+        name: The limiter's or bulkhead's name.
+        error: What went wrong talking to Redis, secrets masked.
+
+    Examples:
+        >>> err = LimitStoreUnavailableError("ads-api", error="ConnectionError: refused")
+        >>> print(err)
+        'ads-api' cannot reach its Redis store (ConnectionError: refused)
+        >>> isinstance(err, RejectedError), err.retry_after
+        (True, None)
+    """
+
+    def __init__(self, name: str, *, error: str) -> None:
+        super().__init__(f"{name!r} cannot reach its Redis store ({error})")
+        self.name = name
+        self.error = error

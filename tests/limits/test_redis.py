@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import anyio
 import pytest
@@ -40,6 +41,60 @@ def test_bucket_is_shared_and_says_when_to_come_back(redis_url: str, redis_prefi
     assert info.value.retry_after is not None
     assert 0.5 < info.value.retry_after <= 1.0
     two.acquire("other-acct")
+
+
+def admitted(limiter: RedisRateLimiter, key: str, tries: int) -> int:
+    """How many of ``tries`` immediate calls the limiter admits."""
+    count = 0
+    for _ in range(tries):
+        try:
+            limiter.acquire(key)
+        except RateLimitedError:
+            continue
+        count += 1
+    return count
+
+
+def test_limiters_with_different_names_keep_their_own_buckets(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """On one prefix and one key, limiters of different names never take each other's tokens."""
+    # One token an hour: no refill can happen during the test, so counts are exact.
+    hourly: dict[str, Any] = {"url": redis_url, "prefix": redis_prefix, "rate": 1, "per": 3600}
+    slow = RedisRateLimiter(**hourly, burst=2, on_limit="reject", name="slow")
+    fast = RedisRateLimiter(**hourly, burst=5, on_limit="reject", name="fast")
+    assert 2 == admitted(slow, "acct", 10)
+    assert 5 == admitted(fast, "acct", 10)
+    twin = RedisRateLimiter(**hourly, burst=2, on_limit="reject", name="slow")
+    assert (0, 0) == (admitted(slow, "acct", 3), admitted(twin, "acct", 3))
+
+
+def test_a_fast_limiter_does_not_refill_a_slow_one(redis_url: str, redis_prefix: str) -> None:
+    """A limiter's refill rate applies to its own bucket only (the issue's 1-a-minute case)."""
+    slow = RedisRateLimiter(
+        url=redis_url, prefix=redis_prefix, rate=1, per=60, on_limit="reject", name="slow"
+    )
+    # A million tokens a second: any bucket fast touches is full again within microseconds.
+    fast = RedisRateLimiter(
+        url=redis_url, prefix=redis_prefix, rate=1_000_000, burst=1000, name="fast"
+    )
+    results = []
+    for _ in range(20):
+        fast.acquire("acct")
+        results.append(admitted(slow, "acct", 1))
+    assert [1] + [0] * 19 == results
+
+
+def test_limiter_and_bulkhead_of_one_name_do_not_collide(redis_url: str, redis_prefix: str) -> None:
+    """A limiter and a bulkhead named alike on one prefix keep separate Redis keys."""
+    limiter = RedisRateLimiter(url=redis_url, prefix=redis_prefix, rate=100, name="ads-api")
+    bulkhead = RedisBulkhead(url=redis_url, prefix=redis_prefix, max_concurrent=1, name="ads-api")
+    limiter.acquire("ads-api")
+    limiter.acquire()
+    lease = bulkhead.acquire()
+    assert 1 == bulkhead.in_flight()
+    bulkhead.release(lease)
+    limiter.acquire("ads-api")
 
 
 @pytest.mark.slow

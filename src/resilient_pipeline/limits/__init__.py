@@ -13,6 +13,7 @@ from resilient_pipeline._core import deadline_scope, remaining_time
 from ._bulkhead import Bulkhead, BulkheadRejected, BulkheadStatistics, BulkheadWaited
 from ._compose import ResiliencePolicy, resilient
 from ._fallback import Fallback, FallbackUsed, fallback
+from ._outage import LimitStoreFailed
 from ._ratelimit import RateLimitAdapted, RateLimiter, RateLimitRejected, RateLimitWaited
 from ._redis import RedisBulkhead, RedisRateLimiter
 from ._timeout import TimedOut, Timeout, timeout
@@ -26,6 +27,7 @@ __all__ = [
     "BulkheadWaited",
     "Fallback",
     "FallbackUsed",
+    "LimitStoreFailed",
     "PolicyEvent",
     "RateLimitAdapted",
     "RateLimitRejected",

@@ -13,7 +13,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, Literal, ParamSpec, TypeVar, cast
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar, cast
 
 import attrs
 
@@ -29,12 +29,12 @@ from resilient_pipeline._core import (
     is_async,
     normalize_handlers,
     number,
-    redact,
     remaining_time,
     resolve_clock,
 )
 from resilient_pipeline.exceptions import ConfigurationError, RateLimitedError, RejectedError
 
+from ._keys import KeyLabel, shown_key
 from ._token_bucket import TokenBucket, default_quota
 from ._trail import PolicyEvent
 
@@ -52,7 +52,8 @@ class RateLimitWaited(PolicyEvent):
     """A call waits for a token.
 
     Attributes:
-        key: ``repr`` of the bucket's key (``None`` unkeyed), secrets masked.
+        key: The bucket's key as the limiter shows it (``key_label``, else a
+            hash; ``None`` unkeyed), never the raw key.
         delay: Seconds it will sleep.
     """
 
@@ -69,7 +70,7 @@ class RateLimitRejected(PolicyEvent):
     """A call was refused with ``RateLimitedError``.
 
     Attributes:
-        key: ``repr`` of the bucket's key, secrets masked.
+        key: The bucket's key as the limiter shows it, never the raw key.
         retry_after: Seconds until a token is free.
     """
 
@@ -86,7 +87,7 @@ class RateLimitAdapted(PolicyEvent):
     """A server's quota headers or Retry-After slowed a bucket down.
 
     Attributes:
-        key: ``repr`` of the bucket's key, secrets masked.
+        key: The bucket's key as the limiter shows it, never the raw key.
         remaining: Units the server still allows in the window (``0``: paused).
         reset: Seconds until the server's window resets (or the Retry-After).
     """
@@ -100,16 +101,41 @@ class RateLimitAdapted(PolicyEvent):
     reset: float
 
 
-def _shown(key: Hashable | None) -> str | None:
-    return None if key is None else redact(repr(key))
-
-
-def must_refuse(on_limit: str, max_wait: float | None, waited: float, wait: float) -> bool:
+def _must_refuse(on_limit: str, max_wait: float | None, waited: float, wait: float) -> bool:
     """Whether a call that already waited ``waited`` s must be refused, not wait ``wait`` more."""
     if on_limit == "reject" or (max_wait is not None and waited + wait > max_wait):
         return True
     remaining = remaining_time()
     return remaining is not None and wait >= remaining
+
+
+class Limiting(Protocol):
+    """The options a limiter's waits and refusals depend on."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def on_limit(self) -> str: ...
+    @property
+    def max_wait(self) -> float | None: ...
+    @property
+    def key_label(self) -> KeyLabel | None: ...
+    @property
+    def on_event(self) -> tuple[EventHandler, ...]: ...
+
+
+def wait_or_refuse(limiter: Limiting, key: Hashable | None, wait: float, waited: float) -> float:
+    """``wait`` (announced by ``RateLimitWaited``), or ``RateLimitedError`` if it may not wait.
+
+    Shared by :class:`RateLimiter` and the Redis limiter: both have the
+    ``name``, ``on_limit``, ``max_wait``, ``key_label`` and ``on_event`` options.
+    """
+    shown = shown_key(key, limiter.key_label)
+    if _must_refuse(limiter.on_limit, limiter.max_wait, waited, wait):
+        emit(RateLimitRejected(source=limiter.name, key=shown, retry_after=wait), limiter.on_event)
+        raise RateLimitedError(limiter.name, key=shown, retry_after=wait)
+    emit(RateLimitWaited(source=limiter.name, key=shown, delay=wait), limiter.on_event)
+    return wait
 
 
 @attrs.define(eq=False)
@@ -132,6 +158,10 @@ class RateLimiter:
         max_wait: Most seconds one call waits (``None``: the deadline only).
         key: For the decorator: computes the bucket key from the call's
             arguments (per token, per account). ``None``: one bucket.
+        key_label: Shows a key in errors, events and logs (``lambda key:
+            key.account_id``). By default a key is shown as ``sha256:``
+            followed by the first 12 hex digits of the SHA-256 of its
+            ``repr``, so a token used as a key never appears anywhere.
         max_keys: Buckets kept; the least recently used is dropped beyond it.
         adaptive: Slow a key's bucket down when a result or error carries a
             ``Retry-After`` (a 429) or quota headers (``X-RateLimit-Remaining``
@@ -160,6 +190,9 @@ class RateLimiter:
     on_limit: OnLimit = attrs.field(default="wait", kw_only=True)
     max_wait: float | None = attrs.field(default=None, kw_only=True)
     key: Callable[..., Hashable] | None = attrs.field(
+        default=None, kw_only=True, validator=callable_or_none()
+    )
+    key_label: KeyLabel | None = attrs.field(
         default=None, kw_only=True, validator=callable_or_none()
     )
     max_keys: int = attrs.field(default=10_000, kw_only=True)
@@ -206,14 +239,7 @@ class RateLimiter:
         """Take a token (``0.0``) or how long to sleep first; raise if waiting is not allowed."""
         with self._lock:
             wait = self._bucket(key, now).take(now, cost)
-        if wait == 0.0:
-            return 0.0
-        if must_refuse(self.on_limit, self.max_wait, waited, wait):
-            event = RateLimitRejected(source=self.name, key=_shown(key), retry_after=wait)
-            emit(event, self.on_event)
-            raise RateLimitedError(self.name, key=_shown(key), retry_after=wait)
-        emit(RateLimitWaited(source=self.name, key=_shown(key), delay=wait), self.on_event)
-        return wait
+        return 0.0 if wait == 0.0 else wait_or_refuse(self, key, wait, waited)
 
     def _check_cost(self, cost: float) -> None:
         number(gt=0).check("cost", cost)
@@ -282,7 +308,12 @@ class RateLimiter:
         with self._lock:
             self._bucket(key, now).slow_down(now, remaining=remaining, reset=reset)
         emit(
-            RateLimitAdapted(source=self.name, key=_shown(key), remaining=remaining, reset=reset),
+            RateLimitAdapted(
+                source=self.name,
+                key=shown_key(key, self.key_label),
+                remaining=remaining,
+                reset=reset,
+            ),
             self.on_event,
         )
 

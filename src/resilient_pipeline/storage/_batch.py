@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from operator import itemgetter
+from itertools import repeat
+from operator import is_, itemgetter
 from typing import Any, Literal, TypeAlias, cast
 
 import attrs
@@ -32,11 +33,14 @@ __all__ = [
     "TableInfo",
     "UpsertOptions",
     "UpsertResult",
+    "ValueCheck",
     "ValueConvert",
     "prepare_batch",
 ]
 
 OnDuplicate: TypeAlias = Literal["error", "first", "last"]
+ValueCheck: TypeAlias = Callable[[Sequence[str], Sequence[tuple[Any, ...]]], list[RowProblem]]
+"""A store's own value rules: ``(columns, rows) -> problems``; see ``TableInfo.check_values``."""
 ValueConvert: TypeAlias = Callable[[Sequence[str], list[tuple[Any, ...]]], list[tuple[Any, ...]]]
 """The values a store keeps: ``(columns, rows) -> rows``; see :attr:`TableInfo.convert_values`."""
 _MAX_PROBLEMS = 100
@@ -113,6 +117,12 @@ class TableInfo:
         unique_keys: Every column set covered by a UNIQUE constraint, unique
             index (without predicate) or primary key.
         add_constraint: The statement that would make ``key`` unique (for error messages).
+        check_values: The store's own value rules: what it cannot keep exactly
+            (NaN on SQLite, an int beyond the column's range, ...), one
+            :class:`~resilient_pipeline.exceptions.RowProblem` per value refused,
+            with the row's index in the caller's batch. It sees every row, before
+            duplicate keys are looked for; what it says about a value of a type
+            the column does not accept is dropped (the type problem is reported).
         convert_values: The values the store will keep, for rows that passed
             every check (``char(n)`` padding dropped, every NaN one object, ...),
             so that keys the store holds equal are equal before deduplication.
@@ -124,6 +134,7 @@ class TableInfo:
     unique_keys: frozenset[frozenset[str]]
     add_constraint: str = "ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE ({columns})"
     extra: Mapping[str, Any] = attrs.field(factory=dict)
+    check_values: ValueCheck | None = None
     convert_values: ValueConvert | None = None
 
 
@@ -268,6 +279,35 @@ def _check_types(
     return problems
 
 
+def _check_values(
+    table: TableInfo,
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    version: str | None,
+    type_problems: list[RowProblem],
+) -> list[RowProblem]:
+    """A NULL ``version`` and the store's own rules; one problem per row and column at most."""
+    if len(type_problems) >= _MAX_PROBLEMS:
+        return []
+    problems: list[RowProblem] = []
+    if version is not None and version in columns:
+        # A row without a version is neither newer nor older than the stored
+        # one: refuse it rather than guess (it used to be counted "unchanged").
+        values = list(map(itemgetter(columns.index(version)), rows))
+        if any(map(is_, values, repeat(None))):
+            problems.extend(
+                RowProblem(index, version, "NULL version (version= needs one in every row)")
+                for index, value in enumerate(values)
+                if value is None
+            )
+    if table.check_values is not None:
+        problems.extend(table.check_values(columns, rows))
+    if type_problems:
+        seen = {(p.index, p.column) for p in type_problems}
+        problems = [p for p in problems if (p.index, p.column) not in seen]
+    return problems[: _MAX_PROBLEMS - len(type_problems)]
+
+
 def _shape(table: TableInfo, maps: list[Mapping[str, Any] | None], key: tuple[str, ...]) -> Any:
     problems: list[RowProblem] = []
     first = next((m for m in maps if m is not None), None)
@@ -305,7 +345,8 @@ def prepare_batch(table: TableInfo, rows: Iterable[object], options: UpsertOptio
     Raises:
         MissingUniqueConstraintError: ``key`` is not exactly a unique column set of the table.
         DuplicateKeyError: a key appears twice and ``on_duplicate="error"``.
-        InvalidBatchError: unknown columns, missing key values, type mismatches (per row).
+        InvalidBatchError: unknown columns, missing key values, type mismatches, a NULL
+            ``version``, values the store cannot keep exactly (per row and column).
     """
     key = options.key
     if frozenset(key) not in table.unique_keys:
@@ -330,13 +371,15 @@ def prepare_batch(table: TableInfo, rows: Iterable[object], options: UpsertOptio
         list(map(getter, present)) if len(columns) > 1 else [(getter(m),) for m in present]
     )
     problems = _check_types(table, columns, tuples, set(key))
+    problems += _check_values(table, columns, tuples, options.version, problems)
     if problems:
         raise InvalidBatchError(table=table.name, problems=problems)
 
+    given = tuples
     if table.convert_values is not None:
         tuples = table.convert_values(columns, tuples)
     key_index = tuple(columns.index(k) for k in key)
-    tuples, duplicates = _deduplicate(table, tuples, key, key_index, options.on_duplicate)
+    tuples, duplicates = _deduplicate(table, tuples, key, key_index, options.on_duplicate, given)
 
     excluded = set(key) | set(options.insert_only)
     if options.update_columns is None:
@@ -366,22 +409,42 @@ def prepare_batch(table: TableInfo, rows: Iterable[object], options: UpsertOptio
     )
 
 
+def _hashable(value: object) -> object:
+    try:
+        hash(value)
+    except TypeError:
+        if isinstance(value, (bytearray, memoryview)):
+            return bytes(value)
+        return (type(value), repr(value))  # equal reprs: the same value, for any sane type
+    return value
+
+
 def _deduplicate(
     table: TableInfo,
     rows: list[tuple[Any, ...]],
     key: tuple[str, ...],
     key_index: tuple[int, ...],
     policy: OnDuplicate,
+    given: list[tuple[Any, ...]],
 ) -> tuple[list[tuple[Any, ...]], int]:
+    """Keys compared as the store keeps them (``rows``), reported as the caller gave them."""
     keys = list(map(_key_getter(key_index), rows))
-    if len(set(keys)) == len(keys):
+    try:
+        distinct = len(set(keys))
+    except TypeError:  # an unhashable key value: a bytearray, a list for an array column
+        keys = [tuple(map(_hashable, k)) for k in keys]
+        distinct = len(set(keys))
+    if distinct == len(keys):
         return rows, 0
     if policy == "error":
         seen: dict[Any, int] = {}
         for index, k in enumerate(keys):
             if k in seen:
                 raise DuplicateKeyError(
-                    table=table.name, key_columns=key, key=k, indexes=(seen[k], index)
+                    table=table.name,
+                    key_columns=key,
+                    key=_key_getter(key_index)(given[index]),
+                    indexes=(seen[k], index),
                 )
             seen[k] = index
     # dict keeps the first insertion position; "last" overwrites the value only.

@@ -26,7 +26,15 @@ __all__ = ["SQLiteSession", "SQLiteStore"]
 _TRANSIENT_CODES = frozenset({5, 6})
 
 
-def _translate(exc: sqlite3.Error) -> StoreError:
+# What sqlite3 raises, outside its own exception tree, for a parameter it cannot
+# bind: an int beyond 64 bits (OverflowError), text that is not valid UTF-8.
+_BIND_ERRORS = (OverflowError, UnicodeEncodeError)
+_ERRORS = (sqlite3.Error, *_BIND_ERRORS)
+
+
+def _translate(exc: sqlite3.Error | OverflowError | UnicodeEncodeError) -> StoreError:
+    if not isinstance(exc, sqlite3.Error):
+        return store_error(exc, transient=False)
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
         transient = (code & 0xFF) in _TRANSIENT_CODES
@@ -61,21 +69,21 @@ class SQLiteSession:
         """Run one statement; the rows it changed (-1 for DDL and queries)."""
         try:
             return self.connection.execute(sql, params).rowcount
-        except sqlite3.Error as exc:
+        except _ERRORS as exc:
             raise _translate(exc) from exc
 
     def executemany(self, sql: str, params_seq: Iterable[Params]) -> int:
         """Run one statement per parameter set; the rows changed in total."""
         try:
             return self.connection.executemany(sql, params_seq).rowcount
-        except sqlite3.Error as exc:
+        except _ERRORS as exc:
             raise _translate(exc) from exc
 
     def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         """Run a query; every row as a tuple."""
         try:
             return self.connection.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
+        except _ERRORS as exc:
             raise _translate(exc) from exc
 
     def begin(self) -> None:

@@ -16,71 +16,37 @@ take an exact row-by-row path.
 
 from __future__ import annotations
 
-import datetime
-import decimal
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from resilient_pipeline.exceptions import StoreError
 
 from ._batch import Batch, ColumnInfo, TableInfo, UpsertResult
 from ._sql import quote_columns, quote_identifier
+from ._sqlite_values import DEFAULT_MAX_LENGTH, SQLiteValues, accepted_types, affinity
 
 if TYPE_CHECKING:
     from ._sqlite import SQLiteSession
 
 __all__ = ["describe_table", "upsert_batch"]
 
-
-def _accepted_types(declared: str) -> tuple[type, ...] | None:
-    # SQLite's own affinity rules (https://sqlite.org/datatype3.html), plus the
-    # date/datetime names sqlite3 users conventionally declare.
-    upper = declared.upper()
-    if "INT" in upper:
-        return (int,)
-    if any(word in upper for word in ("CHAR", "CLOB", "TEXT")):
-        return (str,)
-    if any(word in upper for word in ("REAL", "FLOA", "DOUB")):
-        return (int, float)
-    if upper.startswith(("DATETIME", "TIMESTAMP")):
-        return (datetime.datetime, str)
-    if upper.startswith("DATE"):
-        return (datetime.date, str)
-    if upper.startswith("BOOL"):
-        return (bool, int)
-    if upper.startswith(("NUMERIC", "DECIMAL")):
-        return (int, float, decimal.Decimal)
-    return None  # BLOB or no declared type: anything goes
+_SQLITE_LIMIT_LENGTH = 0  # sqlite3.SQLITE_LIMIT_LENGTH, which Python 3.10 lacks
+# A column may shadow a name of the rowid; SQLite answers to any of the three.
+_ROWID_NAMES = ("rowid", "_rowid_", "oid")
+_SAVEPOINT = quote_identifier("rp_upsert")
 
 
-def _to_sql_value(value: object) -> object:
-    # Adapt here rather than through sqlite3's global (and, since Python 3.12,
-    # deprecated) default adapters, which would affect the whole process.
-    if isinstance(value, datetime.datetime):
-        return value.isoformat(" ")
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    return value
+def _max_length(session: SQLiteSession) -> int:
+    getlimit = getattr(session.connection, "getlimit", None)
+    return int(getlimit(_SQLITE_LIMIT_LENGTH)) if getlimit is not None else DEFAULT_MAX_LENGTH
 
 
-_ADAPTED = (datetime.date, decimal.Decimal)
-_FAST: dict[type, Any] = {datetime.date: datetime.date.isoformat, decimal.Decimal: str}
-
-
-def _adapt(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    columns = list(zip(*rows, strict=True))
-    adapted = False
-    # Column by column: one C-level map per adapted column instead of a
-    # Python-level tuple rebuild per row.
-    for i, column in enumerate(columns):
-        kinds = set(map(type, column))
-        if not any(issubclass(kind, _ADAPTED) for kind in kinds):
-            continue
-        adapted = True
-        convert = _FAST.get(next(iter(kinds))) if len(kinds) == 1 else None
-        columns[i] = tuple(map(convert or _to_sql_value, column))
-    return list(zip(*columns, strict=True)) if adapted else rows
+def _is_strict(session: SQLiteSession, name: str) -> bool:
+    try:  # PRAGMA table_list is SQLite 3.37+; STRICT tables are too
+        found = session.fetchall("SELECT strict FROM pragma_table_list(?)", (name,))
+    except StoreError:
+        return False
+    return bool(found and found[0][0])
 
 
 def describe_table(session: SQLiteSession, name: str) -> TableInfo:
@@ -93,24 +59,34 @@ def describe_table(session: SQLiteSession, name: str) -> TableInfo:
     described = session.fetchall(f"PRAGMA table_info({table})")
     if not described:
         raise StoreError(f"table {name!r} does not exist", sqlstate="SQLITE_ERROR")
+    strict = _is_strict(session, name)
     columns = {
-        col: ColumnInfo(col, declared or "ANY", not notnull and not pk, _accepted_types(declared))
+        col: ColumnInfo(
+            col, declared or "ANY", not notnull and not pk, accepted_types(declared, strict=strict)
+        )
         for _, col, declared, notnull, _, pk in described
     }
+    values = SQLiteValues(
+        {col: affinity(declared, strict=strict) for _, col, declared, _, _, _ in described},
+        _max_length(session),
+    )
     primary = [col for _, col, _, _, _, pk in sorted(described, key=lambda r: r[5]) if pk]
     unique = {frozenset(primary)} if primary else set()
     for _, index, is_unique, _, partial in session.fetchall(f"PRAGMA index_list({table})"):
         if is_unique and not partial:
-            names = [
-                row[2] for row in session.fetchall(f"PRAGMA index_info({quote_identifier(index)})")
-            ]
+            # The index name is SQLite's or the user's (sqlite_autoindex_..., any
+            # length): a bound parameter, never an identifier we validate.
+            names = [row[0] for row in session.fetchall(_INDEX_COLUMNS, (index,))]
             if None not in names:
                 unique.add(frozenset(names))
-    try:
-        session.fetchall(f"SELECT rowid FROM {table} LIMIT 0")
-        has_rowid = True
-    except StoreError:
-        has_rowid = False
+    taken = {col.casefold() for col in columns}
+    rowid = next((r for r in _ROWID_NAMES if r not in taken), None)
+    has_rowid = rowid is not None
+    if rowid is not None:
+        try:
+            session.fetchall(f"SELECT {rowid} FROM {table} LIMIT 0")
+        except StoreError:  # WITHOUT ROWID
+            has_rowid = False
     alias = None
     if has_rowid and len(primary) == 1 and columns[primary[0]].type_name.upper() == "INTEGER":
         alias = primary[0]
@@ -120,10 +96,15 @@ def describe_table(session: SQLiteSession, name: str) -> TableInfo:
         columns,
         frozenset(unique),
         add_constraint="CREATE UNIQUE INDEX {name} ON {table} ({columns})",
-        extra={"has_rowid": has_rowid, "rowid_alias": alias},
+        extra={"has_rowid": has_rowid, "rowid": rowid, "rowid_alias": alias},
+        check_values=values,
+        convert_values=values.bind,  # before deduplication: a date and its ISO text are one key
     )
     session.store.cache[cache_key] = info
     return info
+
+
+_INDEX_COLUMNS = "SELECT name FROM pragma_index_info(?) ORDER BY seqno"
 
 
 def _statement(batch: Batch) -> str:
@@ -150,14 +131,33 @@ def _key_filter(batch: Batch) -> str:
 
 
 def upsert_batch(session: SQLiteSession, batch: Batch) -> UpsertResult:
-    """Apply ``batch`` with ``executemany``; exact counts (see docs/idempotency.md)."""
-    rows = _adapt(batch.rows)
+    """Apply ``batch`` with ``executemany``; exact counts (see docs/idempotency.md).
+
+    In a savepoint: a statement that fails half-way through the batch (a
+    CHECK constraint, a trigger) leaves none of its rows behind, even when
+    the caller catches the error and commits the rest of the unit of work.
+    """
+    session.execute(f"SAVEPOINT {_SAVEPOINT}")
+    try:
+        result = _write(session, batch)
+    except BaseException:
+        with contextlib.suppress(StoreError):  # the error that matters is the first one
+            session.execute(f"ROLLBACK TO {_SAVEPOINT}")
+            session.execute(f"RELEASE {_SAVEPOINT}")
+        raise
+    session.execute(f"RELEASE {_SAVEPOINT}")
+    return result
+
+
+def _write(session: SQLiteSession, batch: Batch) -> UpsertResult:
+    rows = batch.rows  # already as sqlite3 binds them (TableInfo.convert_values)
     sql = _statement(batch)
     table = batch.table.sql
     alias = batch.table.extra["rowid_alias"]
     fast = batch.table.extra["has_rowid"] and alias not in batch.columns and not batch.returning
     if fast:
-        top = session.fetchall(f"SELECT max(rowid) FROM {table}")[0][0] or 0
+        rowid = batch.table.extra["rowid"]
+        top = session.fetchall(f"SELECT max({rowid}) FROM {table}")[0][0] or 0
         fast = top < 2**62  # new rowids are max + 1 until the rowid space runs out
     if not fast:
         return _upsert_row_by_row(session, batch, rows, sql)
@@ -165,7 +165,7 @@ def upsert_batch(session: SQLiteSession, batch: Batch) -> UpsertResult:
     changed = session.executemany(sql, rows)
     # Inserted rows, and only they, got a rowid above the old maximum: we hold
     # the write lock (BEGIN IMMEDIATE), so no other writer can interleave.
-    inserted = session.fetchall(f"SELECT count(*) FROM {table} WHERE rowid > ?", (top,))[0][0]
+    inserted = session.fetchall(f"SELECT count(*) FROM {table} WHERE {rowid} > ?", (top,))[0][0]
     return UpsertResult(
         inserted=inserted,
         updated=changed - inserted,

@@ -8,6 +8,8 @@ already catches (``ValueError``, ``TimeoutError``, ``ImportError``)::
     ├── PermanentError                         marker: never retried, never hidden by fallback
     │   ├── ConfigurationError (ValueError)    an option or argument is invalid
     │   ├── MissingDependencyError (ImportError)  an optional extra is not installed
+    │   ├── RetryPredicateError                retry_if, retry_on_result or retry_after raised
+    │   │                                      (cause: its exception; .error: the attempt's)
     │   └── ValidationError (ValueError)       a row broke validation rules (lists every issue)
     ├── BadResultError                         retry_on_result still rejected the last result
     ├── DeadlineExceededError (TimeoutError)   a time budget ran out
@@ -37,7 +39,8 @@ already catches (``ValueError``, ``TimeoutError``, ``ImportError``)::
 
 Errors raised by *your* code are never wrapped: after the last attempt
 ``retry_with_backoff`` re-raises your last exception itself, with a note listing
-every attempt.
+every attempt. Only a retry predicate that fails is reported as
+:class:`RetryPredicateError`, your exception attached.
 
 Every error carries its context as attributes (the option, the value, the
 retry-after hint, ...) and survives ``pickle`` with those attributes, so errors
@@ -82,6 +85,7 @@ __all__ = [
     "RateLimitedError",
     "RejectedError",
     "ResilientPipelineError",
+    "RetryPredicateError",
     "RowProblem",
     "StoreError",
     "TransientStoreError",
@@ -202,6 +206,53 @@ class BadResultError(ResilientPipelineError):
     def __init__(self, message: str, *, result: object, attempts: int) -> None:
         super().__init__(message)
         self.result = result
+        self.attempts = attempts
+
+
+class RetryPredicateError(PermanentError):
+    """A retry predicate (``retry_if``, ``retry_on_result`` or ``retry_after``) raised.
+
+    The call is not retried: a predicate that cannot decide is a bug to fix,
+    not a failure to wait out. The predicate's exception is ``__cause__``;
+    the exception of the attempt it was judging is :attr:`error`, and also
+    ends the predicate exception's ``__context__`` chain, so the traceback
+    shows both. The message names the predicate, never a result's value.
+
+    Attributes:
+        option: Which predicate raised: ``"retry_if"``, ``"retry_on_result"``
+            or ``"retry_after"``.
+        predicate: The predicate's qualified name.
+        error: The attempt's exception the predicate was judging; ``None``
+            when it was judging a result.
+        attempts: How many attempts were made (the judged one included).
+
+    Examples:
+        >>> from resilient_pipeline import retry_with_backoff
+        >>> def is_transient(error: Exception) -> bool:
+        ...     return error.args[0]["transient"]  # expects a dict payload
+        >>> @retry_with_backoff(base_delay=0, retry_if=is_transient)
+        ... def fetch() -> str:
+        ...     raise ConnectionError("connection reset")
+        >>> try:
+        ...     fetch()
+        ... except RetryPredicateError as e:
+        ...     print(e.option, e.predicate, type(e.__cause__).__name__, repr(e.error))
+        retry_if is_transient TypeError ConnectionError('connection reset')
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        option: str,
+        predicate: str,
+        error: BaseException | None,
+        attempts: int,
+    ) -> None:
+        super().__init__(message)
+        self.option = option
+        self.predicate = predicate
+        self.error = error
         self.attempts = attempts
 
 

@@ -58,7 +58,7 @@ def _retry_sync(
             error, result = exc, NO_RESULT
         finally:
             call.end(token)
-        if error is None and (check is None or not check(result)):
+        if error is None and (check is None or not call.rejects(result)):
             call.succeeded()
             return result
 
@@ -98,7 +98,11 @@ def _decorate_sync(policy: RetryPolicy, fn: Callable[P, T]) -> Callable[P, T]:
         except Exception as exc:
             error = exc
         else:
-            if not check(result):
+            try:
+                bad = bool(check(result))
+            except Exception as exc:
+                raise Call(policy, source, timed=False).result_check_failed(exc, result) from exc
+            if not bad:
                 return result
             error = None
         call = Call(policy, source, timed=False)
@@ -157,7 +161,7 @@ async def _retry_async(
             error, result = exc, NO_RESULT
         finally:
             call.end(token)
-        if error is None and (check is None or not check(result)):
+        if error is None and (check is None or not call.rejects(result)):
             call.succeeded()
             return result
 
@@ -198,14 +202,30 @@ def _decorate_async(
 
 
 def decorate(policy: RetryPolicy, fn: Callable[P, T], *, cancel: bool = True) -> Callable[P, T]:
-    """Wrap ``fn`` (a function, method or coroutine function) in ``policy``.
+    """Wrap ``fn`` (a function, method, static or class method, coroutine function) in ``policy``.
+
+    Generator functions are refused: calling one only creates the generator.
 
     ``cancel=False`` is for compositions whose inner layers already run every
     attempt in a cancel scope bounded by the shared deadline (a ``Timeout``):
     the retry then only publishes the deadline, saving a second scope.
     """
+    # Above @staticmethod / @classmethod: retry the function, then wrap it again.
+    descriptor: object = fn  # a classmethod is no Callable to type checkers
+    if isinstance(descriptor, (staticmethod, classmethod)):
+        inner = decorate(policy, descriptor.__func__, cancel=cancel)
+        return cast("Callable[P, T]", type(descriptor)(inner))
     if not callable(fn):
         raise TypeError(f"retry_with_backoff decorates callables, not {fn!r}")
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        kind = "an async generator" if inspect.isasyncgenfunction(fn) else "a generator"
+        raise ConfigurationError(
+            f"retry_with_backoff cannot retry {_source(policy, fn)}: it is {kind} function, "
+            "whose body runs only as the caller iterates, after the call has returned, so "
+            "there would be nothing to retry; retry the code that iterates it (a retrying() "
+            "block) or a function that returns a list",
+            value=fn,
+        )
     if inspect.iscoroutinefunction(fn):
         return cast("Callable[P, T]", _decorate_async(policy, fn, cancel))
     return _decorate_sync(policy, fn)

@@ -7,6 +7,7 @@ long, then try again" or "stop". The sync and async drivers in
 
 from __future__ import annotations
 
+import math
 import random
 from typing import TYPE_CHECKING, Any
 
@@ -19,11 +20,13 @@ from resilient_pipeline._core import (
     resolve_clock,
     tightened,
 )
-from resilient_pipeline.exceptions import BadResultError, RejectedError
+from resilient_pipeline.exceptions import BadResultError, RejectedError, RetryPredicateError
 
 from ._events import RetryExhausted, RetryScheduled, RetrySucceeded
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._policy import RetryPolicy
 
 __all__ = ["NO_RESULT", "Call"]
@@ -108,15 +111,20 @@ class Call:
         self.history.append((what, duration, None))
 
         timed_out, self.timed_out = self.timed_out, False
-        if error is not None and not (timed_out or policy.retryable(error)):
-            self._stop("not_retryable")
-            return None
+        if error is not None and not timed_out:
+            try:
+                retryable = policy.retryable(error)
+            except Exception as exc:
+                raise self.predicate_failed("retry_if", exc, error, result) from exc
+            if not retryable:
+                self._stop("not_retryable")
+                return None
         if self.attempts >= policy.max_attempts:
             self._stop("attempts")
             return None
 
-        outcome = error if error is not None else result
-        hint = None if policy.retry_after is None else policy.retry_after(outcome)
+        extract = policy.retry_after
+        hint = None if extract is None else self._hint(extract, error, result)
         rejected = isinstance(error, RejectedError)
         if rejected and (hint is None or self.deadline_at is None):
             # A refusal (open circuit, full bulkhead) is only worth waiting out
@@ -156,6 +164,96 @@ class Call:
             self.handlers,
         )
         return delay
+
+    # -- predicates -----------------------------------------------------------
+    def rejects(self, result: object) -> bool:
+        """Whether ``retry_on_result`` rejects the result of the attempt that just ended."""
+        check = self.policy.retry_on_result
+        if check is None:
+            return False
+        try:
+            return bool(check(result))
+        except Exception as exc:
+            raise self.result_check_failed(exc, result) from exc
+
+    def result_check_failed(self, exc: Exception, result: object) -> RetryPredicateError:
+        """:meth:`predicate_failed` for ``retry_on_result``, judging the attempt that just ended."""
+        self.attempts += 1  # counted as next_delay() would have counted it
+        return self.predicate_failed("retry_on_result", exc, None, result)
+
+    def _hint(
+        self, extract: Callable[[object], float | None], error: Exception | None, result: object
+    ) -> float | None:
+        """The server-given delay ``retry_after`` reads from the outcome, checked."""
+        try:
+            hint: object = extract(error if error is not None else result)  # checked below
+        except Exception as exc:
+            raise self.predicate_failed("retry_after", exc, error, result) from exc
+        if hint is None or (
+            isinstance(hint, (int, float))
+            and not isinstance(hint, bool)
+            and not math.isnan(hint)
+            and hint >= 0
+        ):
+            return hint
+        shown = repr(hint) if isinstance(hint, (int, float)) else f"a {type(hint).__qualname__}"
+        raise self.predicate_failed(
+            "retry_after",
+            None,
+            error,
+            result,
+            returned=f"returned {shown}, not None or seconds >= 0",
+        )
+
+    def predicate_failed(
+        self,
+        option: str,
+        exc: Exception | None,
+        error: Exception | None,
+        result: object,
+        *,
+        returned: str = "",
+    ) -> RetryPredicateError:
+        """The error to raise, chained ``from exc``, when predicate ``option`` failed.
+
+        ``exc`` is what the predicate raised (``None`` when it returned
+        nonsense, described by ``returned``). Retrying stops: nothing is
+        retried after a predicate failed. ``error`` (the attempt's exception)
+        is attached to the new error and appended to ``exc``'s context chain,
+        where Python would have put it had the predicate run in its handler.
+        """
+        predicate = getattr(self.policy, option)
+        name = getattr(predicate, "__qualname__", None) or type(predicate).__qualname__
+        what = f"raised {describe_error(exc)}" if exc is not None else returned
+        judged = (
+            f"attempt {self.attempts} ({describe_error(error)})"
+            if error is not None
+            else f"the result of attempt {self.attempts} (a {type(result).__qualname__})"
+        )
+        failure = RetryPredicateError(
+            f"{self.source}: {option} predicate {name} {what} while judging {judged}; "
+            "the call is not retried",
+            option=option,
+            predicate=name,
+            error=error,
+            attempts=self.attempts,
+        )
+        if exc is not None and error is not None:
+            _chain(exc, error)
+        if self.history:
+            add_note(failure, "\n".join(self._attempt_lines()))
+        self.reason, self.reason_code = f"{option} failed", "predicate_failed"
+        emit(
+            RetryExhausted(
+                source=self.source,
+                attempts=self.attempts,
+                elapsed=self.clock.monotonic() - self.started,
+                reason="predicate_failed",
+                error=describe_error(failure),
+            ),
+            self.handlers,
+        )
+        return failure
 
     def _jittered(self, hint: float | None) -> float:
         policy = self.policy
@@ -256,6 +354,27 @@ class Call:
         if code == "budget":
             add_note(error, self.reason)
         return error
+
+
+def _chain(exc: BaseException, error: BaseException) -> None:
+    """Put ``error`` at the end of ``exc``'s ``__context__`` chain, unless it is already in it."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if link is error:
+            return
+        seen.add(id(link))
+        if link.__context__ is None:
+            break
+        link = link.__context__
+    else:
+        return  # a cycle: leave it alone
+    below: BaseException | None = error
+    while below is not None and id(below) not in seen:  # never close a loop through error
+        seen.add(id(below))
+        below = below.__context__
+    if below is None and link is not None:
+        link.__context__ = error
 
 
 def _describe_result(result: object) -> str:

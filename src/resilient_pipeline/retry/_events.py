@@ -58,7 +58,8 @@ class RetryExhausted(Event):
         elapsed: Seconds spent.
         reason: Why it stopped: ``"attempts"``, ``"deadline"``,
             ``"retry_after_exceeds_deadline"``, ``"retry_after_exceeds_max_delay"``,
-            ``"budget"``, ``"rejected"`` or ``"not_retryable"``.
+            ``"budget"``, ``"rejected"``, ``"not_retryable"`` or ``"predicate_failed"``
+            (a ``retry_if``, ``retry_on_result`` or ``retry_after`` predicate raised).
         error: The last failure, secrets masked.
     """
 

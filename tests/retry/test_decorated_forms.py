@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
@@ -150,3 +151,15 @@ def test_classmethod_source_name_is_the_method() -> None:
     assert info.value.__notes__[0].startswith(
         "test_classmethod_source_name_is_the_method.<locals>.Client.fetch: gave up after 2"
     )
+
+
+def test_a_refused_partial_is_named_without_its_arguments() -> None:
+    """The refusal of a generator partial never shows the partial's arguments (a token)."""
+
+    def stream(token: str) -> Iterator[str]:
+        yield token
+
+    with pytest.raises(ConfigurationError) as info:
+        retry_with_backoff(functools.partial(stream, token="s3cr3t-token"))
+    assert "cannot retry partial: it is a generator function" in str(info.value)
+    assert "s3cr3t" not in str(info.value)

@@ -219,8 +219,10 @@ def decorate(policy: RetryPolicy, fn: Callable[P, T], *, cancel: bool = True) ->
         raise TypeError(f"retry_with_backoff decorates callables, not {fn!r}")
     if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
         kind = "an async generator" if inspect.isasyncgenfunction(fn) else "a generator"
+        # Never repr(fn): a partial's repr shows its arguments (tokens, passwords).
+        name = policy.name or getattr(fn, "__qualname__", None) or type(fn).__qualname__
         raise ConfigurationError(
-            f"retry_with_backoff cannot retry {_source(policy, fn)}: it is {kind} function, "
+            f"retry_with_backoff cannot retry {name}: it is {kind} function, "
             "whose body runs only as the caller iterates, after the call has returned, so "
             "there would be nothing to retry; retry the code that iterates it (a retrying() "
             "block) or a function that returns a list",

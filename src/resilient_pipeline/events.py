@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from resilient_pipeline.validation import (
         PartitionQuarantined,
         PartitionRejected,
+        QuarantineLinesSkipped,
         RowsQuarantined,
         RowsReplayed,
     )
@@ -82,6 +83,7 @@ __all__ = [
     "PartitionRejected",
     "PartitionRestated",
     "PolicyEvent",
+    "QuarantineLinesSkipped",
     "RateLimitAdapted",
     "RateLimitRejected",
     "RateLimitWaited",
@@ -123,6 +125,7 @@ _HOMES: dict[str, str] = {
     "PartitionRejected": "validation",
     "PartitionRestated": "ledger",
     "PolicyEvent": "limits",
+    "QuarantineLinesSkipped": "validation",
     "RateLimitAdapted": "limits",
     "RateLimitRejected": "limits",
     "RateLimitWaited": "limits",

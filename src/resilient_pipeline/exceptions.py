@@ -10,7 +10,9 @@ already catches (``ValueError``, ``TimeoutError``, ``ImportError``)::
     │   ├── MissingDependencyError (ImportError)  an optional extra is not installed
     │   ├── RetryPredicateError                retry_if, retry_on_result or retry_after raised
     │   │                                      (cause: its exception; .error: the attempt's)
-    │   └── ValidationError (ValueError)       a row broke validation rules (lists every issue)
+    │   ├── ValidationError (ValueError)       a row broke validation rules (lists every issue)
+    │   └── QuarantineError (ValueError)       a row cannot be stored in quarantine, or a
+    │                                          stored record cannot be read back
     ├── BadResultError                         retry_on_result still rejected the last result
     ├── DeadlineExceededError (TimeoutError)   a time budget ran out
     ├── RejectedError                          a call was refused before it ran
@@ -82,6 +84,7 @@ __all__ = [
     "MissingUniqueConstraintError",
     "PartitionContractError",
     "PermanentError",
+    "QuarantineError",
     "RateLimitedError",
     "RejectedError",
     "ResilientPipelineError",
@@ -318,6 +321,41 @@ class ValidationError(PermanentError, ValueError):
         lines += [f"  - {issue}" for issue in issues]
         super().__init__("\n".join(lines))
         self.issues = tuple(issues)
+
+
+class QuarantineError(PermanentError, ValueError):
+    """A row cannot be stored in quarantine, or a stored record cannot be read back.
+
+    The quarantine stores every JSON value, every typed value it knows and
+    any text losslessly; it refuses only values nested deeper than it can
+    store safely (and cyclic ones). Then nothing of the batch is written. A
+    record it cannot read (damaged by hand, or written by a newer version)
+    raises it too. The message names the row, field or record, never a value.
+
+    Attributes:
+        row: The row's index in the batch given to ``quarantine``, when known.
+        field: The field (the row's top-level key) holding the value, when known.
+        record: The quarantine record's id, when known.
+
+    Examples:
+        >>> err = QuarantineError("row 3, field 'payload': nested too deeply",
+        ...                       row=3, field="payload")
+        >>> isinstance(err, ValueError), err.row, err.field, err.record
+        (True, 3, 'payload', None)
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        row: int | None = None,
+        field: str | None = None,
+        record: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.row = row
+        self.field = field
+        self.record = record
 
 
 class PartitionContractError(ResilientPipelineError):

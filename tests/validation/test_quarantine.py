@@ -36,6 +36,7 @@ from resilient_pipeline import (
 from resilient_pipeline.testing import FakeClock, capture_events
 from resilient_pipeline.validation import (
     Issue,
+    QuarantineLinesSkipped,
     QuarantineRecord,
     QuarantineSink,
     RowsReplayed,
@@ -217,18 +218,19 @@ def test_object_rows_are_stored_by_their_fields(jsonl: JSONLQuarantine) -> None:
     assert [{"client": "a", "clicks": -1}, 42] == [r.row for r in jsonl.records()]
 
 
-def test_a_torn_last_line_is_ignored_and_other_damage_is_reported(
-    jsonl: JSONLQuarantine,
-) -> None:
-    """A crash mid-write loses nothing that was acknowledged; real corruption is not hidden."""
+def test_damaged_lines_are_skipped_and_reported_not_fatal(jsonl: JSONLQuarantine) -> None:
+    """A torn last line or a garbage line hides no other record, and is reported by number."""
     quarantine(jsonl, STRICT.partition(BATCH), source="api")
     with open(jsonl.path, "a", encoding="utf-8") as file:
         file.write('{"record": {"id": "x", "sou')
-    assert 3 == len(jsonl.records())
+    with capture_events() as events:
+        assert 3 == len(jsonl.records())
     jsonl.path.write_text("garbage\n" + jsonl.path.read_text(encoding="utf-8"))
-    with pytest.raises(json.JSONDecodeError) as info:
-        jsonl.records()
-    assert [f"in {jsonl.path}, line 1"] == info.value.__notes__
+    with capture_events() as later:
+        assert 3 == len(jsonl.records())
+    assert [(4,), (1, 5)] == [
+        e.lines for e in [*events, *later] if isinstance(e, QuarantineLinesSkipped)
+    ]
 
 
 def test_compact_drops_discarded_records(jsonl: JSONLQuarantine) -> None:

@@ -40,7 +40,7 @@ from ._quarantine import (
     quarantine,
     replay,
 )
-from ._sinks import JSONLQuarantine, SQLQuarantine
+from ._sinks import JSONLQuarantine, QuarantineLinesSkipped, SQLQuarantine
 from ._validator import Validator
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "PartitionQuarantined",
     "PartitionRejected",
     "PartitionResult",
+    "QuarantineLinesSkipped",
     "QuarantineRecord",
     "QuarantineSink",
     "Quarantined",

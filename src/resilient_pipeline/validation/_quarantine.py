@@ -8,22 +8,20 @@ validates them again and hands the now-valid rows to a writer (typically
 
 Rows are stored as JSON with tagged values (``{"$decimal": "12.50"}``,
 ``{"$date": "2026-11-28"}``, ...) so a replayed row has the very types it
-had: a ``Decimal`` stays a ``Decimal``, a ``date`` a ``date``.
+had: a ``Decimal`` stays a ``Decimal``, a ``date`` a ``date``, a tuple a
+tuple; a dict of the row's own that looks like a tag, NUL characters and
+lone surrogates are escaped (see ``_codec.py``), so the round trip is exact
+and no sink refuses a row.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import enum
 import json
 import logging
-import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import date, datetime, time
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
@@ -37,9 +35,10 @@ from resilient_pipeline._core import (
     resolve_clock,
     run_in_worker_thread,
 )
-from resilient_pipeline.exceptions import ConfigurationError
+from resilient_pipeline.exceptions import ConfigurationError, QuarantineError
 
-from ._issues import FieldValues, Issue, PartitionResult, Quarantined
+from . import _codec
+from ._issues import Issue, PartitionResult, Quarantined
 
 if TYPE_CHECKING:
     from ._validator import Validator
@@ -52,62 +51,6 @@ __all__ = [
     "quarantine",
     "replay",
 ]
-
-
-# ---------------------------------------------------------------------- codec
-def _encode(value: Any) -> Any:
-    """A JSON-ready form of ``value`` that :func:`_decode` turns back into it."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else {"$float": repr(value)}
-    if isinstance(value, Decimal):
-        return {"$decimal": str(value)}
-    if isinstance(value, datetime):
-        return {"$datetime": value.isoformat()}
-    if isinstance(value, date):
-        return {"$date": value.isoformat()}
-    if isinstance(value, time):
-        return {"$time": value.isoformat()}
-    if isinstance(value, uuid.UUID):
-        return {"$uuid": str(value)}
-    if isinstance(value, bytes):
-        return {"$bytes": base64.b64encode(value).decode("ascii")}
-    if isinstance(value, enum.Enum):  # the class cannot be stored; its value can
-        return _encode(value.value)
-    if isinstance(value, FieldValues):
-        return {"$fields": {str(k): _encode(v) for k, v in value.items()}}
-    if isinstance(value, Mapping):
-        return {str(k): _encode(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_encode(v) for v in value]
-    return {"$repr": repr(value)}  # kept for the record; replays as text
-
-
-_DECODERS: dict[str, Callable[[Any], Any]] = {
-    "$float": float,
-    "$decimal": Decimal,
-    "$datetime": datetime.fromisoformat,
-    "$date": date.fromisoformat,
-    "$time": time.fromisoformat,
-    "$uuid": uuid.UUID,
-    "$bytes": base64.b64decode,
-    "$fields": lambda v: FieldValues((k, _decode(x)) for k, x in v.items()),
-    "$repr": str,
-}
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    if isinstance(value, dict):
-        if len(value) == 1:
-            ((tag, payload),) = value.items()
-            decoder = _DECODERS.get(tag)
-            if decoder is not None:
-                return decoder(payload)
-        return {k: _decode(v) for k, v in value.items()}
-    return value
 
 
 def row_as_dict(row: object) -> Any:
@@ -126,6 +69,18 @@ def row_as_dict(row: object) -> Any:
 
 
 # -------------------------------------------------------------------- records
+def _storable_text(option: str) -> Callable[[Any, Any, Any], None]:
+    """An attrs validator: a non-empty str every sink can store (no NUL, no lone surrogate)."""
+
+    def check(instance: Any, attribute: Any, value: Any) -> None:
+        if not isinstance(value, str) or not value or not _codec.is_safe(value):
+            raise ConfigurationError.for_option(
+                option, value, "must be a non-empty str without NUL or lone surrogates"
+            )
+
+    return check
+
+
 @attrs.frozen
 class QuarantineRecord:
     """One quarantined row, as stored: the row, every issue, where it came from and when.
@@ -144,49 +99,101 @@ class QuarantineRecord:
         True
     """
 
-    id: str
-    source: str
+    id: str = attrs.field(validator=_storable_text("id"))
+    source: str = attrs.field(validator=_storable_text("source"))
     row: Any
     issues: tuple[Issue, ...]
     quarantined_at: float
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (typed values tagged, so :meth:`from_json` restores them)."""
+        """A JSON-ready dict (typed values tagged, so :meth:`from_json` restores them).
+
+        Raises:
+            QuarantineError: A value nests too deeply to be stored (or contains itself).
+        """
         return {
+            "format": _codec.FORMAT,
             "id": self.id,
             "source": self.source,
             "quarantined_at": self.quarantined_at,
-            "row": _encode(self.row),
-            "issues": [issue_to_json(i) for i in self.issues],
+            "row": _encode_value(self.row, self, None),
+            "issues": [_issue_to_json(issue, self) for issue in self.issues],
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> QuarantineRecord:
-        """The record :meth:`to_json` described."""
-        return cls(
-            id=str(data["id"]),
-            source=str(data["source"]),
-            row=_decode(data["row"]),
-            issues=tuple(issue_from_json(i) for i in data["issues"]),
-            quarantined_at=float(data["quarantined_at"]),
-        )
+        """The record :meth:`to_json` described (or an older version wrote).
+
+        Raises:
+            QuarantineError: The data is damaged, or was written by a newer version.
+        """
+        record_id = data.get("id")
+        name = record_id if isinstance(record_id, str) else None
+        version = data.get("format", 1)
+        if type(version) is int and version > _codec.FORMAT:
+            raise QuarantineError(
+                f"quarantine record {name!r} is in format {version}; this version reads"
+                f" formats 1 to {_codec.FORMAT}: upgrade resilient-pipeline to read it",
+                record=name,
+            )
+        if version not in (1, _codec.FORMAT):
+            raise QuarantineError(
+                f"quarantine record {name!r} cannot be read: unknown format", record=name
+            )
+        decode = _codec.decode if version == _codec.FORMAT else _codec.decode_v1
+        try:
+            return cls(
+                id=data["id"],
+                source=data["source"],
+                row=decode(data["row"]),
+                issues=tuple(_issue_from_json(i, decode) for i in data["issues"]),
+                quarantined_at=float(data["quarantined_at"]),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+            # Our own Corrupt messages name a tag, never a value; other errors may
+            # quote the stored data, so only their type is kept.
+            why = str(exc) if isinstance(exc, _codec.Corrupt) else type(exc).__name__
+        # Raised outside the handler: no cause or context quoting the stored data.
+        raise QuarantineError(f"quarantine record {name!r} cannot be read: {why}", record=name)
 
 
-def issue_to_json(issue: Issue) -> dict[str, Any]:
-    """An issue as a JSON-ready dict."""
+def _encode_value(value: Any, record: QuarantineRecord, issue: Issue | None) -> Any:
+    """``value`` encoded, or a QuarantineError naming the field that nests too deeply."""
+    try:
+        return _codec.encode(value)
+    except _codec.TooDeep as exc:
+        path = exc.path[::-1]  # collected innermost first
+        if issue is not None:
+            field, where = issue.field, "the issue value of"
+        else:
+            top = path[0] if path and isinstance(record.row, Mapping) else None
+            field, where = (top if isinstance(top, str) else None), "the value of"
+        what = "the row" if field is None else f"{where} field {field!r}"
+        raise QuarantineError(
+            f"{what} nests deeper than {_codec.MAX_DEPTH} levels (or contains itself):"
+            " too deep to store in quarantine",
+            field=field,
+            record=record.id,
+        ) from None
+
+
+def _issue_to_json(issue: Issue, record: QuarantineRecord) -> dict[str, Any]:
     return {
-        "field": issue.field,
-        "rule": issue.rule,
-        "message": issue.message,
-        "value": _encode(issue.value),
-        "severity": issue.severity,
+        "field": _codec.encode(issue.field),
+        "rule": _codec.encode(issue.rule),
+        "message": _codec.encode(issue.message),
+        "value": _encode_value(issue.value, record, issue),
+        "severity": _codec.encode(issue.severity),
     }
 
 
-def issue_from_json(data: Mapping[str, Any]) -> Issue:
-    """The issue :func:`issue_to_json` described."""
+def _issue_from_json(data: Mapping[str, Any], decode: Callable[[Any], Any]) -> Issue:
     return Issue(
-        data["field"], data["rule"], data["message"], _decode(data["value"]), data["severity"]
+        decode(data["field"]),
+        decode(data["rule"]),
+        decode(data["message"]),
+        decode(data["value"]),
+        decode(data["severity"]),
     )
 
 
@@ -204,8 +211,10 @@ def _check_sink(sink: object) -> QuarantineSink:
 
 
 def _check_source(source: object) -> str:
-    if not isinstance(source, str) or not source:
-        raise ConfigurationError.for_option("source", source, "must be a non-empty str")
+    if not isinstance(source, str) or not source or not _codec.is_safe(source):
+        raise ConfigurationError.for_option(
+            "source", source, "must be a non-empty str without NUL or lone surrogates"
+        )
     return source
 
 
@@ -217,6 +226,12 @@ def quarantine(
     clock: Clock | None = None,
 ) -> list[QuarantineRecord]:
     """Persist quarantined rows with their issues; return the records written.
+
+    Every row is checked before anything is written: all are stored, or none.
+
+    Raises:
+        QuarantineError: A row holds a value nested too deeply to store
+            (naming the row's index in the batch and its field).
 
     Examples:
         >>> from resilient_pipeline import Field, JSONLQuarantine, Validator
@@ -230,10 +245,16 @@ def quarantine(
     _check_source(source)
     entries = rows.quarantined if isinstance(rows, PartitionResult) else tuple(rows)
     now = resolve_clock(clock).time()
-    records = [
-        QuarantineRecord(uuid.uuid4().hex, source, row_as_dict(q.row), q.issues, now)
-        for q in entries
-    ]
+    records = []
+    for q in entries:
+        record = QuarantineRecord(uuid.uuid4().hex, source, row_as_dict(q.row), q.issues, now)
+        try:
+            record.to_json()  # fail before the sink has written anything
+        except QuarantineError as exc:
+            raise QuarantineError(
+                f"cannot quarantine row {q.index}: {exc}", row=q.index, field=exc.field
+            ) from None
+        records.append(record)
     if records:
         checked.put(records)
     return records
@@ -288,10 +309,19 @@ def replay(
     a unit conversion); rows that stay invalid stay in quarantine unchanged.
     ``write(rows)`` gets the valid rows (as dicts) in one call: pass an
     upsert, e.g. ``functools.partial(idempotent_upsert, store, "kpi",
-    key=("client_id", "date"))``. Writing and discarding run inside
-    ``sink.atomic()``: with a SQL sink on the same store they commit
-    together; otherwise a crash in between only replays the rows again
-    later, which an idempotent upsert makes harmless.
+    key=("client_id", "date"))``.
+
+    Reading, writing and discarding all run inside ``sink.atomic()``, and the
+    records are read with ``sink.claim()`` when the sink has one, else
+    ``sink.records()``: each record is replayed by one caller only, even when
+    several processes replay the same quarantine, and the counts are true.
+    :class:`~resilient_pipeline.SQLQuarantine` claims its rows in the unit of
+    work (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so a concurrent replay
+    skips them; SQLite's write lock serialises replays);
+    :class:`~resilient_pipeline.JSONLQuarantine` holds its file lock. With a
+    SQL sink on the same store, the write and the discard commit together;
+    otherwise a crash in between only replays the rows again later, which an
+    idempotent upsert makes harmless.
 
     Examples:
         >>> from resilient_pipeline import Field, JSONLQuarantine, Validator
@@ -314,15 +344,21 @@ def replay(
     if source is not None:
         _check_source(source)
     handlers = normalize_handlers(on_event)
-    records = checked.records(source=source)
-    rows = [record.row if fix is None else fix(record.row) for record in records]
-    result = validator.partition(rows)
-    bad = {q.index: q.issues for q in result.quarantined}
-    good = [i for i in range(len(records)) if i not in bad]
-    still = tuple(attrs.evolve(r, issues=bad[i]) for i, r in enumerate(records) if i in bad)
-    written = None
-    if good:
-        with checked.atomic():
+    claim = getattr(checked, "claim", None)
+    with checked.atomic():
+        # Read inside the sink's transaction (or file lock): a concurrent replay
+        # cannot take the same records, so no row is written twice.
+        if callable(claim):
+            records: list[QuarantineRecord] = claim(source=source)
+        else:
+            records = checked.records(source=source)
+        rows = [record.row if fix is None else fix(record.row) for record in records]
+        result = validator.partition(rows)
+        bad = {q.index: q.issues for q in result.quarantined}
+        good = [i for i in range(len(records)) if i not in bad]
+        still = tuple(attrs.evolve(r, issues=bad[i]) for i, r in enumerate(records) if i in bad)
+        written = None
+        if good:
             written = write([rows[i] for i in good])
             checked.discard([records[i].id for i in good])
     if records:
@@ -379,5 +415,10 @@ class QuarantineSink(Protocol):
         ...
 
     def atomic(self) -> AbstractContextManager[object]:
-        """A context in which a replay's write and discard commit together, if possible."""
+        """A context in which a replay reads, writes and discards as one, if possible.
+
+        A sink may also have ``claim(*, source=None)``: like :meth:`records`,
+        but the records it returns stay reserved for the caller until
+        ``atomic()`` ends, so two concurrent replays never take the same one.
+        """
         ...

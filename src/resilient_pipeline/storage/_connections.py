@@ -21,14 +21,48 @@ __all__ = ["ConnectionSlots", "store_error"]
 C = TypeVar("C")
 
 
-def store_error(exc: BaseException, *, transient: bool, sqlstate: str | None = None) -> StoreError:
+def store_error(
+    exc: BaseException,
+    *,
+    transient: bool,
+    sqlstate: str | None = None,
+    mask: Callable[[str], str] = redact,
+) -> StoreError:
     """Translate a driver exception; the caller raises it ``from exc``.
 
-    The message is redacted: drivers echo DSNs (with passwords) in connection errors.
+    The message is masked, and so is every exception chained to ``exc``
+    (``__cause__``, ``__context__``, notes), which ``logging.exception`` prints
+    too: drivers echo DSNs (with passwords) in connection errors.
     """
     kind = TransientStoreError if transient else StoreError
-    message = redact(str(exc).strip()) or type(exc).__name__
+    scrub_chain(exc, mask)
+    message = mask(str(exc).strip()) or type(exc).__name__
     return kind(f"{type(exc).__name__}: {message}", sqlstate=sqlstate)
+
+
+def scrub_chain(exc: BaseException, mask: Callable[[str], str]) -> None:
+    """Mask secrets in the message and notes of ``exc`` and every exception chained to it.
+
+    The messages are replaced in place (``args``): the driver's exceptions
+    stay in the chain, with their types and tracebacks, minus the secrets.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        text = str(current)
+        masked = mask(text)
+        if masked != text:
+            current.args = (masked,)
+            if str(current) != masked:  # a __str__ that ignores args: keep only the type
+                current.args = (f"<{type(current).__name__}: message withheld>",)
+        notes = getattr(current, "__notes__", None)
+        if isinstance(notes, list):
+            notes[:] = [mask(str(note)) for note in notes]
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
 
 
 @attrs.define(eq=False)
@@ -38,7 +72,10 @@ class ConnectionSlots(Generic[C]):
     Connections are opened lazily and reused; a connection that ``healthy``
     rejects on the way back is closed instead of pooled, so one broken
     connection never poisons the next unit of work (reconnects are safe
-    because every write is idempotent).
+    because every write is idempotent). An idle connection can also die
+    while it waits (a server restart, ``pg_terminate_backend``, a firewall's
+    idle timeout): ``check``, when given, tests it on the way out, and one
+    that fails is closed and replaced by a new one.
     """
 
     open: Callable[[], C]
@@ -46,6 +83,7 @@ class ConnectionSlots(Generic[C]):
     healthy: Callable[[C], bool]
     max_size: int
     timeout: float
+    check: Callable[[C], bool] | None = None
     _idle: list[C] = attrs.field(factory=list, init=False)
     _out: int = attrs.field(default=0, init=False)
     _closed: bool = attrs.field(default=False, init=False)
@@ -64,9 +102,12 @@ class ConnectionSlots(Generic[C]):
             if self._closed:
                 raise UnitOfWorkError("the store is closed")
             self._out += 1
-            if self._idle:
-                return self._idle.pop()
+            idle = self._idle.pop() if self._idle else None
         try:
+            if idle is not None:
+                if self.check is None or self.check(idle):
+                    return idle
+                self._quietly_close(idle)
             return self.open()
         except BaseException:
             self._give_back_slot()

@@ -5,6 +5,7 @@ psycopg is imported lazily: ``pip install 'resilient-pipeline[postgres]'``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -14,6 +15,7 @@ from resilient_pipeline._core import integer, redact
 from resilient_pipeline.exceptions import ConfigurationError, MissingDependencyError, StoreError
 
 from ._connections import ConnectionSlots, store_error
+from ._postgres_dsn import Dsn, parse_dsn
 from ._postgres_upsert import describe_table, upsert_batch
 from ._protocols import Dialect, Params
 from ._sql import quote_qualified, validate_identifier
@@ -60,7 +62,7 @@ def _psycopg() -> Any:
     return psycopg
 
 
-def _translate(exc: Exception) -> StoreError:
+def _translate(exc: Exception, mask: Callable[[str], str] = redact) -> StoreError:
     psycopg = _psycopg()
     sqlstate = getattr(exc, "sqlstate", None)
     # No SQLSTATE on an OperationalError/InterfaceError means the connection
@@ -68,7 +70,16 @@ def _translate(exc: Exception) -> StoreError:
     transient = is_transient_sqlstate(sqlstate) or (
         sqlstate is None and isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
     )
-    return store_error(exc, transient=transient, sqlstate=sqlstate)
+    return store_error(exc, transient=transient, sqlstate=sqlstate, mask=mask)
+
+
+def _alive(connection: Any) -> bool:
+    """Whether an idle connection still answers (one round trip; psycopg_pool's check)."""
+    try:
+        connection.execute("")
+    except Exception:
+        return False
+    return True
 
 
 @attrs.define(eq=False, repr=False)
@@ -95,7 +106,7 @@ class PostgresSession:
             with self.connection.cursor() as cursor:
                 return fn(cursor)
         except psycopg.Error as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, self.store.mask) from exc
 
     def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; the rows it changed (-1 when not applicable)."""
@@ -128,6 +139,24 @@ class PostgresSession:
                     write(row)
 
         self._do(run)
+
+    def find_unsendable(
+        self, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> tuple[int, str, str] | None:
+        """The first value psycopg cannot send: ``(row index, column, why)``, or ``None``."""
+        from psycopg.adapt import PyFormat, Transformer
+
+        transformer = Transformer(self.connection)
+        for index, row in enumerate(rows):
+            for column, value in zip(columns, row, strict=True):
+                if value is None:
+                    continue
+                try:
+                    transformer.get_dumper(value, PyFormat.AUTO).dump(value)
+                except Exception as exc:
+                    why = f"psycopg cannot send this {type(value).__name__}: {exc}"
+                    return index, column, self.store.mask(why)
+        return None
 
     def begin(self) -> None:
         """``BEGIN`` (sessions run in autocommit mode between units of work)."""
@@ -191,7 +220,16 @@ class PostgresStore:
         copy_threshold: Batches of at least this many rows are upserted through
             ``COPY`` into a temporary table; smaller ones in one ``INSERT``.
 
-    The DSN's password never appears in the repr, logs or errors.
+    The DSN's password never appears in the repr, logs or errors. A DSN is
+    parsed when the store is built: one libpq cannot parse, or one whose
+    password would be read as part of the host or port (an ``@``, ``/``,
+    ``?``, ``#`` or space left unencoded in a URI), raises
+    :class:`~resilient_pipeline.exceptions.ConfigurationError` without
+    showing the DSN.
+
+    Idle connections are checked (one round trip) before a unit of work gets
+    them, so one killed while idle is replaced instead of failing the next
+    unit of work; so are the connections of a ``ConnectionPool`` target.
 
     Examples:
         >>> store = PostgresStore("postgresql://app:s3cret@db.internal/kpi", schema="analytics")
@@ -210,6 +248,7 @@ class PostgresStore:
     cache: dict[str, Any] = attrs.field(factory=dict, init=False)
     _slots: ConnectionSlots[Any] | None = attrs.field(default=None, init=False)
     _pool: Any = attrs.field(default=None, init=False)
+    _dsn: Dsn | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         if self.schema is not None:
@@ -222,12 +261,15 @@ class PostgresStore:
         if self.timeout <= 0:
             raise ConfigurationError.for_option("timeout", self.timeout, "must be > 0")
         if isinstance(self.target, str):
+            _psycopg()
+            self._dsn = parse_dsn(self.target)
             self._slots = ConnectionSlots(
                 open=self._open,
                 close_connection=lambda c: c.close(),
                 healthy=_healthy,
                 max_size=self.max_connections,
                 timeout=self.timeout,
+                check=_alive,
             )
             return
         psycopg = _psycopg()
@@ -250,9 +292,13 @@ class PostgresStore:
 
     def describe(self) -> str:
         """Where this store points, password masked."""
-        if isinstance(self.target, str):
-            return redact(self.target)
+        if self._dsn is not None:
+            return self._dsn.shown
         return f"<{type(self.target).__name__}>"
+
+    def mask(self, text: str) -> str:
+        """``text`` with this store's DSN secrets (and any other credential) masked."""
+        return self._dsn.mask(text) if self._dsn is not None else redact(text)
 
     def __repr__(self) -> str:
         schema = f", schema={self.schema!r}" if self.schema is not None else ""
@@ -265,22 +311,12 @@ class PostgresStore:
                 str(self.target), autocommit=True, connect_timeout=max(1, int(self.timeout))
             )
         except psycopg.Error as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, self.mask) from exc
 
     def connect(self) -> PostgresSession:
         """Check out a connection (see :class:`~resilient_pipeline.storage.StoreSession`)."""
         if self._pool is not None:
-            psycopg = _psycopg()
-            try:
-                connection = self._pool.getconn(timeout=self.timeout)
-            except Exception as exc:
-                raise store_error(exc, transient=True) from exc
-            # Pool connections default to implicit transactions; we issue BEGIN ourselves.
-            restore = not connection.autocommit
-            if restore:
-                if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    connection.rollback()
-                connection.autocommit = True
+            connection, restore = self._checkout()
             return PostgresSession(self, connection, restore_autocommit=restore)
         assert self._slots is not None
         connection = self._slots.acquire()
@@ -288,6 +324,34 @@ class PostgresStore:
         if restore:
             connection.autocommit = True
         return PostgresSession(self, connection, restore_autocommit=restore)
+
+    def _checkout(self) -> tuple[Any, bool]:
+        """A pool connection that answers, in autocommit mode, and whether to restore it.
+
+        A dead one (killed while idle in the pool) goes back for the pool to
+        discard, and the next is tried: the unit of work never sees it.
+        """
+        psycopg = _psycopg()
+        for _ in range(getattr(self._pool, "max_size", 1) + 1):
+            try:
+                connection = self._pool.getconn(timeout=self.timeout)
+            except Exception as exc:
+                raise store_error(exc, transient=True, mask=self.mask) from exc
+            # Pool connections default to implicit transactions; we issue BEGIN ourselves.
+            restore = not connection.autocommit
+            with contextlib.suppress(psycopg.Error):
+                if restore:
+                    if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        connection.rollback()
+                    connection.autocommit = True
+                if _alive(connection):
+                    return connection, restore
+            self._pool.putconn(connection)
+        raise store_error(
+            ConnectionError("every connection the pool gave was dead"),
+            transient=True,
+            mask=self.mask,
+        )
 
     def _release(self, connection: Any) -> None:
         if self._pool is not None:

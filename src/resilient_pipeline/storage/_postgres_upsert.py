@@ -1,20 +1,37 @@
-"""How PostgreSQL applies an upsert batch: one statement, exact counts.
+"""How PostgreSQL applies an upsert batch: one statement, in key order, exact counts.
 
 Small batches go in one ``INSERT ... SELECT ... FROM (VALUES ...)`` with
 typed parameters; large ones are streamed with ``COPY`` into a temporary
-table first. Either way a single statement does the work::
+table first. Both paths send the same values (checked and converted by
+``_postgres_types``), so they store the same rows or refuse the same ones.
+Either way a single statement does the work::
 
-    WITH up AS (
-        INSERT INTO t AS t (...) SELECT ... FROM src
+    WITH raw AS (...),
+    src AS (SELECT s.* FROM raw s LEFT JOIN t x ON key
+            WHERE x.key IS NULL OR (changed AND not older)),
+    up AS (
+        INSERT INTO t AS t (...) SELECT ... FROM src ORDER BY key
         ON CONFLICT (key) DO UPDATE SET ... WHERE ROW(t....) IS DISTINCT FROM ROW(EXCLUDED....)
-        RETURNING (t.xmax = 0) AS inserted
+        RETURNING (t.xmax = 0)
     ) SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up
 
-Identical rows fail the ``WHERE`` and are neither written nor returned, so
-``unchanged = batch - inserted - updated``. A freshly inserted row version has
-no ``xmax``, an updated one has ours: that tells inserts from updates.
-``INSERT ... ON CONFLICT`` (unlike ``MERGE``) is safe against concurrent
-inserts of the same key, which is why it is used even on PostgreSQL 15+.
+``src`` drops the rows identical to (or older than) the stored ones before
+the ``INSERT``: ``ON CONFLICT DO UPDATE ... WHERE`` locks every conflicting
+row even when its ``WHERE`` skips the update, so without it re-running a
+batch would lock every row it touches. ``ORDER BY key`` makes every writer
+take its row locks in one order, so concurrent upserts of overlapping keys
+wait for each other instead of deadlocking (within one statement; a unit of
+work that upserts several batches can still deadlock with another, and is
+retried as a :class:`~resilient_pipeline.exceptions.TransientStoreError`).
+
+A freshly inserted row version has no ``xmax``, an updated one has ours:
+that tells inserts from updates, and ``unchanged = batch - inserted -
+updated - stale``. With ``version``, a row that reached the ``INSERT`` but
+was skipped (another writer committed the same row, or a newer version,
+after this statement's snapshot) is classified by a second query, which
+sees the rows this statement locked as they are now. ``INSERT ... ON
+CONFLICT`` (unlike ``MERGE``) is safe against concurrent inserts of the same
+key, which is why it is used even on PostgreSQL 15+.
 """
 
 # Every identifier in these statements went through quote_identifier and every
@@ -24,13 +41,20 @@ inserts of the same key, which is why it is used even on PostgreSQL 15+.
 from __future__ import annotations
 
 import datetime
-import decimal
-import uuid
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from resilient_pipeline.exceptions import StoreError
+from resilient_pipeline.exceptions import (
+    DuplicateKeyError,
+    InvalidBatchError,
+    ResilientPipelineError,
+    RowProblem,
+    StoreError,
+    TransientStoreError,
+)
 
 from ._batch import Batch, ColumnInfo, TableInfo, UpsertResult
+from ._postgres_types import PgColumn, PgValues, accepted_types
 from ._sql import quote_columns, quote_identifier
 
 if TYPE_CHECKING:
@@ -38,33 +62,14 @@ if TYPE_CHECKING:
 
 __all__ = ["describe_table", "upsert_batch"]
 
-_NUMBER = (int, float, decimal.Decimal)
-_BY_TYPE: dict[str, tuple[type, ...] | None] = {
-    "int2": (int,),
-    "int4": (int,),
-    "int8": (int,),
-    "float4": _NUMBER,
-    "float8": _NUMBER,
-    "numeric": _NUMBER,
-    "text": (str,),
-    "varchar": (str,),
-    "bpchar": (str,),
-    "citext": (str,),
-    "name": (str,),
-    "bool": (bool,),
-    "date": (datetime.date,),
-    "timestamp": (datetime.datetime,),
-    "timestamptz": (datetime.datetime,),
-    "time": (datetime.time,),
-    "interval": (datetime.timedelta,),
-    "uuid": (uuid.UUID, str),
-    "bytea": (bytes, bytearray, memoryview),
-}
+# A VALUES statement holds at most this many parameters (the protocol's limit is 65535).
+_MAX_PARAMETERS = 30_000
 
 _COLUMNS = """
-SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, NOT a.attnotnull,
-       a.atttypid::int
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), format_type(a.atttypid, -1),
+       t.typname, a.atttypmod, NOT a.attnotnull, COALESCE(c.collisdeterministic, true)
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_collation c ON c.oid = a.attcollation
 WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
 """
@@ -85,27 +90,37 @@ def describe_table(session: PostgresSession, name: str) -> TableInfo:
     table = session.table(name)
     if session.fetchall("SELECT to_regclass(%s)", (table,))[0][0] is None:
         raise StoreError(f"table {table} does not exist", sqlstate="42P01")
-    described = session.fetchall(_COLUMNS, (table,))
-    columns = {
-        col: ColumnInfo(col, formatted, nullable, _BY_TYPE.get(typname))
-        for col, formatted, typname, nullable, _ in described
-    }
-    # Binary COPY needs the type oids; only for the types we check (and so know psycopg dumps).
-    oids = {row[0]: row[4] for row in described if row[2] in _BY_TYPE}
+    columns: dict[str, ColumnInfo] = {}
+    pg: dict[str, PgColumn] = {}
+    for col, full, base, typname, typmod, nullable, deterministic in session.fetchall(
+        _COLUMNS, (table,)
+    ):
+        columns[col] = ColumnInfo(col, full, nullable, accepted_types(typname))
+        pg[col] = PgColumn(col, full, base, typname, typmod, deterministic)
     unique = frozenset(frozenset(cols) for (cols,) in session.fetchall(_UNIQUE, (table,)))
-    info = TableInfo(name, table, columns, unique, extra={"oids": oids})
+    info = TableInfo(
+        name, table, columns, unique, extra={"pg": pg}, convert_values=PgValues(name, pg)
+    )
     session.store.cache[cache_key] = info
     return info
+
+
+def _q(names: Iterable[str], prefix: str) -> list[str]:
+    return [f"{prefix}{quote_identifier(n)}" for n in names]
+
+
+def _on(batch: Batch, left: str, right: str) -> str:
+    return " AND ".join(f"{left}{q} = {right}{q}" for q in _q(batch.key, ""))
 
 
 def _conflict(batch: Batch) -> str:
     target = f"ON CONFLICT ({quote_columns(batch.key)}) DO "
     if not batch.update_columns:
         return target + "NOTHING"
-    quoted = [quote_identifier(c) for c in batch.update_columns]
+    quoted = _q(batch.update_columns, "")
     assignments = ", ".join(f"{q} = EXCLUDED.{q}" for q in quoted)
-    old = ", ".join(f"t.{q}" for q in quoted)
-    new = ", ".join(f"EXCLUDED.{q}" for q in quoted)
+    old = ", ".join(_q(batch.update_columns, "t."))
+    new = ", ".join(_q(batch.update_columns, "EXCLUDED."))
     where = f"ROW({old}) IS DISTINCT FROM ROW({new})"
     if batch.version is not None:
         v = quote_identifier(batch.version)
@@ -113,99 +128,224 @@ def _conflict(batch: Batch) -> str:
     return target + f"UPDATE SET {assignments} WHERE {where}"
 
 
-def _prefilter(batch: Batch) -> str:
-    # Drop rows identical to the stored ones before the INSERT: ON CONFLICT DO
-    # UPDATE ... WHERE locks (and so dirties) every conflicting row even when
-    # its WHERE skips the update. A row changed concurrently after our snapshot
-    # is then simply "ours first, theirs after".
-    on = " AND ".join(f"x.{quote_identifier(k)} = s.{quote_identifier(k)}" for k in batch.key)
-    new = f"x.{quote_identifier(batch.key[0])} IS NULL"
+def _src(batch: Batch, guard: bool) -> str:
+    # Rows new, or changed and not older, at this statement's snapshot. A row
+    # another writer changes after the snapshot is then "ours first, theirs after".
+    keep = f"x.{quote_identifier(batch.key[0])} IS NULL"
     if batch.update_columns:
-        quoted = [quote_identifier(c) for c in batch.update_columns]
-        old = ", ".join(f"x.{q}" for q in quoted)
-        incoming = ", ".join(f"s.{q}" for q in quoted)
-        new += f" OR ROW({old}) IS DISTINCT FROM ROW({incoming})"
-    return f"src AS (SELECT s.* FROM raw s LEFT JOIN {batch.table.sql} x ON {on} WHERE {new})"
+        old = ", ".join(_q(batch.update_columns, "x."))
+        new = ", ".join(_q(batch.update_columns, "s."))
+        changed = f"ROW({old}) IS DISTINCT FROM ROW({new})"
+        if batch.version is not None:
+            v = quote_identifier(batch.version)
+            changed += f" AND (x.{v} IS NULL OR s.{v} >= x.{v})"
+        keep += f" OR ({changed})"
+    if guard:
+        keep = f"({keep}) AND NOT EXISTS (SELECT FROM dup)"
+    join = f"LEFT JOIN {batch.table.sql} x ON {_on(batch, 'x.', 's.')}"
+    return f"src AS (SELECT s.* FROM raw s {join} WHERE {keep})"
 
 
-def _statement(batch: Batch, source: str, *, prefilter: bool = False) -> str:
-    cols = quote_columns(batch.columns)
-    keys = ", ".join(f"t.{quote_identifier(k)}" for k in batch.key)
-    source += ", " + (_prefilter(batch) if prefilter else "src AS (SELECT * FROM raw)")
-    up = (
-        f"up AS (INSERT INTO {batch.table.sql} AS t ({cols}) SELECT {cols} FROM src "
-        f"{_conflict(batch)} RETURNING (t.xmax = 0) AS inserted, {keys})"
+def _dup(batch: Batch) -> str:
+    # Keys PostgreSQL holds equal though Python does not (a case-insensitive
+    # collation, citext): the first such pair, by position; then nothing is written.
+    n = len(batch.key)
+    aliases = ", ".join(f"k{i}" for i in range(n))
+    keys = ", ".join(_q(batch.key, "s."))
+    numbered = f"SELECT row_number() OVER () - 1, {keys} FROM raw s"
+    return (
+        f"dup (o, {aliases}) AS (SELECT (array_agg(o ORDER BY o))[1:2], {aliases} "
+        f"FROM ({numbered}) r(o, {aliases}) GROUP BY {aliases} HAVING count(*) > 1 "
+        # The pair Python would report: the first row whose key came before.
+        "ORDER BY (array_agg(o ORDER BY o))[2] LIMIT 1)"
     )
+
+
+def _statement(batch: Batch, raw: str, *, guard: bool) -> str:
+    cols = quote_columns(batch.columns)
+    keys = quote_columns(batch.key)
+    ctes = [raw]
+    if guard:
+        ctes.append(_dup(batch))
+    ctes.append(_src(batch, guard))
+    n = len(batch.key)
+    aliases = ", ".join(f"k{i}" for i in range(n))
+    ctes.append(
+        f"up (i, {aliases}) AS (INSERT INTO {batch.table.sql} AS t ({cols}) "
+        f"SELECT {cols} FROM src ORDER BY {keys} {_conflict(batch)} "
+        f"RETURNING (t.xmax = 0), {', '.join(_q(batch.key, 't.'))})"
+    )
+    # One result row per fact: ('i'|'u', key) for each written key with
+    # returning=True; ('s', key, version) for each row skipped after reaching the
+    # INSERT, with version=; ('d', positions, key) for keys only PostgreSQL
+    # holds equal; ('c', inserted, updated, stale at the snapshot).
+    # The first row types the NULLs of the others (UNION would make them text).
+    pg: dict[str, PgColumn] = batch.table.extra["pg"]
+    nulls = ", ".join(f"NULL::{pg[k].cast_sql}" for k in batch.key)
+    version_null = f"NULL::{pg[batch.version].cast_sql}" if batch.version else "NULL"
     stale = "0"
     if batch.version is not None:
         v = quote_identifier(batch.version)
-        on = " AND ".join(f"x.{quote_identifier(k)} = s.{quote_identifier(k)}" for k in batch.key)
-        stale = f"(SELECT count(*) FROM raw s JOIN {batch.table.sql} x ON {on} WHERE x.{v} > s.{v})"
-    if batch.returning:
-        # One row per written key, then one row (inserted IS NULL) with the stale count.
-        nulls = ", ".join(["NULL"] * len(batch.key))
-        select = f"SELECT *, NULL::bigint FROM up UNION ALL SELECT NULL, {nulls}, {stale}"
-    else:
-        select = (
-            "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), "
-            f"{stale} FROM up"
+        stale = (
+            f"(SELECT count(*) FROM raw s JOIN {batch.table.sql} x "
+            f"ON {_on(batch, 'x.', 's.')} WHERE x.{v} > s.{v})"
         )
-    return f"WITH {source}, {up} {select}"
+    counts = (
+        "SELECT 'c', NULL::bigint[], count(*) FILTER (WHERE i), count(*) FILTER (WHERE NOT i), "
+        f"{stale}, {nulls}, {version_null} FROM up"
+    )
+    parts = [counts]
+    if batch.returning:
+        parts.append(
+            f"SELECT CASE WHEN i THEN 'i' ELSE 'u' END, NULL, NULL, NULL, NULL, {aliases}, NULL "
+            "FROM up"
+        )
+    if batch.version is not None:
+        v = quote_identifier(batch.version)
+        missing = " AND ".join(f"u.k{i} = s.{q}" for i, q in enumerate(_q(batch.key, "")))
+        parts.append(
+            f"SELECT 's', NULL, NULL, NULL, NULL, {', '.join(_q(batch.key, 's.'))}, s.{v} "
+            f"FROM src s WHERE NOT EXISTS (SELECT FROM up u WHERE {missing})"
+        )
+    if guard:
+        parts.append(f"SELECT 'd', o, NULL, NULL, NULL, {aliases}, NULL FROM dup")
+    return f"WITH {', '.join(ctes)} " + " UNION ALL ".join(parts)
+
+
+def _guarded(batch: Batch) -> bool:
+    pg: dict[str, PgColumn] = batch.table.extra["pg"]
+    return not all(pg[k].exact_key for k in batch.key)
+
+
+def _values_source(batch: Batch) -> tuple[str, list[Any]]:
+    pg: dict[str, PgColumn] = batch.table.extra["pg"]
+    casts = ", ".join(f"%s::{pg[c].cast_sql}" for c in batch.columns)
+    values = ", ".join([f"({casts})"] * len(batch.rows))
+    params = [value for row in batch.rows for value in row]
+    return f"raw ({quote_columns(batch.columns)}) AS (VALUES {values})", params
+
+
+def _binary(batch: Batch) -> list[int] | None:
+    """The binary COPY types of the batch's columns, or ``None`` for text COPY."""
+    pg: dict[str, PgColumn] = batch.table.extra["pg"]
+    oids = [pg[c].binary_oid for c in batch.columns]
+    if None in oids:
+        return None
+    for position, name in enumerate(batch.columns):
+        if pg[name].typname == "timestamptz" and any(
+            isinstance(row[position], datetime.datetime) and row[position].tzinfo is None
+            for row in batch.rows
+        ):
+            # A naive datetime means the session's time zone, which only the
+            # server applies (binary timestamptz is UTC): text COPY, like VALUES.
+            return None
+    return [oid for oid in oids if oid is not None]
+
+
+def _copy_stage(session: PostgresSession, batch: Batch) -> str:
+    stage = quote_identifier(f"rp_stage_{id(batch):x}")
+    cols = quote_columns(batch.columns)
+    session.execute(
+        f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
+        f"SELECT {cols} FROM {batch.table.sql} WITH NO DATA"
+    )
+    types = _binary(batch)
+    options = " (FORMAT BINARY)" if types is not None else ""
+    session.copy_rows(f"COPY {stage} ({cols}) FROM STDIN{options}", batch.rows, types)
+    return stage
 
 
 def upsert_batch(session: PostgresSession, batch: Batch) -> UpsertResult:
     """Apply ``batch`` in one statement (COPY-staged when large); exact counts."""
-    width = len(batch.columns)
-    small = len(batch.rows) < session.store.copy_threshold and len(batch.rows) * width < 30_000
-    if small:
-        casts = ", ".join(f"%s::{batch.table.columns[c].type_name}" for c in batch.columns)
-        values = ", ".join([f"({casts})"] * len(batch.rows))
-        source = f"raw ({quote_columns(batch.columns)}) AS (VALUES {values})"
-        params = [value for row in batch.rows for value in row]
-        rows = session.fetchall(_statement(batch, source), params)
-    else:
-        stage = quote_identifier(f"rp_stage_{id(batch):x}")
-        cols = quote_columns(batch.columns)
-        session.execute(
-            f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
-            f"SELECT {cols} FROM {batch.table.sql} WITH NO DATA"
-        )
-        oids = batch.table.extra["oids"]
-        if all(c in oids for c in batch.columns):
-            # Binary COPY: no text parsing on the server.
-            types = [oids[c] for c in batch.columns]
-            session.copy_rows(
-                f"COPY {stage} ({cols}) FROM STDIN (FORMAT BINARY)", batch.rows, types
-            )
+    small = (
+        len(batch.rows) < session.store.copy_threshold
+        and len(batch.rows) * len(batch.columns) < _MAX_PARAMETERS
+    )
+    guard = _guarded(batch)
+    try:
+        if small:
+            raw, params = _values_source(batch)
+            rows = session.fetchall(_statement(batch, raw, guard=guard), params)
         else:
-            session.copy_rows(f"COPY {stage} ({cols}) FROM STDIN", batch.rows)
-        statement = _statement(batch, f"raw AS (SELECT * FROM {stage})", prefilter=True)
-        rows = session.fetchall(statement)
-        session.execute(f"DROP TABLE {stage}")
-    return _result(batch, rows)
+            stage = _copy_stage(session, batch)
+            raw = f"raw AS (SELECT * FROM {stage})"
+            rows = session.fetchall(_statement(batch, raw, guard=guard))
+            session.execute(f"DROP TABLE {stage}")
+    except StoreError as exc:
+        # No SQLSTATE and not a lost connection: psycopg refused a value before
+        # sending it (a type the value rules do not cover). Say which.
+        if exc.sqlstate is None and not isinstance(exc, TransientStoreError):
+            located = _unsendable(session, batch)
+            if located is not None:
+                raise located from exc
+        raise
+    except ResilientPipelineError:
+        raise
+    except Exception as exc:
+        raise _unsendable(session, batch) or StoreError(
+            f"could not send the batch for {batch.table.name}: {type(exc).__name__}: {exc!s:.200}"
+        ) from exc
+    return _result(session, batch, rows)
 
 
-def _result(batch: Batch, rows: list[tuple[Any, ...]]) -> UpsertResult:
-    size = len(batch.rows)
-    if not batch.returning:
-        inserted, updated, stale = rows[0]
-        return UpsertResult(
-            inserted=inserted,
-            updated=updated,
-            unchanged=size - inserted - updated - stale,
-            stale=stale,
-            duplicates=batch.duplicates,
-        )
+def _unsendable(session: PostgresSession, batch: Batch) -> InvalidBatchError | None:
+    where = session.find_unsendable(batch.columns, batch.rows)
+    if where is None:
+        return None
+    index, column, problem = where
+    return InvalidBatchError(table=batch.table.name, problems=[RowProblem(index, column, problem)])
+
+
+def _result(session: PostgresSession, batch: Batch, rows: list[tuple[Any, ...]]) -> UpsertResult:
     n = len(batch.key)
-    inserted_keys = tuple(tuple(r[1 : 1 + n]) for r in rows if r[0] is True)
-    updated_keys = tuple(tuple(r[1 : 1 + n]) for r in rows if r[0] is False)
-    stale = next(r[-1] for r in rows if r[0] is None)
+    inserted = updated = stale = 0
+    inserted_keys: list[tuple[Any, ...]] = []
+    updated_keys: list[tuple[Any, ...]] = []
+    skipped: list[tuple[Any, ...]] = []
+    for tag, positions, a, b, c, *rest in rows:
+        key = tuple(rest[:n])
+        if tag == "c":
+            inserted, updated, stale = a, b, c
+        elif tag == "i":
+            inserted_keys.append(key)
+        elif tag == "u":
+            updated_keys.append(key)
+        elif tag == "s":
+            skipped.append((*key, rest[n]))
+        else:  # "d": nothing was written
+            raise DuplicateKeyError(
+                table=batch.table.name,
+                key_columns=batch.key,
+                key=key,
+                indexes=(positions[0], positions[1]),
+            )
+    if skipped:
+        stale += _stale_now(session, batch, skipped)
     return UpsertResult(
-        inserted=len(inserted_keys),
-        updated=len(updated_keys),
-        unchanged=size - len(inserted_keys) - len(updated_keys) - stale,
+        inserted=inserted,
+        updated=updated,
+        unchanged=len(batch.rows) - inserted - updated - stale,
         stale=stale,
         duplicates=batch.duplicates,
-        inserted_keys=inserted_keys,
-        updated_keys=updated_keys,
+        inserted_keys=tuple(inserted_keys),
+        updated_keys=tuple(updated_keys),
     )
+
+
+def _stale_now(session: PostgresSession, batch: Batch, skipped: Sequence[tuple[Any, ...]]) -> int:
+    """How many rows the INSERT skipped because a newer version was committed meanwhile.
+
+    The skipped rows are locked by this transaction (ON CONFLICT locks the
+    rows it skips), so this new snapshot sees them as they stay until commit.
+    """
+    assert batch.version is not None
+    pg: dict[str, PgColumn] = batch.table.extra["pg"]
+    names = [*batch.key, batch.version]
+    casts = ", ".join(f"%s::{pg[c].cast_sql}" for c in names)
+    values = ", ".join([f"({casts})"] * len(skipped))
+    v = quote_identifier(batch.version)
+    sql = (
+        f"SELECT count(*) FROM {batch.table.sql} x JOIN (VALUES {values}) "
+        f"s ({quote_columns(names)}) ON {_on(batch, 'x.', 's.')} WHERE x.{v} > s.{v}"
+    )
+    return int(session.fetchall(sql, [value for row in skipped for value in row])[0][0])

@@ -41,7 +41,7 @@ from ._options import (
     number,
 )
 from ._protocols import Clock, Policy, SupportsRetryAfter
-from ._redact import MASK, describe_error, redact
+from ._redact import MASK, describe_error, is_secret_name, redact, redact_data
 from ._retry_after import (
     RETRYABLE_STATUS_CODES,
     default_retry_after,
@@ -85,12 +85,14 @@ __all__ = [
     "integer",
     "is_async",
     "is_permanent",
+    "is_secret_name",
     "log_event",
     "non_empty_str",
     "normalize_handlers",
     "number",
     "parse_retry_after",
     "redact",
+    "redact_data",
     "remaining_time",
     "resolve_clock",
     "run_in_event_loop",

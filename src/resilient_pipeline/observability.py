@@ -5,6 +5,8 @@ this module turns them into what monitoring systems read:
 
 * :class:`JsonFormatter`: one JSON object per log record, with the event's
   fields, secrets masked. Plug it into any stdlib ``logging`` handler.
+* :class:`RedactingFilter`: masks secrets in any record (message, traceback,
+  extras) before a handler's own formatter renders it.
 * :class:`PrometheusMetrics` (``prometheus`` extra) and
   :class:`OpenTelemetryMetrics` (``opentelemetry`` extra): event handlers that
   keep three metrics up to date: ``resilient_pipeline_events_total``
@@ -33,7 +35,7 @@ import json
 import logging
 from typing import Any
 
-from resilient_pipeline._core import Event, redact
+from resilient_pipeline._core import Event, redact, redact_data
 from resilient_pipeline.exceptions import MissingDependencyError
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "JsonFormatter",
     "OpenTelemetryMetrics",
     "PrometheusMetrics",
+    "RedactingFilter",
     "redact",
 ]
 
@@ -53,13 +56,14 @@ _ROW_OUTCOMES = ("inserted", "updated", "unchanged", "stale", "duplicates")
 
 
 def _jsonable(value: object) -> object:
+    """A :func:`redact_data` result as JSON types (other objects by their ``str``)."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
-    return redact(str(value))
+    return str(value)
 
 
 class JsonFormatter(logging.Formatter):
@@ -67,8 +71,11 @@ class JsonFormatter(logging.Formatter):
 
     Fields passed in ``extra`` (every event field, for the library's own
     records) become top-level keys; values that are not JSON types are
-    rendered with ``str``. The message, string extras and tracebacks go
-    through :func:`~resilient_pipeline.observability.redact`.
+    rendered with ``str``. The message, every string (nested ones too), the
+    traceback (chained causes and notes included) and the stack go through
+    :func:`~resilient_pipeline.observability.redact`; a field whose name
+    says it holds a secret (``token``, ``api_key``, ``Authorization``...)
+    is masked whole.
 
     Examples:
         >>> record = logging.makeLogRecord({"msg": "hello", "levelname": "INFO",
@@ -87,10 +94,60 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                payload[key] = redact(value) if isinstance(value, str) else _jsonable(value)
+                payload[key] = _jsonable(redact_data(value, key))
         if record.exc_info:
             payload["exception"] = redact(self.formatException(record.exc_info))
+        elif record.exc_text:
+            payload["exception"] = redact(record.exc_text)
+        if record.stack_info:
+            payload["stack"] = redact(self.formatStack(record.stack_info))
         return json.dumps(payload, default=str)
+
+
+_PLAIN = logging.Formatter()
+
+
+class RedactingFilter(logging.Filter):
+    """Masks secrets in every record a handler receives, before its formatter runs.
+
+    Add it to a handler (``handler.addFilter(RedactingFilter())``) whose
+    formatter is stdlib's or derived from it. It rewrites the record in place:
+    the message with its arguments, the traceback of ``logging.exception``
+    (chained ``__cause__``/``__context__`` and notes included, rendered once
+    and kept as ``exc_text``, which stdlib formatters print instead of
+    rendering their own), the stack, and ``extra`` fields (strings redacted,
+    secret-named fields masked). Handlers after it see the masked record too.
+
+    Examples:
+        >>> import io
+        >>> stream = io.StringIO()
+        >>> handler = logging.StreamHandler(stream)
+        >>> handler.addFilter(RedactingFilter())
+        >>> log = logging.getLogger("demo.redacting")
+        >>> log.addHandler(handler)
+        >>> log.warning("GET %s failed", "/me?access_token=abc&appsecret_proof=f00d")
+        >>> stream.getvalue()
+        'GET /me?access_token=***&appsecret_proof=*** failed\\n'
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Mask the record's secrets in place; never drops a record."""
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: S110 -- the handler's formatter reports a bad format string
+            pass
+        else:
+            record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _PLAIN.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        for key, value in list(record.__dict__.items()):
+            if key not in _STANDARD and not key.startswith("_"):
+                record.__dict__[key] = redact_data(value, key)
+        return True
 
 
 class _Recorder:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from resilient_pipeline._core import describe_error
+from resilient_pipeline._core import describe_error, redact, redact_data
 from resilient_pipeline.checks import CheckExitCode, CheckReport, CheckSuite
 
 __all__ = ["load_target", "main"]
@@ -65,11 +65,16 @@ def _params(pairs: Sequence[str]) -> dict[str, str]:
     return params
 
 
+def _error(err: TextIO, message: str) -> None:
+    """Print ``error: message`` with secrets masked: arguments and errors may hold a DSN."""
+    print(f"error: {redact(message)}", file=err)
+
+
 def _run_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         params = _params(args.param)
     except ValueError as exc:
-        print(f"error: {exc}", file=err)
+        _error(err, str(exc))
         return int(CheckExitCode.USAGE)
     try:
         target = load_target(args.target)
@@ -80,9 +85,13 @@ def _run_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         report: CheckReport = target.run(params)
     except Exception as exc:
         # Nothing ran: the outcome of every check is unknown.
-        print(f"error: could not run {args.target}: {describe_error(exc)}", file=err)
+        _error(err, f"could not run {args.target}: {describe_error(exc)}")
         return int(CheckExitCode.NOT_RUN)
-    print(report.to_json() if args.format == "json" else report.summary(), file=out)
+    # Offending rows are data, and data has access_token columns too.
+    if args.format == "json":
+        print(json.dumps(redact_data(report.to_dict()), default=str, indent=2), file=out)
+    else:
+        print(redact(report.summary()), file=out)
     return int(report.exit_code)
 
 
@@ -133,7 +142,7 @@ def _run_gaps(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         finally:
             store.close()
     except Exception as exc:
-        print(f"error: could not read the ledger: {describe_error(exc)}", file=err)
+        _error(err, f"could not read the ledger: {describe_error(exc)}")
         return int(CheckExitCode.NOT_RUN)
     rows = []
     for gap in found:
@@ -144,7 +153,8 @@ def _run_gaps(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 "period": gap.period,
                 "status": record.status if record else "missing",
                 "attempts": record.attempts if record else 0,
-                "last_error": record.last_error if record else None,
+                # Stored as the pipeline gave it (ledger.fail takes any text).
+                "last_error": redact(record.last_error) if record and record.last_error else None,
             }
         )
     if args.format == "json":

@@ -35,14 +35,15 @@ MASK = "***"
 SECRET = "Zq8-Secret_Value.42"
 
 # What a secret may hold in each kind of slot. A bare value ends at whitespace,
-# "&", ",", ";" or a quote; a quoted one at its closing quote; a URL password
-# at the last "@" of its line.
+# "&", ",", ";" or a quote, less a closing bracket that ends it, and one that
+# starts with a bracket runs to the closing one; a quoted value ends at its
+# closing quote; a URL password at the last "@" of its line.
 _VISIBLE = st.characters(
     codec="utf-8", exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp", "Co", "Cn")
 )
 BARE = st.text(
     _VISIBLE.filter(lambda c: not c.isspace() and c not in "&'\",;"), min_size=8, max_size=40
-)
+).filter(lambda s: s[0] not in "([" and s[-1] not in ")]}")
 DOUBLE_QUOTED = st.text(
     st.one_of(_VISIBLE, st.just(" ")).filter(lambda c: c not in '"\\'), min_size=8, max_size=40
 )

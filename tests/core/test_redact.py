@@ -77,6 +77,11 @@ def test_dsn_passwords_never_survive(password: str) -> None:
         # Quoted values go whole, spaces and other quotes included.
         ("password='a b\"c' host=db", "password='***' host=db"),
         ('{"token": "a, b; c"}', '{"token": "***"}'),
+        # Lists and tuples go whole; a closing bracket after a bare value is syntax.
+        ('{"Authorization": ["Bearer abc", "x"]}', '{"Authorization": [***]}'),
+        ("Client(auth=('etl', 'pw'))", "Client(auth=(***))"),
+        ("fetch(day=1, token=abc)", "fetch(day=1, token=***)"),
+        ("token=(ab)cd&x=1", "token=(***&x=1"),
         # A nested mapping under a secret-looking key: its own keys decide.
         (
             "{'credentials': {'client_id': 'c1', 'private_key': 'pk'}}",

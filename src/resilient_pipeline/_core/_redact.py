@@ -8,8 +8,10 @@ What is masked (each value becomes ``***``):
   authorization or cookie, in any case and spelt with ``_``, ``-``, ``.`` or
   camelCase (``auth_token``, ``appsecret_proof``, ``X-Amz-Signature``,
   ``accessToken``, ``PGPASSWORD``). A quoted value is masked up to its
-  closing quote; a bare one up to the next ``&``, ``,``, ``;``, quote or
-  whitespace. ``Authorization: Bearer x`` keeps its scheme word.
+  closing quote, a ``[...]`` or ``(...)`` one up to its closing bracket; a
+  bare one up to the next ``&``, ``,``, ``;``, quote or whitespace, less a
+  closing bracket that ends it (``f(token=abc)`` keeps its ``)``).
+  ``Authorization: Bearer x`` keeps its scheme word.
 * The password of a URL or DSN: everything between the ``:`` after the user
   and the *last* ``@`` on the line, so ``p@ss/w rd`` goes whole.
 * Tokens recognisable by their shape: Stripe (``sk_live_``, ``rk_live_``,
@@ -70,14 +72,18 @@ _WEBHOOK = re.compile(
     r"|outlook\.office\.com/webhook/)[^\s'\"?#<>]+",
     re.IGNORECASE,
 )
+# A bare value: up to a delimiter, less a closing bracket that ends it.
+_BARE = r"[^\s&'\",;]*[^\s&'\",;)\]}]"
 _KEY_VALUE = re.compile(
     rf"(?<![\w./-])(?P<key>[\w.-]*(?:{_SUFFIXES}))(?P<sep>\\?['\"]?[ \t]*[=:][ \t]*)"
     r"(?!\\?[{][ \t]*\\?['\"])"  # a nested mapping: its own keys are matched one by one
     r"(?P<value>(?P<dq>[bB]?\")(?:[^\"\\\n]|\\.)*\"?"
     r"|(?P<sq>[bB]?')(?:[^'\\\n]|\\.)*'?"
     r"|(?P<eq>\\\")(?:[^\"\\\n]|\\[^\"\n])*(?:\\\")?"  # JSON inside a JSON string
+    # A list or tuple goes whole, and so does a bare value that merely starts with a bracket.
+    rf"|(?P<seq>\[)[^\]\n]*\]?(?:{_BARE})?|(?P<tup>\()[^)\n]*\)?(?:{_BARE})?"
     r"|(?P<scheme>(?:bearer|basic|token|digest|negotiate|ntlm|oauth|apikey|key|ssws"
-    r"|aws4-hmac-sha256)[ \t]+)?[^\s&'\",;]+)",
+    rf"|aws4-hmac-sha256)[ \t]+)?{_BARE})",
     re.IGNORECASE,
 )
 _PREFIXED = re.compile(
@@ -142,6 +148,10 @@ def _mask_pair(match: re.Match[str]) -> str:
         quote = opening.lstrip("bB")
         closed = len(value) >= len(opening) + len(quote) and value.endswith(quote)
         return f"{key}{sep}{opening}{MASK}{quote if closed else ''}"
+    bracket = match.group("seq") or match.group("tup")
+    if bracket:
+        closing = "]" if bracket == "[" else ")"
+        return f"{key}{sep}{bracket}{MASK}{closing if value.endswith(closing) else ''}"
     scheme = match.group("scheme")
     if scheme and _AUTH_NAME.fullmatch(key):
         return f"{key}{sep}{scheme}{MASK}"

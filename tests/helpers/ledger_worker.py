@@ -80,7 +80,6 @@ def run(
         fetch=fetch,
         write=write,
         concurrency=concurrency,
-        claim_batch=3,
         progress=False,
         policies=(),
     )

@@ -88,7 +88,9 @@ def test_succeeded_only_if_the_data_committed(any_store: Store) -> None:
 
     with pytest.raises(RuntimeError):
         crash()
-    assert [partition] == ledger.gaps("meta", [1], D1, D1)
+    assert [(partition, "missing")] == [
+        (g.partition, g.status) for g in ledger.gaps("meta", [1], D1, D1)
+    ]
 
 
 def test_fingerprints_detect_unchanged_and_restated_data(any_store: Store) -> None:
@@ -112,8 +114,8 @@ def test_fingerprints_detect_unchanged_and_restated_data(any_store: Store) -> No
     assert 1 == ledger.records("meta")[0].restatements
 
 
-def test_failures_count_attempts_then_quarantine(any_store: Store) -> None:
-    """Each claimed failure counts; at max_attempts the partition is quarantined."""
+def test_failures_count_attempts_then_exhaust(any_store: Store) -> None:
+    """Each failure counts (a claim does not); at max_attempts the partition is exhausted."""
     ledger = PartitionLedger(any_store, max_attempts=2)
     partition = Partition("meta", 1, D1)
     statuses = []
@@ -121,7 +123,7 @@ def test_failures_count_attempts_then_quarantine(any_store: Store) -> None:
         ledger.start(partition, run_id=run)
         statuses.append(ledger.fail(partition, "OSError: reset", run_id=run))
     record = ledger.records("meta")[0]
-    assert ["failed", "quarantined"] == statuses
+    assert ["failed", "exhausted"] == statuses
     assert (2, "OSError: reset") == (record.attempts, record.last_error)
     assert ledger.claim("meta", run_id="r3") is None
 
@@ -208,7 +210,7 @@ def test_backfill_records_failures_and_reports_them(any_store: Store) -> None:
         policies=(),
         progress=False,
     )
-    assert [Partition("meta", 2, D1)] == ledger.gaps("meta", [1, 2], D1, D1)
+    assert [Partition("meta", 2, D1)] == [g.partition for g in ledger.gaps("meta", [1, 2], D1, D1)]
     assert "secret" not in report.failed[0][1]
     with pytest.raises(BackfillError) as info:
         report.raise_for_failures()
@@ -238,7 +240,6 @@ def test_backfill_collects_only_the_given_keys(any_store: Store) -> None:
         fetch=fetch,
         write=writer,
         concurrency=2,
-        claim_batch=2,
         progress=False,
     )
     expected = sorted((k, d.isoformat()) for k in given for d in (D1, D2, D3))

@@ -9,17 +9,17 @@ Examples:
 
 from __future__ import annotations
 
-from ._backfill import BackfillFinished, BackfillReport, PartitionCollected, abackfill, backfill
-from ._ledger import (
+from ._backfill import BackfillFinished, PartitionCollected, abackfill, backfill
+from ._ledger import PartitionLedger, daily
+from ._records import (
     Claimed,
     Partition,
     PartitionFailed,
-    PartitionLedger,
     PartitionRecord,
     PartitionRestated,
     Restatement,
-    daily,
 )
+from ._report import BackfillReport, PartitionFailure, RestatedPartition, RestatementSummary
 
 __all__ = [
     "BackfillFinished",
@@ -28,10 +28,13 @@ __all__ = [
     "Partition",
     "PartitionCollected",
     "PartitionFailed",
+    "PartitionFailure",
     "PartitionLedger",
     "PartitionRecord",
     "PartitionRestated",
+    "RestatedPartition",
     "Restatement",
+    "RestatementSummary",
     "abackfill",
     "backfill",
     "daily",

@@ -1,50 +1,75 @@
 """``backfill()``: collect every gap of a range, bounded-concurrently, resumably.
 
-Each worker task loops: claim a partition (a lease in the ledger), fetch its
-rows (through the retry/breaker policies), then write them and mark the
-partition succeeded in ONE unit of work. Identical data is not rewritten;
-changed data is a restatement. A crash loses at most the partitions in
-flight, whose leases expire; running it again picks up the rest.
+Each worker task loops: claim ONE partition (a short lease in the ledger,
+renewed by a heartbeat while the work runs), fetch it through the
+retry/breaker policies, then write it and mark it succeeded in ONE unit of
+work. Identical data is not rewritten; changed data is a restatement. A crash
+strands at most the partitions in flight, claimable again one lease later.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import logging
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, TypeAlias
 
 import anyio
 import anyio.to_thread
 import attrs
 
-from resilient_pipeline._core import Event, describe_error, emit, resolve_clock, run_in_event_loop
+from resilient_pipeline._core import (
+    Event,
+    describe_error,
+    emit,
+    number,
+    resolve_clock,
+    run_in_event_loop,
+)
 from resilient_pipeline.exceptions import (
-    BackfillError,
     ConfigurationError,
+    InvalidPartitionError,
+    LeaseLostError,
     MissingDependencyError,
+    PartitionContractError,
     TransientStoreError,
 )
 from resilient_pipeline.retry import RetryPolicy
 from resilient_pipeline.storage import Transaction, unit_of_work
+from resilient_pipeline.validation import (
+    CheckedUnit,
+    PartitionContract,
+    QuarantineSink,
+    quarantine_unit,
+    unit_of_record,
+)
 
 from . import _sql as q
-from ._ledger import Claimed, Outcome, Partition, PartitionLedger, _periods
+from ._cause import Trace, root_cause
+from ._ledger import Outcome, PartitionLedger, periods_of
+from ._records import Claimed, Partition
+from ._report import BackfillReport, PartitionFailure, RestatedPartition
+from ._states import after_failure
 
-__all__ = ["BackfillFinished", "BackfillReport", "PartitionCollected", "abackfill", "backfill"]
+__all__ = ["BackfillFinished", "PartitionCollected", "abackfill", "backfill"]
 
 Rows: TypeAlias = Sequence[Mapping[str, Any]]
-Fetch: TypeAlias = "Callable[[Partition], Rows] | Callable[[Partition], Awaitable[Rows]]"
-Write: TypeAlias = Callable[[Transaction, Partition, Rows], object]
+Fetch: TypeAlias = "Callable[[Partition], Any] | Callable[[Partition], Awaitable[Any]]"
+Write: TypeAlias = Callable[[Transaction, Partition, Any], object]
 Policy: TypeAlias = Callable[[Callable[..., Any]], Callable[..., Any]]
+Measure: TypeAlias = "str | Callable[[Any], float]"
 
 DEFAULT_FETCH_RETRY = RetryPolicy(max_attempts=3, base_delay=1.0, max_delay=60.0)
 """Fetches are retried 3 times by default; pass ``policies=`` to change (or add a breaker)."""
 
 # SQLITE_BUSY, a serialization failure, a dropped connection: the write is idempotent.
 _WRITE_RETRY = RetryPolicy(max_attempts=5, base_delay=0.2, retry_on=TransientStoreError)
+
+_log = logging.getLogger("resilient_pipeline.ledger")
 
 
 @attrs.frozen(kw_only=True)
@@ -63,13 +88,27 @@ class PartitionCollected(Event):
 
 @attrs.frozen(kw_only=True)
 class BackfillFinished(Event):
-    """A backfill run ended."""
+    """A backfill run ended.
+
+    Attributes:
+        run_id: The run's id.
+        succeeded: Partitions committed (new, unchanged or restated).
+        unchanged: ... of which identical to what was committed before.
+        restated: ... of which upstream had changed.
+        failed: Partitions that failed and are still gaps (retryable or exhausted).
+        duration: Seconds.
+        exhausted: Failed partitions now out of attempts.
+        recovered: Partitions taken over from a crashed worker's expired lease.
+        lost: Partitions another worker took over while this run held them.
+        restatement: ``"meta_ads restated 12 partitions, spend +10.4%"``, or ``""``.
+    """
 
     logger_name = "resilient_pipeline.ledger"
     level = logging.INFO
     template = (
         "{source}: backfill {run_id} done in {duration:.1f} s: {succeeded} collected "
-        "({restated} restated, {unchanged} unchanged), {failed} failed"
+        "({restated} restated, {unchanged} unchanged), {failed} failed ({exhausted} exhausted), "
+        "{recovered} recovered from crashed runs, {lost} lost to other workers"
     )
 
     run_id: str
@@ -78,55 +117,104 @@ class BackfillFinished(Event):
     restated: int
     failed: int
     duration: float
+    exhausted: int = 0
+    recovered: int = 0
+    lost: int = 0
+    restatement: str = ""
 
 
-@attrs.frozen(kw_only=True)
-class BackfillReport:
-    """What one backfill run did.
-
-    Attributes:
-        collected: Partitions committed in this run, with their outcome
-            (``"new"``, ``"unchanged"`` or ``"restated"``).
-        failed: Partitions that failed in this run, with the last error.
-    """
-
-    run_id: str
-    collected: tuple[tuple[Partition, Outcome], ...]
-    failed: tuple[tuple[Partition, str], ...]
-    duration: float
-
-    def count(self, outcome: Outcome) -> int:
-        """How many partitions had ``outcome``."""
-        return sum(1 for _, o in self.collected if o == outcome)
-
-    def raise_for_failures(self) -> None:
-        """Raise :class:`BackfillError` if any partition failed."""
-        if self.failed:
-            raise BackfillError(
-                f"{len(self.failed)} partition(s) failed in backfill {self.run_id}",
-                failed=[p.as_tuple() for p, _ in self.failed],
-                errors=[e for _, e in self.failed],
-            )
-
-
-def _commit(
-    ledger: PartitionLedger, claimed: Claimed, rows: Rows, write: Write, run_id: str, t0: float
-) -> Outcome:
-    clock = resolve_clock(ledger.clock)
-    fingerprint = q.fingerprint(rows)
-    partition = claimed.partition
-    with unit_of_work(ledger.store, name=f"collect {'/'.join(partition.as_tuple())}") as tx:
-        # Identical data: nothing to write, only the ledger row (a true no-op for the data).
-        if claimed.fingerprint != fingerprint:
-            write(tx, partition, rows)
-        return ledger.succeed_claimed(
-            tx,
-            claimed,
-            rows=rows,
-            fingerprint=fingerprint,
-            duration=clock.monotonic() - t0,
-            run_id=run_id,
+# ------------------------------------------------------------------ options
+def _recheck_periods(period_list: list[str], lookback: object) -> list[str] | None:
+    """The periods of the range whose succeeded partitions a look-back collects again."""
+    if lookback is None:
+        return None
+    if isinstance(lookback, dt.timedelta):
+        if lookback <= dt.timedelta(0):
+            raise ConfigurationError.for_option("lookback", lookback, "must be positive")
+        try:
+            dates = [dt.date.fromisoformat(p) for p in period_list]
+        except ValueError:
+            raise ConfigurationError.for_option(
+                "lookback",
+                lookback,
+                "a timedelta needs daily periods (YYYY-MM-DD); give a number of periods",
+            ) from None
+        if not dates:
+            return []
+        last = max(dates)
+        return [p for p, d in zip(period_list, dates, strict=True) if d > last - lookback]
+    if type(lookback) is not int or lookback < 0:
+        raise ConfigurationError.for_option(
+            "lookback", lookback, "must be a number of periods (int >= 0), a timedelta or None"
         )
+    return period_list[len(period_list) - lookback :] if lookback else []
+
+
+def _rows_of(payload: Any) -> Iterable[Any]:
+    if isinstance(payload, CheckedUnit):
+        return (row for rows in payload.collections.values() for row in rows)
+    return payload  # type: ignore[no-any-return]
+
+
+def _measure_of(measure: Measure | None, payload: Any) -> float | None:
+    """The partition's measure: a field summed over every row, or your function's value."""
+    if measure is None:
+        return None
+    if callable(measure):
+        value: object = measure(payload)
+        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+            raise ConfigurationError.for_option(
+                "measure", measure, f"returned a {type(value).__name__}, not a number"
+            )
+        return float(value)
+    total = 0.0
+    for index, row in enumerate(_rows_of(payload)):
+        item: object = row.get(measure) if isinstance(row, Mapping) else getattr(row, measure, None)
+        if item is None:
+            continue  # a row without the measure (another collection's, a subtotal)
+        if isinstance(item, bool) or not isinstance(item, (int, float, Decimal)):
+            raise ConfigurationError.for_option(
+                "measure", measure, f"row {index} holds a {type(item).__name__}, not a number"
+            )
+        total += float(item)
+    return total
+
+
+def _check_options(
+    ledger: PartitionLedger,
+    concurrency: object,
+    measure: object,
+    contract: object,
+    quarantine: object,
+    heartbeat: object,
+) -> float:
+    if not isinstance(ledger, PartitionLedger):
+        raise ConfigurationError.for_option("ledger", ledger, "must be a PartitionLedger")
+    if type(concurrency) is not int or concurrency < 1:
+        raise ConfigurationError.for_option("concurrency", concurrency, "must be an int >= 1")
+    if measure is not None and not callable(measure) and not (isinstance(measure, str) and measure):
+        raise ConfigurationError.for_option(
+            "measure", measure, "must be a field name, a function of the rows, or None"
+        )
+    if contract is not None and not isinstance(contract, PartitionContract):
+        raise ConfigurationError.for_option("contract", contract, "must be a PartitionContract")
+    if quarantine is not None:
+        if contract is None:
+            raise ConfigurationError.for_option(
+                "quarantine", quarantine, "quarantines units: give contract= too"
+            )
+        if not all(hasattr(quarantine, name) for name in ("put", "records", "discard")):
+            raise ConfigurationError.for_option(
+                "quarantine", quarantine, "must be a QuarantineSink"
+            )
+    if heartbeat is None:
+        return ledger.lease / 3
+    number(gt=0).check("heartbeat", heartbeat)
+    if float(heartbeat) >= ledger.lease:  # type: ignore[arg-type]
+        raise ConfigurationError.for_option(
+            "heartbeat", heartbeat, f"must be shorter than the ledger's lease ({ledger.lease} s)"
+        )
+    return float(heartbeat)  # type: ignore[arg-type]
 
 
 class _Progress:
@@ -157,6 +245,230 @@ class _Progress:
             self._bar.stop()
 
 
+# ------------------------------------------------------------------ the run
+@attrs.define(eq=False)
+class _Run:
+    """One backfill run's state: what is in flight, what happened."""
+
+    ledger: PartitionLedger
+    source: str
+    run_id: str
+    write: Write
+    contract: PartitionContract | None
+    sink: QuarantineSink | None
+    measure: Measure | None
+    collected: list[tuple[Partition, Outcome]] = attrs.Factory(list)
+    failures: list[PartitionFailure] = attrs.Factory(list)
+    restated: list[RestatedPartition] = attrs.Factory(list)
+    recovered: list[Partition] = attrs.Factory(list)
+    lost: list[Partition] = attrs.Factory(list)
+    in_flight: set[Partition] = attrs.Factory(set)
+    traces: dict[Partition, Trace] = attrs.Factory(dict)
+    last_upstream: tuple[BaseException, float] | None = None
+    quarantined: dict[str, list[str]] = attrs.Factory(dict)
+
+    # -- the fetch, watched (the policies wrap these) ----------------------------
+    def _accept(self, partition: Partition, answer: Any) -> Any:
+        if self.contract is None:
+            return list(answer)
+        return self.contract.check(answer, unit_id=str(partition)).raise_for_verdict()
+
+    def _failed(self, trace: Trace, error: BaseException) -> None:
+        at = resolve_clock(self.ledger.clock).time()
+        trace.failed(error, at)
+        self.last_upstream = (error, at)
+
+    def watched(self, fetch: Callable[[Partition], Any]) -> Callable[[Partition], Any]:
+        def call(partition: Partition) -> Any:
+            trace = self.traces[partition]
+            trace.ran()
+            try:
+                payload = self._accept(partition, fetch(partition))
+            except Exception as exc:
+                self._failed(trace, exc)
+                raise
+            trace.succeeded()
+            return payload
+
+        return call
+
+    def awatched(
+        self, fetch: Callable[[Partition], Awaitable[Any]]
+    ) -> Callable[[Partition], Awaitable[Any]]:
+        async def call(partition: Partition) -> Any:
+            trace = self.traces[partition]
+            trace.ran()
+            try:
+                payload = self._accept(partition, await fetch(partition))
+            except Exception as exc:
+                self._failed(trace, exc)
+                raise
+            trace.succeeded()
+            return payload
+
+        return call
+
+    # -- committing -----------------------------------------------------------------
+    def commit(self, claimed: Claimed, payload: Any, t0: float) -> Outcome:
+        """Write the payload and mark the partition succeeded, in one unit of work."""
+        ledger = self.ledger
+        clock = resolve_clock(ledger.clock)
+        partition = claimed.partition
+        if isinstance(payload, CheckedUnit):
+            fingerprint, count = q.fingerprint_unit(payload.collections), payload.row_count
+        else:
+            fingerprint, count = q.fingerprint(payload), len(payload)
+        measure = _measure_of(self.measure, payload)
+
+        def once() -> Outcome:
+            with unit_of_work(ledger.store, name=f"collect {partition}") as tx:
+                # Identical data: nothing to write, only the ledger row.
+                if claimed.fingerprint != fingerprint:
+                    self.write(tx, partition, payload)
+                return ledger.succeed_claimed(
+                    tx,
+                    claimed,
+                    row_count=count,
+                    fingerprint=fingerprint,
+                    duration=clock.monotonic() - t0,
+                    run_id=self.run_id,
+                    measure=measure,
+                )
+
+        outcome = _WRITE_RETRY(once)()
+        if outcome == "restated":
+            self.restated.append(
+                RestatedPartition(
+                    partition=partition,
+                    before_rows=claimed.row_count,
+                    after_rows=count,
+                    before_measure=claimed.measure,
+                    after_measure=measure,
+                )
+            )
+        emit(
+            PartitionCollected(
+                source=ledger.table,
+                partition=str(partition),
+                outcome=outcome,
+                rows=count,
+                duration=clock.monotonic() - t0,
+            ),
+            ledger.on_event,
+        )
+        self._resolve_quarantine(partition)
+        return outcome
+
+    def _resolve_quarantine(self, partition: Partition) -> None:
+        """A unit collected whole: its older quarantine records are out of date."""
+        ids = self.quarantined.pop(str(partition), None)
+        if not ids or self.sink is None:
+            return
+        try:
+            self.sink.discard(ids)
+        except Exception as exc:  # the data is committed; a stale record only waits
+            _log.warning(
+                "%s: collected, but its quarantine records %s stay: %s",
+                partition,
+                ids,
+                describe_error(exc),
+            )
+
+    def _quarantine(self, unit: object, partition: Partition) -> tuple[str | None, str]:
+        if self.sink is None or not isinstance(unit, CheckedUnit):
+            return None, ""
+        try:
+            record = quarantine_unit(
+                self.sink,
+                unit,
+                source=partition.source,
+                clock=self.ledger.clock,
+                on_event=self.ledger.on_event,
+            )
+        except Exception as exc:
+            return None, f" (the unit could not be quarantined: {describe_error(exc)})"
+        self.quarantined.setdefault(str(partition), []).append(record.id)
+        return record.id, ""
+
+    # -- failing --------------------------------------------------------------------
+    def fail(self, claimed: Claimed, error: BaseException, trace: Trace, duration: float) -> None:
+        """Record a failure's root cause (and quarantine an invalid or exhausted unit)."""
+        ledger = self.ledger
+        partition = claimed.partition
+        cause = root_cause(
+            error,
+            trace,
+            now=resolve_clock(ledger.clock).time(),
+            run_last=self.last_upstream,
+        )
+        unit = error.unit if isinstance(error, PartitionContractError) else None
+        quarantine_id, note = None, ""
+        if isinstance(error, InvalidPartitionError):  # wrong rows: set the whole unit aside now
+            quarantine_id, note = self._quarantine(unit, partition)
+        try:
+            status = _WRITE_RETRY(ledger.fail)(
+                partition,
+                cause.error + note,
+                duration=duration,
+                run_id=self.run_id,
+                counted=cause.counted,
+                error_class=cause.error_class,
+                error_at=cause.at,
+            )
+        except LeaseLostError:
+            self.lost.append(partition)
+            return
+        except Exception as exc:  # the database: the lease expires, a later run takes it over
+            self.failures.append(
+                PartitionFailure(
+                    partition=partition,
+                    status="running",
+                    error=f"{cause.error} (not recorded in the ledger: {describe_error(exc)})",
+                    error_class=cause.error_class,
+                    attempts=-1,
+                    counted=cause.counted,
+                    quarantine_id=quarantine_id,
+                )
+            )
+            return
+        if status == "exhausted" and quarantine_id is None and unit is not None:
+            quarantine_id, note = self._quarantine(unit, partition)
+        _, attempts = after_failure(
+            claimed.status,
+            claimed.attempts,
+            counted=cause.counted,
+            max_attempts=ledger.max_attempts,
+        )
+        self.failures.append(
+            PartitionFailure(
+                partition=partition,
+                status=status,  # type: ignore[arg-type]
+                error=cause.error + note,
+                error_class=cause.error_class,
+                attempts=attempts,
+                counted=cause.counted,
+                quarantine_id=quarantine_id,
+            )
+        )
+
+    def load_quarantined(self, wanted: set[tuple[str, str]]) -> None:
+        """The quarantine records of this run's units, to discard once a unit is collected."""
+        if self.sink is None:
+            return
+        try:
+            records = self.sink.records(source=self.source)
+        except Exception as exc:
+            _log.warning("%s: cannot read the quarantine: %s", self.source, describe_error(exc))
+            return
+        for record in records:
+            unit = unit_of_record(record)
+            if unit is None:
+                continue
+            parts = unit.unit_id.split("/")
+            if len(parts) == 3 and parts[0] == self.source and (parts[1], parts[2]) in wanted:
+                self.quarantined.setdefault(unit.unit_id, []).append(record.id)
+
+
 async def abackfill(
     ledger: PartitionLedger,
     *,
@@ -168,10 +480,15 @@ async def abackfill(
     fetch: Fetch,
     write: Write,
     concurrency: int = 4,
-    claim_batch: int = 20,
     policies: Sequence[Policy] = (DEFAULT_FETCH_RETRY,),
     progress: bool | None = None,
     run_id: str | None = None,
+    include_exhausted: bool = False,
+    lookback: int | dt.timedelta | None = None,
+    measure: Measure | None = None,
+    contract: PartitionContract | None = None,
+    quarantine: QuarantineSink | None = None,
+    heartbeat: float | None = None,
 ) -> BackfillReport:
     """Collect every gap of ``source`` x ``keys`` x [start, end] with ``concurrency`` workers.
 
@@ -182,17 +499,42 @@ async def abackfill(
         start: First period (a date) ...
         end: ... and last period, both included; or give ``periods``.
         periods: The expected periods themselves (months, hours, ...).
-        fetch: ``fetch(partition) -> rows`` (sync or async); wrapped in ``policies``.
-        write: ``write(tx, partition, rows)``: write the rows in the unit of
-            work ``tx`` (e.g. ``idempotent_upsert``); skipped when the rows
-            are identical to what the ledger last recorded.
-        concurrency: Partitions in flight at once (worker tasks).
-        claim_batch: Partitions a worker leases per ledger transaction (fewer
-            commits); the ledger's ``lease`` must cover a batch's worst duration.
+        fetch: ``fetch(partition)`` (sync or async), wrapped in ``policies``:
+            returns the rows, or with ``contract`` the unit (collection name →
+            rows).
+        write: ``write(tx, partition, rows)`` (with ``contract``:
+            ``write(tx, partition, checked_unit)``, every collection): write in
+            the unit of work ``tx`` (e.g. ``idempotent_upsert``); skipped when
+            the data is identical to what the ledger last recorded.
+        concurrency: Partitions in flight at once; each worker claims one
+            partition when it is ready to start it, never more.
         policies: Decorators applied to ``fetch``, outermost first (retry, breaker).
         progress: Show a rich progress bar (``None``: when stderr is a terminal
             and the ``progress`` extra is installed).
         run_id: This run's id in the ledger (default: a random one).
+        include_exhausted: Also collect ``exhausted`` partitions (once each):
+            the retry after the cause was fixed.
+        lookback: Collect the succeeded partitions of the last periods of the
+            range again, to catch restatements: a number of periods (the last
+            ``n`` of the range) or, for daily periods, a ``timedelta``
+            (``timedelta(days=7)``: the last 7 days of the range). Unchanged
+            data writes nothing; changed data is written and reported.
+        measure: Sizes restatements: a field summed over the rows (``"spend"``)
+            or a function of the rows (of the checked unit with ``contract``).
+        contract: A :class:`~resilient_pipeline.validation.PartitionContract`:
+            each unit is checked; only a complete unit is written, whole. An
+            incomplete unit is a failed attempt (retried by the policies, then
+            by later runs); an invalid one is quarantined whole and the
+            partition fails (a later run fetches it again).
+        quarantine: Where incomplete-and-exhausted and invalid units go (with
+            ``contract``). Once a unit is collected whole, its older
+            quarantine records are discarded.
+        heartbeat: Seconds between lease renewals of the partitions in flight
+            (default: the ledger's ``lease / 3``; real time).
+
+    Returns:
+        A :class:`BackfillReport`; partition failures never raise: see
+        ``report.failures`` and ``report.alerts()``.
 
     Several processes (or machines) may run the same backfill against one
     PostgreSQL database: leases make each partition run once.
@@ -210,117 +552,153 @@ async def abackfill(
         ...     dt.date(2026, 11, 27), dt.date(2026, 11, 28))
         (4, 4, [])
     """
-    for option, value in (("concurrency", concurrency), ("claim_batch", claim_batch)):
-        if type(value) is not int or value < 1:
-            raise ConfigurationError.for_option(option, value, "must be an int >= 1")
+    interval = _check_options(ledger, concurrency, measure, contract, quarantine, heartbeat)
     run_id = run_id or uuid.uuid4().hex[:12]
     clock = resolve_clock(ledger.clock)
     started = clock.monotonic()
-    wrapped: Callable[..., Any] = fetch
-    for policy in reversed(policies):
-        wrapped = policy(wrapped)
-    is_async = inspect.iscoroutinefunction(fetch)
-    # Every ledger write may meet SQLITE_BUSY or a serialization failure under load.
-    commit = _WRITE_RETRY(_commit)
-    claim_many = _WRITE_RETRY(ledger.claim_many)
-    record_failure = _WRITE_RETRY(ledger.fail)
-    plan = _WRITE_RETRY(ledger.plan)
     # Exactly these partitions, and only these: other keys or periods of the
     # source in the same range (a churned client, a month in between) are not ours.
     key_list = list(dict.fromkeys(str(k) for k in keys))  # read once: keys may be an iterator
-    period_list = _periods(start, end, periods)
+    period_list = periods_of(start, end, periods)
+    recheck = _recheck_periods(period_list, lookback)
     lo, hi = (period_list[0], period_list[-1]) if period_list else ("", "")
+    run = _Run(
+        ledger=ledger,
+        source=str(source),
+        run_id=run_id,
+        write=write,
+        contract=contract,
+        sink=quarantine,
+        measure=measure,
+    )
+    is_async = inspect.iscoroutinefunction(fetch)
+    wrapped: Callable[..., Any] = run.awatched(fetch) if is_async else run.watched(fetch)
+    for policy in reversed(policies):
+        wrapped = policy(wrapped)
 
+    plan = _WRITE_RETRY(ledger.plan)
+    claim_many = _WRITE_RETRY(ledger.claim_many)
     await anyio.to_thread.run_sync(lambda: plan(source, key_list, periods=period_list))
-    wanted_keys, wanted_periods = set(key_list), set(period_list)
-    todo = await anyio.to_thread.run_sync(
-        lambda: sum(
-            r.status in ("pending", "failed", "running")
-            and r.partition.key in wanted_keys
-            and r.partition.period in wanted_periods
+    wanted = {(k, p) for k in key_list for p in period_list}
+    rechecked = set(recheck or ())
+    claimable = {"pending", "failed", "running"} | ({"exhausted"} if include_exhausted else set())
+
+    def todo() -> int:
+        return sum(
+            (r.key, r.period) in wanted
+            and (r.status in claimable or (r.status == "succeeded" and r.period in rechecked))
             for r in ledger.records(source, lo, hi)
         )
-    )
-    collected: list[tuple[Partition, Outcome]] = []
-    failed: list[tuple[Partition, str]] = []
-    bar = _Progress(progress, todo, f"backfill {source}")
 
-    def fetch_and_commit(claimed: Claimed, t0: float) -> tuple[Outcome, int]:
-        rows = list(wrapped(claimed.partition))
-        return commit(ledger, claimed, rows, write, run_id, t0), len(rows)
+    bar = _Progress(progress, await anyio.to_thread.run_sync(todo), f"backfill {source}")
+    await anyio.to_thread.run_sync(run.load_quarantined, wanted)
+
+    def fetch_and_commit(claimed: Claimed, t0: float) -> Outcome:
+        return run.commit(claimed, wrapped(claimed.partition), t0)
 
     async def collect(claimed: Claimed) -> None:
         partition = claimed.partition
+        trace = run.traces[partition] = Trace()
+        if claimed.recovered:
+            run.recovered.append(partition)
         t0 = clock.monotonic()
         try:
             if is_async:
-                rows = list(await wrapped(partition))
-                outcome = await anyio.to_thread.run_sync(
-                    lambda: commit(ledger, claimed, rows, write, run_id, t0)
-                )
-                count = len(rows)
+                payload = await wrapped(partition)
+                outcome = await anyio.to_thread.run_sync(run.commit, claimed, payload, t0)
             else:  # one thread hop for fetch + write
-                outcome, count = await anyio.to_thread.run_sync(fetch_and_commit, claimed, t0)
-        except Exception as exc:
-            error = describe_error(exc)
-            failed.append((partition, error))
-            elapsed = clock.monotonic() - t0
-            await anyio.to_thread.run_sync(
-                lambda: record_failure(partition, error, duration=elapsed, run_id=run_id)
-            )
+                outcome = await anyio.to_thread.run_sync(fetch_and_commit, claimed, t0)
+        except LeaseLostError:
+            run.lost.append(partition)
             return
-        collected.append((partition, outcome))
-        emit(
-            PartitionCollected(
-                source=ledger.table,
-                partition="/".join(partition.as_tuple()),
-                outcome=outcome,
-                rows=count,
-                duration=clock.monotonic() - t0,
-            ),
-            ledger.on_event,
+        except Exception as exc:
+            elapsed = clock.monotonic() - t0
+            await anyio.to_thread.run_sync(run.fail, claimed, exc, trace, elapsed)
+            return
+        finally:
+            run.in_flight.discard(partition)
+            run.traces.pop(partition, None)
+        run.collected.append((partition, outcome))
+
+    def claim_one() -> list[Claimed]:
+        claimed = claim_many(
+            source,
+            lo,
+            hi,
+            run_id=run_id,
+            limit=1,
+            keys=key_list,
+            periods=period_list,
+            include_exhausted=include_exhausted,
+            recheck=recheck,
         )
+        # In flight from the claim on: the heartbeat renews it from now.
+        run.in_flight.update(c.partition for c in claimed)
+        return claimed
 
     async def worker() -> None:
         while True:
-            batch = await anyio.to_thread.run_sync(
-                lambda: claim_many(
-                    source,
-                    lo,
-                    hi,
-                    run_id=run_id,
-                    limit=claim_batch,
-                    keys=key_list,
-                    periods=period_list,
-                )
-            )
+            batch = await anyio.to_thread.run_sync(claim_one)
             if not batch:
                 return
             for claimed in batch:
                 await collect(claimed)
                 bar.advance()
 
+    async def beat() -> None:
+        while True:
+            await anyio.sleep(interval)
+            held = list(run.in_flight)
+            if not held:
+                continue
+            try:
+                lost = await anyio.to_thread.run_sync(ledger.renew, held)
+            except Exception as exc:  # the next beat tries again; the lease is 3 beats long
+                _log.warning(
+                    "%s: could not renew %d lease(s): %s", source, len(held), describe_error(exc)
+                )
+                continue
+            for partition in lost:
+                _log.warning(
+                    "%s: the lease on %s was taken over by another worker", source, partition
+                )
+
+    workers = concurrency if key_list and period_list else 0
     try:
-        async with anyio.create_task_group() as tg:
-            for _ in range(concurrency):
-                tg.start_soon(worker)
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(beat)
+            async with anyio.create_task_group() as tg:
+                for _ in range(workers):
+                    tg.start_soon(worker)
+            outer.cancel_scope.cancel()
     finally:
         bar.stop()
     report = BackfillReport(
         run_id=run_id,
-        collected=tuple(collected),
-        failed=tuple(failed),
+        source=str(source),
+        collected=tuple(run.collected),
+        failures=tuple(run.failures),
+        restated=tuple(run.restated),
+        recovered=tuple(run.recovered),
+        lost=tuple(run.lost),
+        measure=None if measure is None else getattr(measure, "__name__", str(measure)),
         duration=clock.monotonic() - started,
     )
+    counts = report.counts()
+    summary = report.restatement_summary()
     emit(
         BackfillFinished(
             source=ledger.table,
             run_id=run_id,
-            succeeded=len(collected),
-            unchanged=report.count("unchanged"),
-            restated=report.count("restated"),
-            failed=len(failed),
+            succeeded=len(run.collected),
+            unchanged=counts["unchanged"],
+            restated=counts["restated"],
+            failed=len(report.failed),
             duration=report.duration,
+            exhausted=counts["exhausted"],
+            recovered=counts["recovered"],
+            lost=counts["lost"],
+            restatement="" if summary is None else summary.text(),
         ),
         ledger.on_event,
     )
@@ -330,7 +708,7 @@ async def abackfill(
 backfill = run_in_event_loop(
     abackfill,
     name="backfill",
-    doc=""":func:`abackfill` from sync code (runs its own event loop).
+    doc=""":func:`abackfill` from sync code (runs its own event loop; the heartbeat too).
 
     Takes exactly the arguments of :func:`abackfill`; see there for an example.
     """,

@@ -1,21 +1,23 @@
 """The partition ledger: which (source, key, period) were collected, and which are gaps.
 
-Every partition has one row: its status (``pending``, ``running``,
-``succeeded``, ``failed``, ``quarantined``), attempts, last error, row count,
-fingerprint, duration and run id. ``succeeded`` is written *in the same
-transaction as the partition's data* (:meth:`PartitionLedger.succeed` takes the
-unit of work's transaction), so a partition is succeeded only if its data
-committed. Claims and failures are short transactions of their own, so a
-crash leaves a visible ``running`` row whose lease expires.
+Every partition has one row: its status (see ``_states.py`` and
+docs/ledger.md for every state and transition), failed attempts, the root
+cause of its last failure (text, class, time), row count, fingerprint,
+duration, run id, lease and crash count. ``succeeded`` is written *in the
+same transaction as the partition's data* (:meth:`PartitionLedger.succeed`
+takes the unit of work's transaction), so a partition is succeeded only if
+its data committed. Claims, renewals and failures are short transactions of
+their own, so a crash leaves a visible ``running`` row whose short lease
+expires.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import socket
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, TypeAlias
 
@@ -23,11 +25,12 @@ import attrs
 
 from resilient_pipeline._core import (
     Clock,
-    Event,
     EventHandler,
+    describe_error,
     emit,
     normalize_handlers,
     number,
+    redact,
     resolve_clock,
 )
 from resilient_pipeline.alerting import Severity
@@ -36,123 +39,25 @@ from resilient_pipeline.exceptions import (
     ConfigurationError,
     LeaseLostError,
     LedgerError,
-    StoreError,
 )
-from resilient_pipeline.storage import (
-    Store,
-    Transaction,
-    is_concurrent_ddl,
-    unit_of_work,
-    validate_identifier,
-)
+from resilient_pipeline.storage import Store, Transaction, unit_of_work, validate_identifier
 
+from . import _schema
 from . import _sql as q
+from ._cause import error_class as class_of
+from ._records import (
+    Claimed,
+    Partition,
+    PartitionFailed,
+    PartitionRecord,
+    PartitionRestated,
+    Restatement,
+)
+from ._states import RESETTABLE, Status, after_failure, normalize_status
 
-__all__ = [
-    "Claimed",
-    "Partition",
-    "PartitionFailed",
-    "PartitionLedger",
-    "PartitionRecord",
-    "PartitionRestated",
-    "Restatement",
-    "daily",
-]
+__all__ = ["Outcome", "PartitionLedger", "daily", "periods_of"]
 
-Status: TypeAlias = Literal["pending", "running", "succeeded", "failed", "quarantined"]
 Outcome: TypeAlias = Literal["new", "unchanged", "restated"]
-
-
-@attrs.frozen(order=True)
-class Partition:
-    """One unit of collected data: ``(source, key, period)``; key and period are text.
-
-    Examples:
-        >>> import datetime as dt
-        >>> Partition("meta_ads", 7, dt.date(2026, 11, 28))
-        Partition(source='meta_ads', key='7', period='2026-11-28')
-    """
-
-    source: str = attrs.field(converter=str)
-    key: str = attrs.field(converter=str)
-
-    @key.validator
-    def _key(self, _attribute: object, value: str) -> None:
-        if "\x1f" in value:
-            raise ConfigurationError.for_option("key", value, "must not contain U+001F")
-
-    period: str = attrs.field(converter=q.period_text)
-
-    def as_tuple(self) -> tuple[str, str, str]:
-        """``(source, key, period)``."""
-        return (self.source, self.key, self.period)
-
-
-@attrs.frozen
-class Claimed:
-    """A partition leased by :meth:`PartitionLedger.claim_many`, with what it last recorded."""
-
-    partition: Partition
-    fingerprint: str | None
-    row_count: int | None
-
-
-@attrs.frozen(kw_only=True)
-class PartitionRecord:
-    """A partition's row in the ledger."""
-
-    partition: Partition
-    status: Status
-    attempts: int
-    last_error: str | None
-    row_count: int | None
-    fingerprint: str | None
-    duration: float | None
-    run_id: str | None
-    lease_owner: str | None
-    lease_expires: float | None
-    updated_at: float
-    restatements: int
-
-
-@attrs.frozen(kw_only=True)
-class Restatement:
-    """Upstream changed an already-succeeded partition's data."""
-
-    partition: Partition
-    run_id: str | None
-    restated_at: float
-    before_rows: int | None
-    after_rows: int | None
-    before_fingerprint: str | None
-    after_fingerprint: str | None
-
-
-@attrs.frozen(kw_only=True)
-class PartitionRestated(Event):
-    """A succeeded partition was collected again with different data."""
-
-    logger_name = "resilient_pipeline.ledger"
-    level = logging.WARNING
-    template = "{source}: {partition} restated upstream ({before_rows} -> {after_rows} rows)"
-
-    partition: str
-    before_rows: int | None
-    after_rows: int | None
-
-
-@attrs.frozen(kw_only=True)
-class PartitionFailed(Event):
-    """A partition's collection failed (``quarantined`` once out of attempts)."""
-
-    logger_name = "resilient_pipeline.ledger"
-    level = logging.ERROR
-    template = "{source}: {partition} {status} after attempt {attempts}: {error}"
-
-    partition: str
-    status: str
-    attempts: int
-    error: str
 
 
 def daily(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -166,7 +71,8 @@ def daily(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
 
 
-def _periods(start: object, end: object, periods: Iterable[object] | None) -> list[str]:
+def periods_of(start: object, end: object, periods: Iterable[object] | None) -> list[str]:
+    """The periods as stored, sorted: ``periods`` itself, or every date from start to end."""
     if periods is not None:
         return sorted({q.period_text(p) for p in periods})
     if isinstance(start, dt.date) and isinstance(end, dt.date):
@@ -176,12 +82,24 @@ def _periods(start: object, end: object, periods: Iterable[object] | None) -> li
     )
 
 
-# Joins a period's keys in gaps(); a key containing it is rejected by plan()/succeed().
+# Joins a period's keys in gaps(); a key containing it is rejected by Partition.
 _SEPARATOR = "\x1f"
 
 
 def _worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _record(values: dict[str, Any]) -> PartitionRecord:
+    partition = Partition(values.pop("source"), values.pop("key"), values.pop("period"))
+    values["status"] = normalize_status(values["status"])
+    return PartitionRecord(partition=partition, **values)
+
+
+def _range(start: object, end: object) -> tuple[str, str]:
+    return q.period_text("" if start is None else start), q.period_text(
+        "\uffff" if end is None else end
+    )
 
 
 @attrs.define(eq=False)
@@ -191,10 +109,15 @@ class PartitionLedger:
     Args:
         store: A :class:`~resilient_pipeline.SQLiteStore` or ``PostgresStore``.
         table: The partitions table; restatements go in ``<table>_restatements``.
-        lease: Seconds a claim holds a partition before another worker may
-            take it over (choose more than a partition's worst duration).
-        max_attempts: Failures after which a partition is ``quarantined`` and
-            left alone by :func:`backfill` until you reset it.
+        lease: Seconds a claim holds a partition before another worker may take
+            it over. :func:`backfill` renews the leases of the partitions it
+            works on every ``lease / 3`` seconds, so a short lease (the default
+            30 s) is safe for long fetches, and a killed worker's partitions are
+            claimable again within one lease.
+        max_attempts: Failed attempts (the collect function ran and failed)
+            after which a partition is ``exhausted``: left alone by
+            :func:`backfill` until you retry it (``include_exhausted=True``,
+            :meth:`reset`, ``python -m resilient_pipeline retry``).
         clock: Where time comes from (leases use its wall-clock ``time()``).
         worker_id: This worker's name on its leases (default host:pid:random).
         on_event: Handlers for the ledger's events.
@@ -206,14 +129,14 @@ class PartitionLedger:
         >>> with unit_of_work(ledger.store) as tx:
         ...     ledger.succeed(tx, Partition("meta_ads", 1, "2026-11-28"), rows=[{"spend": 3}])
         'new'
-        >>> [p.key for p in ledger.gaps("meta_ads", [1, 2], dt.date(2026, 11, 28),
-        ...                              dt.date(2026, 11, 28))]
-        ['2']
+        >>> [(g.key, g.status) for g in ledger.gaps("meta_ads", [1, 2], dt.date(2026, 11, 28),
+        ...                                         dt.date(2026, 11, 28))]
+        [('2', 'missing')]
     """
 
     store: Store
     table: str = attrs.field(default="rp_partitions", kw_only=True)
-    lease: float = attrs.field(default=600.0, kw_only=True)
+    lease: float = attrs.field(default=30.0, kw_only=True)
     max_attempts: int = attrs.field(default=5, kw_only=True)
     clock: Clock | None = attrs.field(default=None, kw_only=True)
     worker_id: str = attrs.field(factory=_worker_id, kw_only=True)
@@ -228,6 +151,11 @@ class PartitionLedger:
         attempts: object = self.max_attempts
         if type(attempts) is not int or attempts < 1:
             raise ConfigurationError.for_option("max_attempts", attempts, "must be an int >= 1")
+        worker: object = self.worker_id
+        if not isinstance(worker, str) or not worker:
+            raise ConfigurationError.for_option(
+                "worker_id", self.worker_id, "must be a non-empty str"
+            )
 
     # ------------------------------------------------------------- plumbing
     def _now(self) -> float:
@@ -247,53 +175,38 @@ class PartitionLedger:
         ready: set[str] = self.store.cache.setdefault("ledger_tables", set())
         if self.table in ready:
             return
-        index = f"{self.table}_status"
-        partitions, restatements = tx.table(self.table), tx.table(f"{self.table}_restatements")
-        statements = q.ddl(partitions, restatements, tx.quote(index), tx.dialect)
-        # Several workers may create the schema at once (each one's first call).
-        for made, statement in zip(
-            (partitions, tx.table(index), restatements), statements, strict=True
-        ):
-            if not self._exists(tx, made):
-                self._create(tx, statement)
+        _schema.ensure(tx, self.table)
         tx.after_commit(lambda: ready.add(self.table))
 
-    @staticmethod
-    def _exists(tx: Transaction, name: str) -> bool:
-        """Whether the table or index ``name`` (quoted) exists; always ``False`` on SQLite.
-
-        On PostgreSQL even a no-op ``CREATE INDEX IF NOT EXISTS`` share-locks
-        the table until commit: two workers doing it and then inserting
-        deadlock. SQLite runs DDL under its one write lock, so ``IF NOT
-        EXISTS`` is enough there.
-        """
-        if tx.dialect != "postgres":
-            return False
-        row = tx.fetchone(f"SELECT to_regclass({tx.placeholder}) IS NOT NULL", (name,))
-        return row is not None and bool(row[0])
-
-    @staticmethod
-    def _create(tx: Transaction, statement: str) -> None:
-        failed_step = tx.failed_step
-        try:
-            with tx.savepoint():
-                tx.execute(statement)
-        except StoreError as exc:
-            # PostgreSQL: another worker's CREATE committed while ours waited on
-            # it (a unique violation on pg_type, or "already exists"): it exists.
-            if not is_concurrent_ddl(exc):
-                raise
-            tx.failed_step = failed_step  # recovered: a later failure names its own step
-
     def ensure_schema(self) -> None:
-        """Create the ledger's tables if they do not exist (idempotent)."""
+        """Create the ledger's tables, or add the columns a newer version needs (idempotent)."""
         with unit_of_work(self.store, name="ledger.ensure_schema") as tx:
             self._ensure_schema(tx)
 
-    def _current_sql(self, tx: Transaction) -> str:
+    def _current(self, tx: Transaction, partition: Partition) -> tuple[Any, ...] | None:
         # FOR UPDATE: a claim (SKIP LOCKED) cannot take the row between our read and write.
         select = self._sql(tx, q.CURRENT)
-        return select + " FOR UPDATE" if tx.dialect == "postgres" else select
+        if tx.dialect == "postgres":
+            select += " FOR UPDATE"
+        return tx.fetchone(select, partition.as_tuple())
+
+    def _only(
+        self,
+        tx: Transaction,
+        keys: Iterable[object] | None,
+        periods: Iterable[object] | None,
+    ) -> tuple[str, list[object]]:
+        condition, params = "", []
+        only: list[tuple[Literal["key", "period"], list[str]]] = []
+        if keys is not None:
+            only.append(("key", sorted({str(k) for k in keys})))
+        if periods is not None:
+            only.append(("period", sorted({q.period_text(p) for p in periods})))
+        for column, texts in only:
+            sql, param = q.one_of(column, texts, tx.dialect, tx.placeholder)
+            condition += sql
+            params.append(param)
+        return condition, params
 
     # --------------------------------------------------------------- writing
     def plan(
@@ -306,7 +219,7 @@ class PartitionLedger:
         periods: Iterable[object] | None = None,
     ) -> int:
         """Record every expected partition as ``pending`` unless it is known; the count added."""
-        wanted = _periods(start, end, periods)
+        wanted = periods_of(start, end, periods)
         now = self._now()
         params = [(str(source), str(k), p, now) for p in wanted for k in dict.fromkeys(keys)]
         with unit_of_work(self.store, name="ledger.plan") as tx:
@@ -321,10 +234,20 @@ class PartitionLedger:
         run_id: str = "",
         keys: Iterable[object] | None = None,
         periods: Iterable[object] | None = None,
+        include_exhausted: bool = False,
+        recheck: Iterable[object] | None = None,
     ) -> Partition | None:
         """Lease the next claimable partition of ``source`` in [start, end], or ``None``."""
         claimed = self.claim_many(
-            source, start, end, run_id=run_id, limit=1, keys=keys, periods=periods
+            source,
+            start,
+            end,
+            run_id=run_id,
+            limit=1,
+            keys=keys,
+            periods=periods,
+            include_exhausted=include_exhausted,
+            recheck=recheck,
         )
         return claimed[0].partition if claimed else None
 
@@ -335,38 +258,61 @@ class PartitionLedger:
         end: object = None,
         *,
         run_id: str = "",
-        limit: int = 10,
+        limit: int = 1,
         keys: Iterable[object] | None = None,
         periods: Iterable[object] | None = None,
+        include_exhausted: bool = False,
+        recheck: Iterable[object] | None = None,
     ) -> list[Claimed]:
         """Lease up to ``limit`` claimable partitions of ``source`` in [start, end], in one commit.
 
-        Claimable: ``pending``, ``failed`` in another run, or ``running`` with
-        an expired lease (its worker died). ``keys`` and ``periods``, when
-        given, restrict the claim to exactly those (an empty list claims
-        nothing); other partitions of the source in the range are left alone.
-        On PostgreSQL concurrent workers skip each other's rows
-        (``FOR UPDATE SKIP LOCKED``); SQLite serialises writers anyway.
+        Claimable: ``pending``; ``failed`` in another run; ``running`` with an
+        expired lease (its worker died: counted as a crash, not an attempt);
+        with ``include_exhausted``, ``exhausted`` (once per run); and
+        ``succeeded`` partitions of the ``recheck`` periods nobody holds, for
+        a look-back (they stay ``succeeded`` while re-collected). Gaps come
+        before re-checks. A claim is never an attempt. ``keys`` and
+        ``periods``, when given, restrict the claim to exactly those (an
+        empty list claims nothing). On PostgreSQL concurrent workers skip
+        each other's rows (``FOR UPDATE SKIP LOCKED``); SQLite serialises
+        writers anyway.
+
+        Claim only what you start now: a claimed partition is stranded until
+        its lease expires if the worker dies.
         """
-        lo, hi = q.period_text(start or ""), q.period_text(end or "\uffff")
-        only: list[tuple[Literal["key", "period"], list[str]]] = []
-        if keys is not None:
-            only.append(("key", sorted({str(k) for k in keys})))
-        if periods is not None:
-            only.append(("period", sorted({q.period_text(p) for p in periods})))
+        if type(limit) is not int or limit < 1:
+            raise ConfigurationError.for_option("limit", limit, "must be an int >= 1")
+        lo, hi = _range(start, end)
+        recheck_list = None if recheck is None else sorted({q.period_text(p) for p in recheck})
         with unit_of_work(self.store, name="ledger.claim") as tx:
             now = self._now()
-            condition, params = "", []
-            for column, texts in only:
-                sql, param = q.one_of(column, texts, tx.dialect, tx.placeholder)
-                condition += sql
-                params.append(param)
-            select = self._sql(tx, q.CLAIMABLE, limit=str(max(int(limit), 1)), only=condition)
+            condition, only_params = self._only(tx, keys, periods)
+            claimable = q.CLAIMABLE_GAP
+            params: list[object] = [run_id, now]
+            if include_exhausted:
+                claimable += q.CLAIMABLE_EXHAUSTED
+                params.append(run_id)
+            if recheck_list:
+                member, member_param = q.one_of("period", recheck_list, tx.dialect, "{p}")
+                claimable += q.CLAIMABLE_RECHECK.replace("{recheck}", member)
+                params += [run_id, now, member_param]
+            template = q.CLAIMABLE.replace("{claimable}", claimable)
+            select = self._sql(tx, template, limit=str(limit), only=condition)
             if tx.dialect == "postgres":
                 select += " FOR UPDATE SKIP LOCKED"
-            # A partition that failed in this run waits for the next run (no hot loop).
-            rows = tx.fetchall(select, (str(source), lo, hi, *params, run_id, now))
-            claimed = [Claimed(Partition(source, k, p), fp, n) for k, p, fp, n in rows]
+            rows = tx.fetchall(select, (str(source), lo, hi, *only_params, *params))
+            claimed = [
+                Claimed(
+                    partition=Partition(source, k, p),
+                    status=normalize_status(status),
+                    fingerprint=fp,
+                    row_count=n,
+                    attempts=int(attempts),
+                    recovered=owner is not None,
+                    measure=measure,
+                )
+                for k, p, status, fp, n, attempts, owner, measure in rows
+            ]
             tx.executemany(
                 self._sql(tx, q.CLAIM),
                 [
@@ -377,32 +323,51 @@ class PartitionLedger:
             return claimed
 
     def start(self, partition: Partition, *, run_id: str = "") -> None:
-        """Lease this ``partition`` now (its own transaction), counting an attempt.
+        """Lease this ``partition`` now (its own transaction); not an attempt.
 
         Raises:
             LeaseLostError: Another worker holds an unexpired lease on it.
         """
         with unit_of_work(self.store, name="ledger.start") as tx:
             now = self._now()
-            current = tx.fetchone(self._current_sql(tx), partition.as_tuple())
-            if current is not None and current[0] == "running" and current[1] != self.worker_id:
-                expires = tx.fetchone(
-                    self._sql(
-                        tx,
-                        "SELECT lease_expires FROM {t} WHERE source = {p}"
-                        " AND key = {p} AND period = {p}",
-                    ),
-                    partition.as_tuple(),
-                )
-                if expires is not None and expires[0] is not None and expires[0] > now:
+            current = self._current(tx, partition)
+            if current is not None:
+                owner, expires = current[1], current[5]
+                if owner not in (None, self.worker_id) and expires is not None and expires >= now:
                     raise LeaseLostError(
-                        f"{partition.as_tuple()} is leased by {current[1]}",
+                        f"{partition.as_tuple()} is leased by {owner}",
                         partition=partition.as_tuple(),
                     )
             tx.execute(
                 self._sql(tx, q.START),
                 (*partition.as_tuple(), self.worker_id, now + self.lease, run_id, now),
             )
+
+    def renew(self, partitions: Iterable[Partition]) -> list[Partition]:
+        """Extend this worker's leases on ``partitions`` by ``lease`` from now; the ones lost.
+
+        A heartbeat: :func:`backfill` calls it every ``lease / 3`` seconds for
+        the partitions in flight. A partition another worker took over (after
+        our lease expired) is returned as lost; its commit would raise
+        :class:`~resilient_pipeline.exceptions.LeaseLostError`.
+
+        Examples:
+            >>> from resilient_pipeline import SQLiteStore
+            >>> ledger = PartitionLedger(SQLiteStore(":memory:"), worker_id="w1")
+            >>> partition = Partition("s", 1, "2026-11")
+            >>> ledger.start(partition)
+            >>> ledger.renew([partition])
+            []
+        """
+        held = list(partitions)
+        if not held:
+            return []
+        with unit_of_work(self.store, name="ledger.renew") as tx:
+            expires = self._now() + self.lease
+            sql = self._sql(tx, q.RENEW)
+            return [
+                p for p in held if tx.execute(sql, (expires, *p.as_tuple(), self.worker_id)) != 1
+            ]
 
     def succeed(
         self,
@@ -414,13 +379,15 @@ class PartitionLedger:
         fingerprint: str | None = None,
         duration: float | None = None,
         run_id: str | None = None,
+        measure: float | None = None,
     ) -> Outcome:
         """Mark ``partition`` succeeded inside ``tx``, the transaction that wrote its data.
 
-        Give the rows (fingerprinted here) or ``row_count`` and ``fingerprint``.
-        Returns ``"new"``, ``"unchanged"`` (same fingerprint as before) or
-        ``"restated"`` (different data for an already-succeeded partition,
-        recorded with before/after counts).
+        Give the rows (fingerprinted here) or ``row_count`` and ``fingerprint``;
+        ``measure`` (e.g. the partition's total spend) is kept to size a later
+        restatement. Returns ``"new"``, ``"unchanged"`` (same fingerprint as
+        before) or ``"restated"`` (different data for an already-succeeded
+        partition, recorded with before/after counts and measures).
 
         Raises:
             LeaseLostError: Another worker took the partition over; ``tx``
@@ -430,21 +397,57 @@ class PartitionLedger:
             fingerprint = fingerprint or q.fingerprint(rows)
             row_count = len(rows) if row_count is None else row_count
         now = self._now()
-        current = tx.fetchone(self._current_sql(tx), partition.as_tuple())
+        current = self._current(tx, partition)
         if current is None:
             tx.execute(
                 self._sql(tx, q.UPSERT_SUCCEEDED),
-                (*partition.as_tuple(), row_count, fingerprint, duration, run_id, now),
+                (*partition.as_tuple(), row_count, fingerprint, duration, run_id, measure, now),
             )
             return "new"
-        status, owner, before_fp, before_rows, _attempts = current
-        if status == "running" and owner not in (None, self.worker_id):
+        _status, owner, before_fp, before_rows, _attempts, expires, before_measure = current
+        if owner not in (None, self.worker_id) and expires is not None and expires >= now:
             raise LeaseLostError(
                 f"{partition.as_tuple()} is leased by {owner}, not {self.worker_id}",
                 partition=partition.as_tuple(),
             )
+        before = (before_fp, before_rows, before_measure)
         return self._record_success(
-            tx, partition, row_count, fingerprint, duration, run_id, before_fp, before_rows, now
+            tx, partition, row_count, fingerprint, duration, run_id, measure, before, now
+        )
+
+    def succeed_claimed(
+        self,
+        tx: Transaction,
+        claimed: Claimed,
+        *,
+        rows: Sequence[Any] | None = None,
+        row_count: int | None = None,
+        fingerprint: str,
+        duration: float,
+        run_id: str,
+        measure: float | None = None,
+    ) -> Outcome:
+        """:meth:`succeed` for a partition this worker claimed (what :func:`backfill` uses).
+
+        The previous fingerprint came with the claim, so this is one UPDATE,
+        which also proves the lease is still ours.
+
+        Raises:
+            LeaseLostError: Another worker took the partition over.
+        """
+        count = len(rows) if row_count is None and rows is not None else row_count
+        before = (claimed.fingerprint, claimed.row_count, claimed.measure)
+        return self._record_success(
+            tx,
+            claimed.partition,
+            count,
+            fingerprint,
+            duration,
+            run_id,
+            measure,
+            before,
+            self._now(),
+            owned=True,
         )
 
     def _record_success(
@@ -455,42 +458,22 @@ class PartitionLedger:
         fingerprint: str | None,
         duration: float | None,
         run_id: str | None,
-        before_fp: str | None,
-        before_rows: int | None,
+        measure: float | None,
+        before: tuple[str | None, int | None, float | None],
         now: float,
         *,
         owned: bool = False,
     ) -> Outcome:
+        before_fp, before_rows, before_measure = before
         outcome: Outcome = "new"
         if before_fp is not None and fingerprint is not None:
             outcome = "unchanged" if before_fp == fingerprint else "restated"
-        if outcome == "restated":
-            tx.execute(
-                self._sql(tx, q.RESTATED),
-                (
-                    *partition.as_tuple(),
-                    run_id,
-                    now,
-                    before_rows,
-                    row_count,
-                    before_fp,
-                    fingerprint,
-                ),
-            )
-            emit(
-                PartitionRestated(
-                    source=self.table,
-                    partition="/".join(partition.as_tuple()),
-                    before_rows=before_rows,
-                    after_rows=row_count,
-                ),
-                self.on_event,
-            )
         params = (
             row_count,
             fingerprint,
             duration,
             run_id,
+            measure,
             now,
             1 if outcome == "restated" else 0,
             *partition.as_tuple(),
@@ -503,53 +486,89 @@ class PartitionLedger:
                 f"{partition.as_tuple()} was re-claimed by another worker",
                 partition=partition.as_tuple(),
             )
+        if outcome == "restated":
+            tx.execute(
+                self._sql(tx, q.RESTATED),
+                (
+                    *partition.as_tuple(),
+                    run_id,
+                    now,
+                    before_rows,
+                    row_count,
+                    before_fp,
+                    fingerprint,
+                    before_measure,
+                    measure,
+                ),
+            )
+            emit(
+                PartitionRestated(
+                    source=self.table,
+                    partition=str(partition),
+                    before_rows=before_rows,
+                    after_rows=row_count,
+                ),
+                self.on_event,
+            )
         return outcome
 
-    def succeed_claimed(
-        self,
-        tx: Transaction,
-        claimed: Claimed,
-        *,
-        rows: Sequence[Any],
-        fingerprint: str,
-        duration: float,
-        run_id: str,
-    ) -> Outcome:
-        """:meth:`succeed` for a partition this worker claimed (what :func:`backfill` uses).
-
-        The previous fingerprint came with the claim, so this is one UPDATE.
-        """
-        return self._record_success(
-            tx,
-            claimed.partition,
-            len(rows),
-            fingerprint,
-            duration,
-            run_id,
-            claimed.fingerprint,
-            claimed.row_count,
-            self._now(),
-            owned=True,
-        )
-
     def fail(
-        self, partition: Partition, error: str, *, duration: float | None = None, run_id: str = ""
+        self,
+        partition: Partition,
+        error: str | BaseException,
+        *,
+        duration: float | None = None,
+        run_id: str = "",
+        counted: bool = True,
+        error_class: str | None = None,
+        error_at: float | None = None,
     ) -> Status:
-        """Record a failed attempt (its own transaction); ``quarantined`` once out of attempts."""
+        """Record a failure (its own transaction); the partition's status after it.
+
+        ``error`` is the root cause: an exception (described, secrets masked,
+        its class recorded) or a text (masked here). ``counted``: whether the
+        collect function ran; a failure that is not an attempt (the circuit
+        was open before the call) leaves the count alone. After
+        ``max_attempts`` counted failures the partition is ``exhausted``.
+        A ``succeeded`` partition (a failed look-back) stays ``succeeded``.
+
+        Raises:
+            LeaseLostError: Another worker holds the partition now (nothing recorded).
+            LedgerError: The partition was never planned or claimed.
+        """
+        kind: str | None = error_class
+        if isinstance(error, BaseException):
+            text, kind = describe_error(error), error_class or class_of(error)
+        else:
+            text = redact(str(error))
         with unit_of_work(self.store, name="ledger.fail") as tx:
-            current = tx.fetchone(self._current_sql(tx), partition.as_tuple())
+            now = self._now()
+            current = self._current(tx, partition)
             if current is None:
                 raise LedgerError(f"{partition.as_tuple()} was never planned or claimed")
-            attempts = int(current[4])
-            status: Status = "quarantined" if attempts >= self.max_attempts else "failed"
+            owner = current[1]
+            if owner not in (None, self.worker_id):
+                raise LeaseLostError(
+                    f"{partition.as_tuple()} is leased by {owner}, not {self.worker_id}",
+                    partition=partition.as_tuple(),
+                )
+            status, attempts = after_failure(
+                normalize_status(current[0]),
+                int(current[4]),
+                counted=counted,
+                max_attempts=self.max_attempts,
+            )
             tx.execute(
                 self._sql(tx, q.FAIL),
                 (
                     status,
-                    error,
+                    attempts,
+                    text,
+                    kind,
+                    error_at if error_at is not None else now,
                     duration,
                     run_id,
-                    self._now(),
+                    now,
                     *partition.as_tuple(),
                     self.worker_id,
                 ),
@@ -557,14 +576,82 @@ class PartitionLedger:
         emit(
             PartitionFailed(
                 source=self.table,
-                partition="/".join(partition.as_tuple()),
+                partition=str(partition),
                 status=status,
                 attempts=attempts,
-                error=error,
+                error=text,
+                error_class=kind or "",
+                counted=counted,
             ),
             self.on_event,
         )
         return status
+
+    def reset(
+        self,
+        source: str,
+        *,
+        keys: Iterable[object] | None = None,
+        start: object = None,
+        end: object = None,
+        periods: Iterable[object] | None = None,
+        statuses: Iterable[str] = ("exhausted",),
+        dry_run: bool = False,
+    ) -> list[PartitionRecord]:
+        """Set partitions back to ``pending`` with 0 attempts, so the next backfill collects them.
+
+        Selects the partitions of ``source`` in [start, end] (or exactly
+        ``periods``; every period by default), of ``keys`` (every key by
+        default), whose status is in ``statuses`` (``"exhausted"`` by
+        default; also ``"failed"``, ``"succeeded"`` to collect again,
+        ``"pending"``). A ``running`` partition cannot be reset: it is leased,
+        and becomes claimable when its lease expires. ``last_error`` and its
+        class and time are kept for history. Returns the records as they were
+        before the reset; ``dry_run`` only returns them.
+
+        Examples:
+            >>> from resilient_pipeline import SQLiteStore
+            >>> ledger = PartitionLedger(SQLiteStore(":memory:"), max_attempts=1)
+            >>> partition = Partition("meta_ads", 7, "2026-11-28")
+            >>> ledger.start(partition)
+            >>> ledger.fail(partition, ConnectionError("503 from upstream"))
+            'exhausted'
+            >>> [(r.key, r.status, r.attempts) for r in ledger.reset("meta_ads", keys=[7])]
+            [('7', 'exhausted', 1)]
+            >>> [(r.status, r.attempts, r.last_error) for r in ledger.records("meta_ads")]
+            [('pending', 0, 'ConnectionError: 503 from upstream')]
+        """
+        if isinstance(statuses, str):
+            statuses = (statuses,)
+        wanted: set[str] = set()
+        for status in statuses:
+            name = "exhausted" if status == "quarantined" else status
+            if name not in RESETTABLE:
+                raise ConfigurationError.for_option(
+                    "statuses",
+                    status,
+                    f"must be among {', '.join(RESETTABLE)} (a running partition is leased: "
+                    "it becomes claimable when its lease expires)",
+                )
+            wanted.add(name)
+        lo, hi = _range(start, end)
+        with unit_of_work(self.store, name="ledger.reset") as tx:
+            condition, params = self._only(tx, keys, periods)
+            select = self._sql(tx, q.RECORDS_IN_RANGE, columns=", ".join(q.COLUMNS), only=condition)
+            if tx.dialect == "postgres":
+                select += " FOR UPDATE"
+            found = [
+                (row[3], _record(dict(zip(q.COLUMNS, row, strict=True))))
+                for row in tx.fetchall(select, (str(source), lo, hi, *params))
+            ]
+            chosen = [(stored, r) for stored, r in found if r.status in wanted]
+            if not dry_run and chosen:
+                now = self._now()
+                tx.executemany(
+                    self._sql(tx, q.RESET),
+                    [(now, *r.as_tuple(), stored) for stored, r in chosen],
+                )
+        return sorted((r for _, r in chosen), key=lambda r: (r.period, r.key))
 
     def completeness_check(
         self,
@@ -580,6 +667,8 @@ class PartitionLedger:
 
         Without ``start``/``end`` it checks the run's ``params[period_param]``
         (one day), so ``monitor(..., params={"day": ...})`` checks that day.
+        Each offending row carries its status, attempts and last error; the
+        message counts the gaps by status.
 
         Examples:
             >>> import datetime as dt
@@ -587,7 +676,7 @@ class PartitionLedger:
             >>> ledger = PartitionLedger(SQLiteStore(":memory:"))
             >>> check = ledger.completeness_check("meta_ads", [1, 2])
             >>> check.run(params={"day": dt.date(2026, 11, 28)}).message
-            'meta_ads: 2 of 2 partition(s) missing or not succeeded: 1/2026-11-28, 2/2026-11-28'
+            'meta_ads: 2 of 2 partition(s) not succeeded (2 missing): 1/2026-11-28, 2/2026-11-28'
         """
         wanted = list(dict.fromkeys(keys))
 
@@ -597,21 +686,35 @@ class PartitionLedger:
             if isinstance(lo, str) and isinstance(hi, str) and len(lo) == len(hi) == 10:
                 lo, hi = dt.date.fromisoformat(lo), dt.date.fromisoformat(hi)
             gaps = self.gaps(source, wanted, lo, hi)
-            total = len(wanted) * len(_periods(lo, hi, None))
+            total = len(wanted) * len(periods_of(lo, hi, None))
             shown = ", ".join(f"{g.key}/{g.period}" for g in gaps[:20])
             more = f" and {len(gaps) - 20} more" if len(gaps) > 20 else ""
+            by_status = Counter(g.status for g in gaps)
+            counts = ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))
             return CheckOutcome(
-                [{"source": g.source, "key": g.key, "period": g.period} for g in gaps],
-                message=f"{source}: {len(gaps)} of {total} partition(s) missing or not "
-                f"succeeded: {shown}{more}",
+                [
+                    {
+                        "source": g.source,
+                        "key": g.key,
+                        "period": g.period,
+                        "status": g.status,
+                        "attempts": g.attempts,
+                        "last_error": g.last_error,
+                    }
+                    for g in gaps
+                ],
+                message=f"{source}: {len(gaps)} of {total} partition(s) not succeeded "
+                f"({counts}): {shown}{more}",
             )
 
         return Check(
             name=f"{source}_complete",
             severity=severity,
             body=body,
-            action=f"Backfill the gaps: python -m resilient_pipeline gaps --source {source} ... "
-            "then backfill(); see docs/runbooks/daily-collection-incomplete.md",
+            action=f"missing/pending/failed: re-run the collector (or backfill()) for the range; "
+            f"exhausted: read last_error, fix the cause, then `python -m resilient_pipeline "
+            f"retry --db <db> --source {source} --start <day> --end <day>`; "
+            "see docs/runbooks/daily-collection-incomplete.md",
         )
 
     # --------------------------------------------------------------- reading
@@ -623,13 +726,16 @@ class PartitionLedger:
         end: object = None,
         *,
         periods: Iterable[object] | None = None,
-    ) -> list[Partition]:
-        """Every expected partition that is missing or not ``succeeded``, by period then key.
+    ) -> list[PartitionRecord]:
+        """Every expected partition that is not ``succeeded``, with its record, by period then key.
 
         Expected partitions are ``keys`` x the dates from ``start`` to ``end``
-        (or ``periods``). One indexed range query, then set arithmetic.
+        (or ``periods``). One never planned has ``status="missing"``; the
+        others show status, attempts, last error (class, time), lease owner
+        and expiry. Records have ``source``, ``key``, ``period`` and
+        ``as_tuple()`` like a :class:`Partition`.
         """
-        wanted = _periods(start, end, periods)
+        wanted = periods_of(start, end, periods)
         key_list = [str(k) for k in dict.fromkeys(keys)]
         if not wanted or not key_list:
             return []
@@ -639,31 +745,40 @@ class PartitionLedger:
                 self._sql(tx, q.SUCCEEDED_IN_RANGE, concat=concat),
                 (_SEPARATOR, str(source), wanted[0], wanted[-1]),
             )
+            others = tx.fetchall(
+                self._sql(tx, q.NOT_SUCCEEDED_IN_RANGE, columns=", ".join(q.COLUMNS), only=""),
+                (str(source), wanted[0], wanted[-1]),
+            )
+        known = {(r[1], r[2]): r for r in others}
         done = dict(rows)
         expected = set(key_list)
-        gaps: list[Partition] = []
+        gaps: list[PartitionRecord] = []
         for period in wanted:
             joined = done.get(period)
             missing = expected - set(joined.split(_SEPARATOR)) if joined else expected
-            if missing:
-                gaps.extend(Partition(source, k, period) for k in key_list if k in missing)
+            for key in key_list:
+                if key not in missing:
+                    continue
+                row = known.get((key, period))
+                if row is None:
+                    gaps.append(
+                        PartitionRecord(partition=Partition(source, key, period), status="missing")
+                    )
+                else:
+                    gaps.append(_record(dict(zip(q.COLUMNS, row, strict=True))))
         return gaps
 
     def records(
         self, source: str, start: object = None, end: object = None
     ) -> list[PartitionRecord]:
         """The ledger rows of ``source`` in [start, end] (all periods by default)."""
-        lo, hi = q.period_text(start or ""), q.period_text(end or "\uffff")
+        lo, hi = _range(start, end)
         with unit_of_work(self.store, name="ledger.records") as tx:
             rows = tx.fetchall(
-                self._sql(tx, q.RECORDS_IN_RANGE, columns=", ".join(q.COLUMNS)),
+                self._sql(tx, q.RECORDS_IN_RANGE, columns=", ".join(q.COLUMNS), only=""),
                 (str(source), lo, hi),
             )
-        records = []
-        for row in rows:
-            values = dict(zip(q.COLUMNS, row, strict=True))
-            partition = Partition(values.pop("source"), values.pop("key"), values.pop("period"))
-            records.append(PartitionRecord(partition=partition, **values))
+        records = [_record(dict(zip(q.COLUMNS, row, strict=True))) for row in rows]
         return sorted(records, key=lambda r: (r.partition.period, r.partition.key))
 
     def restatements(self, source: str, *, since: float = 0.0) -> list[Restatement]:
@@ -679,6 +794,8 @@ class PartitionLedger:
                 after_rows=r[6],
                 before_fingerprint=r[7],
                 after_fingerprint=r[8],
+                before_measure=r[9],
+                after_measure=r[10],
             )
             for r in rows
         ]

@@ -13,7 +13,18 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-__all__ = ["COLUMNS", "ddl", "fingerprint", "one_of", "period_text", "sql"]
+__all__ = [
+    "ADDED_COLUMNS",
+    "COLUMNS",
+    "add_column",
+    "ddl",
+    "fingerprint",
+    "fingerprint_unit",
+    "missing_columns_sql",
+    "one_of",
+    "period_text",
+    "sql",
+]
 
 COLUMNS = (
     "source",
@@ -30,7 +41,26 @@ COLUMNS = (
     "lease_expires",
     "updated_at",
     "restatements",
+    "error_class",
+    "error_at",
+    "crashes",
+    "measure",
 )
+
+# Columns added after the first release, per table suffix ("" or "_restatements"):
+# _ensure_schema adds the missing ones to an existing database (ALTER TABLE ... ADD COLUMN).
+ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "": (
+        ("error_class", "TEXT"),
+        ("error_at", "DOUBLE PRECISION"),
+        ("crashes", "INTEGER NOT NULL DEFAULT 0"),
+        ("measure", "DOUBLE PRECISION"),
+    ),
+    "_restatements": (
+        ("before_measure", "DOUBLE PRECISION"),
+        ("after_measure", "DOUBLE PRECISION"),
+    ),
+}
 
 
 def ddl(partitions: str, restatements: str, index: str, dialect: str) -> list[str]:
@@ -46,6 +76,8 @@ def ddl(partitions: str, restatements: str, index: str, dialect: str) -> list[st
         " lease_owner TEXT, lease_expires DOUBLE PRECISION,"
         " updated_at DOUBLE PRECISION NOT NULL DEFAULT 0,"
         " restatements INTEGER NOT NULL DEFAULT 0,"
+        " error_class TEXT, error_at DOUBLE PRECISION, crashes INTEGER NOT NULL DEFAULT 0,"
+        " measure DOUBLE PRECISION,"
         " PRIMARY KEY (source, period, key))",
         # Covering for gaps(): the succeeded keys of a period range, from the index alone.
         f"CREATE INDEX IF NOT EXISTS {index} ON {partitions} (source, status, period, key)",
@@ -53,8 +85,37 @@ def ddl(partitions: str, restatements: str, index: str, dialect: str) -> list[st
         " source TEXT NOT NULL, key TEXT NOT NULL, period TEXT NOT NULL,"
         " run_id TEXT, restated_at DOUBLE PRECISION NOT NULL,"
         " before_rows BIGINT, after_rows BIGINT,"
-        " before_fingerprint TEXT, after_fingerprint TEXT)",
+        " before_fingerprint TEXT, after_fingerprint TEXT,"
+        " before_measure DOUBLE PRECISION, after_measure DOUBLE PRECISION)",
     ]
+
+
+def missing_columns_sql(
+    dialect: str, placeholder: str, quoted_table: str
+) -> tuple[str, tuple[str, ...]]:
+    """A query listing a table's column names (no lock taken), and its parameters."""
+    if dialect == "postgres":
+        return (
+            "SELECT attname FROM pg_attribute"  # noqa: S608 -- a placeholder, no value
+            f" WHERE attrelid = to_regclass({placeholder}) AND attnum > 0 AND NOT attisdropped",
+            (quoted_table,),
+        )
+    # the table name comes quoted from Transaction.table()
+    listing = f"SELECT name FROM pragma_table_info({placeholder})"  # noqa: S608 -- a placeholder
+    return listing, (_unquote(quoted_table),)
+
+
+def add_column(dialect: str, quoted_table: str, column: str, kind: str) -> str:
+    """``ALTER TABLE ... ADD COLUMN`` (``IF NOT EXISTS`` where the database has it)."""
+    guard = "IF NOT EXISTS " if dialect == "postgres" else ""
+    return f"ALTER TABLE {quoted_table} ADD COLUMN {guard}{column} {kind}"
+
+
+def _unquote(quoted: str) -> str:
+    name = quoted.rsplit(".", 1)[-1]
+    if name.startswith('"') and name.endswith('"'):
+        name = name[1:-1].replace('""', '"')
+    return name
 
 
 def sql(template: str, placeholder: str, **tables: str) -> str:
@@ -75,62 +136,95 @@ SUCCEEDED_IN_RANGE = (
     " GROUP BY period"
 )
 RECORDS_IN_RANGE = (
-    "SELECT {columns} FROM {t} WHERE source = {p} AND period >= {p} AND period <= {p}"
+    "SELECT {columns} FROM {t} WHERE source = {p} AND period >= {p} AND period <= {p}{only}"
+)
+NOT_SUCCEEDED_IN_RANGE = RECORDS_IN_RANGE + " AND status <> 'succeeded'"
+# What a claim may take. A failed (or, when asked, exhausted) partition is taken
+# once per run: one that failed in this run waits for the next (no hot loop).
+# An old database may still hold 'quarantined', the former name of 'exhausted'.
+CLAIMABLE_GAP = (
+    "status = 'pending' OR (status = 'failed' AND COALESCE(run_id, '') <> {p})"
+    " OR (status = 'running' AND lease_expires < {p})"
+)
+CLAIMABLE_EXHAUSTED = " OR (status IN ('exhausted', 'quarantined') AND COALESCE(run_id, '') <> {p})"
+# A look-back re-collects a succeeded partition once per run, if nobody holds it.
+CLAIMABLE_RECHECK = (
+    " OR (status = 'succeeded' AND COALESCE(run_id, '') <> {p}"
+    " AND (lease_expires IS NULL OR lease_expires < {p}){recheck})"
 )
 CLAIMABLE = (
-    "SELECT key, period, fingerprint, row_count FROM {t}"
-    " WHERE source = {p} AND period >= {p} AND period <= {p}{only}"
-    " AND (status = 'pending' OR (status = 'failed' AND run_id <> {p})"
-    " OR (status = 'running' AND lease_expires < {p}))"
-    " ORDER BY period, key LIMIT {limit}"
+    "SELECT key, period, status, fingerprint, row_count, attempts, lease_owner, measure"
+    " FROM {t} WHERE source = {p} AND period >= {p} AND period <= {p}{only}"
+    " AND ({claimable})"
+    # Gaps before re-checks of succeeded partitions.
+    " ORDER BY CASE WHEN status = 'succeeded' THEN 1 ELSE 0 END, period, key LIMIT {limit}"
 )
+# A claim is not an attempt. A succeeded partition stays succeeded while it is
+# re-collected (its data is there); a lease taken over from a worker that
+# never released it (killed, hung) counts as a crash.
 CLAIM = (
-    "UPDATE {t} SET status = 'running', attempts = attempts + 1, lease_owner = {p},"
-    " lease_expires = {p}, run_id = {p}, updated_at = {p}"
+    "UPDATE {t} SET status = CASE WHEN status = 'succeeded' THEN status ELSE 'running' END,"
+    " crashes = crashes + CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END,"
+    " lease_owner = {p}, lease_expires = {p}, run_id = {p}, updated_at = {p}"
     " WHERE source = {p} AND key = {p} AND period = {p}"
+)
+RENEW = (
+    "UPDATE {t} SET lease_expires = {p}"
+    " WHERE source = {p} AND key = {p} AND period = {p} AND lease_owner = {p}"
 )
 CURRENT = (
-    "SELECT status, lease_owner, fingerprint, row_count, attempts FROM {t}"
-    " WHERE source = {p} AND key = {p} AND period = {p}"
+    "SELECT status, lease_owner, fingerprint, row_count, attempts, lease_expires, measure"
+    " FROM {t} WHERE source = {p} AND key = {p} AND period = {p}"
 )
 SUCCEED = (
-    "UPDATE {t} SET status = 'succeeded', last_error = NULL, row_count = {p}, fingerprint = {p},"
-    " duration = {p}, run_id = {p}, lease_owner = NULL, lease_expires = NULL, updated_at = {p},"
+    "UPDATE {t} SET status = 'succeeded', last_error = NULL, error_class = NULL,"
+    " error_at = NULL, row_count = {p}, fingerprint = {p}, duration = {p}, run_id = {p},"
+    " measure = {p}, lease_owner = NULL, lease_expires = NULL, updated_at = {p},"
     " restatements = restatements + {p}"
     " WHERE source = {p} AND key = {p} AND period = {p}"
 )
 STILL_OURS = " AND lease_owner = {p}"
 START = (
     "INSERT INTO {t} (source, key, period, status, attempts, lease_owner, lease_expires,"
-    " run_id, updated_at) VALUES ({p}, {p}, {p}, 'running', 1, {p}, {p}, {p}, {p})"
-    " ON CONFLICT (source, period, key) DO UPDATE SET status = 'running',"
-    " attempts = {t}.attempts + 1, lease_owner = excluded.lease_owner,"
+    " run_id, updated_at) VALUES ({p}, {p}, {p}, 'running', 0, {p}, {p}, {p}, {p})"
+    " ON CONFLICT (source, period, key) DO UPDATE SET"
+    " status = CASE WHEN {t}.status = 'succeeded' THEN {t}.status ELSE 'running' END,"
+    " crashes = {t}.crashes + CASE WHEN {t}.lease_owner IS NULL THEN 0 ELSE 1 END,"
+    " lease_owner = excluded.lease_owner,"
     " lease_expires = excluded.lease_expires, run_id = excluded.run_id,"
     " updated_at = excluded.updated_at"
 )
 UPSERT_SUCCEEDED = (
     "INSERT INTO {t} (source, key, period, status, attempts, row_count, fingerprint, duration,"
-    " run_id, updated_at) VALUES ({p}, {p}, {p}, 'succeeded', 1, {p}, {p}, {p}, {p}, {p})"
+    " run_id, measure, updated_at)"
+    " VALUES ({p}, {p}, {p}, 'succeeded', 0, {p}, {p}, {p}, {p}, {p}, {p})"
 )
 FAIL = (
-    "UPDATE {t} SET status = {p}, last_error = {p}, duration = {p}, run_id = {p},"
+    "UPDATE {t} SET status = {p}, attempts = {p}, last_error = {p}, error_class = {p},"
+    " error_at = {p}, duration = {p}, run_id = {p},"
     " lease_owner = NULL, lease_expires = NULL, updated_at = {p}"
     " WHERE source = {p} AND key = {p} AND period = {p}"
     " AND (lease_owner IS NULL OR lease_owner = {p})"
 )
+RESET = (
+    "UPDATE {t} SET status = 'pending', attempts = 0, lease_owner = NULL,"
+    " lease_expires = NULL, updated_at = {p}"
+    " WHERE source = {p} AND key = {p} AND period = {p} AND status = {p}"
+)
 RESTATED = (
     "INSERT INTO {r} (source, key, period, run_id, restated_at, before_rows, after_rows,"
-    " before_fingerprint, after_fingerprint) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+    " before_fingerprint, after_fingerprint, before_measure, after_measure)"
+    " VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
 )
 RESTATEMENTS_SINCE = (
     "SELECT source, key, period, run_id, restated_at, before_rows, after_rows,"
-    " before_fingerprint, after_fingerprint FROM {r}"
+    " before_fingerprint, after_fingerprint, before_measure, after_measure FROM {r}"
     " WHERE source = {p} AND restated_at >= {p} ORDER BY restated_at, period, key"
 )
 
 
 def one_of(
-    column: Literal["key", "period"], values: list[str], dialect: str, placeholder: str
+    column: Literal["key", "period", "status"], values: list[str], dialect: str, placeholder: str
 ) -> tuple[str, object]:
     """An ``AND column IN (values)`` condition and its one parameter, whatever the count.
 
@@ -180,3 +274,32 @@ def fingerprint(rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
+def fingerprint_unit(collections: Mapping[str, Iterable[Any]]) -> str:
+    """A digest of a whole unit (every collection's rows), insensitive to row order.
+
+    A row moving from one collection to another changes it, as does any value.
+
+    Examples:
+        >>> a = fingerprint_unit({"campaigns": [{"id": 1}], "conversions": []})
+        >>> a == fingerprint_unit({"conversions": [], "campaigns": [{"id": 1}]})
+        True
+        >>> a == fingerprint_unit({"campaigns": [], "conversions": [{"id": 1}]})
+        False
+    """
+    return fingerprint(
+        {"collection": name, "row": _as_data(row)}
+        for name in sorted(collections)
+        for row in collections[name]
+    )
+
+
+def _as_data(row: Any) -> Any:
+    if isinstance(row, Mapping):
+        return row
+    fields = getattr(row, "__dataclass_fields__", None) or getattr(row, "__attrs_attrs__", None)
+    if fields is not None:
+        names = fields if isinstance(fields, Mapping) else [a.name for a in fields]
+        return {name: getattr(row, name) for name in names}
+    return row

@@ -44,7 +44,7 @@ def run_workers(dsn: str, schema: str, shares: list[list[int]]) -> list[tuple[An
     ]
     for process in processes:
         process.start()
-    reports = []
+    reports: list[tuple[Any, ...]] = []
     try:
         while len(reports) < len(shares) * len(PHASES):
             report = results.get(timeout=120)

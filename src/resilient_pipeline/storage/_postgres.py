@@ -311,7 +311,15 @@ class PostgresStore:
                 str(self.target), autocommit=True, connect_timeout=max(1, int(self.timeout))
             )
         except psycopg.Error as exc:
-            raise _translate(exc, self.mask) from exc
+            failure = exc
+        error = _translate(failure, self.mask)
+        # A failed connection attempt keeps the connection in its error
+        # (``pgconn``), and with it every option, the password too. Chain a
+        # copy without it, raised outside the except block so that not even
+        # ``__context__`` keeps the original.
+        cause = type(failure)(str(failure))
+        del failure
+        raise error from cause
 
     def connect(self) -> PostgresSession:
         """Check out a connection (see :class:`~resilient_pipeline.storage.StoreSession`)."""

@@ -21,8 +21,10 @@ Refused, one :class:`~resilient_pipeline.exceptions.RowProblem` per value:
   bytes for ``name``;
 * a ``str`` that is not a UUID, for a ``uuid`` column;
 * a ``datetime`` for a ``date`` column (the time would be dropped), a
-  timezone-aware ``datetime`` for ``timestamp`` and an aware ``time`` for
-  ``time`` (PostgreSQL would drop or convert the offset).
+  ``datetime`` or ``time`` with a ``tzinfo`` for ``timestamp`` or ``time``
+  (PostgreSQL would convert or drop the offset), and for ``timestamptz`` one
+  whose ``tzinfo`` gives no offset. A naive ``datetime`` for ``timestamptz``
+  is the session's ``TimeZone``, as PostgreSQL reads it (on both paths).
 
 Converted, so that the same value reaches both paths, and keys PostgreSQL
 holds equal are equal in Python before duplicates are looked for:
@@ -86,6 +88,7 @@ class PgColumn:
         typname: The type's internal name (``varchar``).
         typmod: The type modifier (``-1``: none).
         deterministic: Whether its collation compares text byte by byte.
+        collation: Its collation, quoted and qualified, when not its type's default.
     """
 
     name: str
@@ -94,6 +97,7 @@ class PgColumn:
     typname: str
     typmod: int
     deterministic: bool = True
+    collation: str | None = None
 
     @property
     def known(self) -> bool:
@@ -102,14 +106,16 @@ class PgColumn:
 
     @property
     def cast_sql(self) -> str:
-        """The type a small batch's parameter is cast to.
+        """The type (and collation) a small batch's parameter is cast to.
 
         Known types get the full type: their values were checked, so an
         explicit cast changes nothing an assignment would not. Other types get
         the bare type, so a too-long value fails on assignment instead of being
         cut by the cast (``bit(3)``, ``varchar(3)[]``).
         """
-        return self.type_sql if self.known else self.base_sql
+        cast = self.type_sql if self.known else self.base_sql
+        # Keys compare (and group) with the column's collation, as in the table.
+        return cast if self.collation is None else f"{cast} COLLATE {self.collation}"
 
     @property
     def binary_oid(self) -> int | None:
@@ -286,9 +292,9 @@ def _date_rule(column: PgColumn) -> Rule:
 
 def _timestamp_rule(column: PgColumn) -> Rule:
     def rule(value: Any) -> Any:
-        if value.utcoffset() is not None:
+        if value.tzinfo is not None:
             raise _Refused(
-                f"timezone-aware {value!s:.40} for a timestamp without time zone column "
+                f"{value!s:.40} has a tzinfo, for a timestamp without time zone column "
                 "(PostgreSQL would convert it to the session's time zone)"
             )
         return value
@@ -296,10 +302,19 @@ def _timestamp_rule(column: PgColumn) -> Rule:
     return rule
 
 
+def _timestamptz_rule(column: PgColumn) -> Rule:
+    def rule(value: Any) -> Any:
+        if value.tzinfo is not None and value.utcoffset() is None:
+            raise _Refused(f"{value!s:.40} has a tzinfo that gives no UTC offset")
+        return value
+
+    return rule
+
+
 def _time_rule(column: PgColumn) -> Rule:
     def rule(value: Any) -> Any:
-        if value.utcoffset() is not None:
-            raise _Refused(f"timezone-aware {value!s:.40} for a time column (the offset is lost)")
+        if value.tzinfo is not None:
+            raise _Refused(f"{value!s:.40} has a tzinfo, for a time column (it would be lost)")
         return value
 
     return rule
@@ -341,7 +356,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], int, Callable[[PgColumn], Rule] | None
     "bool": ((bool,), 16, None),
     "date": ((datetime.date,), 1082, _date_rule),
     "timestamp": ((datetime.datetime,), 1114, _timestamp_rule),
-    "timestamptz": ((datetime.datetime,), 1184, None),
+    "timestamptz": ((datetime.datetime,), 1184, _timestamptz_rule),
     "time": ((datetime.time,), 1083, _time_rule),
     "interval": ((datetime.timedelta,), 1186, None),
     "uuid": ((uuid.UUID, str), 2950, _uuid_rule),

@@ -67,9 +67,12 @@ _MAX_PARAMETERS = 30_000
 
 _COLUMNS = """
 SELECT a.attname, format_type(a.atttypid, a.atttypmod), format_type(a.atttypid, -1),
-       t.typname, a.atttypmod, NOT a.attnotnull, COALESCE(c.collisdeterministic, true)
+       t.typname, a.atttypmod, NOT a.attnotnull, COALESCE(c.collisdeterministic, true),
+       CASE WHEN a.attcollation <> t.typcollation
+            THEN quote_ident(n.nspname) || '.' || quote_ident(c.collname) END
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_collation c ON c.oid = a.attcollation
+LEFT JOIN pg_namespace n ON n.oid = c.collnamespace
 WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
 """
@@ -92,11 +95,10 @@ def describe_table(session: PostgresSession, name: str) -> TableInfo:
         raise StoreError(f"table {table} does not exist", sqlstate="42P01")
     columns: dict[str, ColumnInfo] = {}
     pg: dict[str, PgColumn] = {}
-    for col, full, base, typname, typmod, nullable, deterministic in session.fetchall(
-        _COLUMNS, (table,)
-    ):
+    described = session.fetchall(_COLUMNS, (table,))
+    for col, full, base, typname, typmod, nullable, deterministic, collation in described:
         columns[col] = ColumnInfo(col, full, nullable, accepted_types(typname))
-        pg[col] = PgColumn(col, full, base, typname, typmod, deterministic)
+        pg[col] = PgColumn(col, full, base, typname, typmod, deterministic, collation)
     unique = frozenset(frozenset(cols) for (cols,) in session.fetchall(_UNIQUE, (table,)))
     info = TableInfo(
         name, table, columns, unique, extra={"pg": pg}, convert_values=PgValues(name, pg)

@@ -228,3 +228,22 @@ def test_store_alert_log_releases_the_claim_when_delivery_fails(tmp_path: object
         alerter.send(alert())
     assert "sent" == alerter.send(alert()).status
     store.close()
+
+
+def test_alerts_mask_secrets_before_any_notifier_sees_them() -> None:
+    """Title, message, action and offending rows are masked when the alert is made."""
+    secret = "sk_" + "live_51HxQa8TqVn2bW0rt"  # built, so no scanner mistakes it for a key
+    alert = Alert(
+        severity="error",
+        title=f"GET https://api.example/v1?api_key={secret} failed",
+        message=f"password={secret}",
+        action=f"retry with Authorization: Bearer {secret}",
+        details={"rows": [{"client_id": 7, "access_token": secret}], "note": secret},
+    )
+    notifier = MemoryNotifier()
+    Alerter([notifier]).send(alert)
+    [sent] = notifier.alerts
+    rendered = repr(sent) + sent.text() + repr(sent.to_dict())
+    assert secret not in rendered
+    assert [{"client_id": 7, "access_token": "***"}] == sent.details["rows"]
+    assert "api_key=***" in sent.title

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import pickle
 
@@ -57,6 +58,26 @@ def test_failing_handler_is_logged_and_does_not_break_others(
     assert [scheduled()] == seen
     assert "event handler" in caplog.text
     assert "handler bug" in caplog.text
+
+
+def test_failing_handler_log_masks_secrets_in_the_traceback_and_the_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A handler's error text and a partial's bound token never reach the log unmasked."""
+    token = "EAAG" + "m0PX4ZCpsBAKqW3"  # a made-up Meta-shaped token
+
+    def post(url: str, event: Event) -> None:
+        raise RuntimeError(f"POST {url} failed")
+
+    handler = functools.partial(post, f"https://graph.example/v1?access_token={token}")
+    with caplog.at_level(logging.ERROR, logger="resilient_pipeline.events"):
+        emit(scheduled(), (handler,))
+    [record] = caplog.records
+    text = record.getMessage() + (record.exc_text or "")
+    assert token not in text
+    assert "access_token=***" in text
+    assert "RuntimeError" in text
+    assert "Traceback" in text
 
 
 def test_subscribe_rejects_non_callables() -> None:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import traceback
 from collections.abc import Callable, Iterable
 from typing import ClassVar, TypeAlias, cast
 
 import attrs
 
 from resilient_pipeline.exceptions import ConfigurationError
+
+from ._redact import redact
 
 __all__ = [
     "Event",
@@ -190,7 +193,12 @@ def emit(event: Event, local: tuple[EventHandler, ...] = ()) -> None:
     for handler in (*local, *GLOBAL_HANDLERS[0]):
         try:
             handler(event)
-        except Exception:  # noqa: PERF203 -- one broken handler must not starve the others
-            _internal_logger.exception(
-                "event handler %r failed on %s", handler, type(event).__name__
+        except Exception as exc:  # noqa: PERF203 -- one broken handler must not starve the others
+            # Not .exception(): the traceback's messages (and a partial's repr) may hold secrets.
+            name = getattr(handler, "__qualname__", None) or type(handler).__qualname__
+            _internal_logger.error(
+                "event handler %s failed on %s\n%s",
+                name,
+                type(event).__name__,
+                redact("".join(traceback.format_exception(exc)).rstrip()),
             )

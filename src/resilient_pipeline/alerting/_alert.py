@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol, TypeAlias, cast, runtime_checkable
 
 import attrs
 
-from resilient_pipeline._core import Event, in_, non_empty_str
+from resilient_pipeline._core import Event, in_, non_empty_str, redact, redact_data
 
 __all__ = [
     "SEVERITIES",
@@ -62,7 +62,12 @@ def log_level(severity: Severity) -> int:
 
 
 def _frozen_details(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return dict(value or {})
+    # Offending rows and error texts travel to chat and e-mail: secrets are masked here, once.
+    return cast("dict[str, Any]", redact_data(dict(value or {})))
+
+
+def _masked(value: object) -> object:
+    return redact(value) if isinstance(value, str) else value
 
 
 @attrs.frozen(kw_only=True)
@@ -80,6 +85,10 @@ class Alert:
             message, so an identical alert is deduplicated; give the
             partition (``"meta_ads/7/2026-11-28"``) to deduplicate per partition.
 
+    Secrets in the title, message, action and details (tokens in URLs,
+    ``password=...``, secret-named fields of offending rows) are masked when
+    the alert is made, so no notifier, log or alert log ever sees them.
+
     Examples:
         >>> alert = Alert(severity="error", title="meta_ads 2026-11-28 incomplete",
         ...               message="14 of 16 clients collected",
@@ -92,9 +101,9 @@ class Alert:
     """
 
     severity: Severity = attrs.field(validator=lambda _i, _a, v: check_severity(v))
-    title: str
-    message: str = ""
-    action: str = ""
+    title: str = attrs.field(converter=_masked)
+    message: str = attrs.field(default="", converter=_masked)
+    action: str = attrs.field(default="", converter=_masked)
     details: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_details, hash=False)
     key: str = attrs.field()
 

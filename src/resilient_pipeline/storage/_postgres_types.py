@@ -44,7 +44,11 @@ import decimal
 import math
 import struct
 import uuid
+import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from itertools import repeat
+from operator import attrgetter, is_not, itemgetter
 from typing import Any
 
 import attrs
@@ -71,6 +75,9 @@ _WIDE = decimal.Context(
     prec=_NUMERIC_MAX_BEFORE + _NUMERIC_MAX_AFTER + 2, Emax=10**6, Emin=-(10**6)
 )
 _VARHDRSZ = 4
+_NOT_NONE = partial(is_not, None)
+_TZINFO = attrgetter("tzinfo")
+_OFFSET_ZONES = (datetime.timezone, zoneinfo.ZoneInfo)
 _MAX_PROBLEMS = 100
 
 
@@ -371,26 +378,37 @@ def accepted_types(typname: str) -> tuple[type, ...] | None:
 
 
 def _kept_as_is(column: PgColumn, values: list[Any]) -> bool:
-    """The common cases, decided in one pass over the column: nothing to check or convert."""
+    """The common cases, decided a column at a time in C loops: nothing to check or convert."""
     typname = column.typname
     if _TYPES.get(typname, (None, None, None))[2] is None:
         return True
-    present = [v for v in values if v is not None]
+    present = list(filter(_NOT_NONE, values)) if None in values else values
+    if not present:
+        return True
+    kinds = set(map(type, present))
     if typname in _INT_RANGES:
         _, low, high = _INT_RANGES[typname]
-        return all(type(v) is int for v in present) and (
-            not present or (low <= min(present) and max(present) <= high)
-        )
+        return kinds == {int} and low <= min(present) and max(present) <= high
     if typname in ("text", "citext", "varchar", "bpchar"):
+        if kinds != {str}:
+            return False
+        joined = "".join(present)
         limit = _length_limit(column) if typname in ("varchar", "bpchar") else None
-        plain = all(type(v) is str and "\x00" not in v and v.isascii() for v in present)
         return (
-            plain
-            and (limit is None or not present or max(map(len, present)) <= limit)
-            and (typname != "bpchar" or not any(v.endswith(" ") for v in present))
+            joined.isascii()
+            and "\x00" not in joined
+            and (limit is None or max(map(len, present)) <= limit)
+            and (typname != "bpchar" or not any(map(str.endswith, present, repeat(" "))))
         )
     if typname == "float8":
-        return all(type(v) is float and not math.isnan(v) for v in present)
+        return kinds == {float} and not any(map(math.isnan, present))
+    if typname == "date":
+        return kinds == {datetime.date}
+    if typname in ("timestamp", "time", "timestamptz"):
+        zones = set(map(_TZINFO, present))
+        if typname == "timestamptz":  # these always give a datetime its offset
+            return all(z is None or type(z) in _OFFSET_ZONES for z in zones)
+        return zones == {None}
     return False
 
 
@@ -423,7 +441,7 @@ class PgValues:
         problems: list[RowProblem] = []
         converted: dict[int, list[Any]] = {}
         for position, name in enumerate(columns):
-            values = [row[position] for row in rows]
+            values = list(map(itemgetter(position), rows))
             if _kept_as_is(self.columns[name], values):
                 continue
             rule = self._rules[name]

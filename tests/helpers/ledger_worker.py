@@ -97,7 +97,8 @@ if __name__ == "__main__":
     parser.add_argument("--schema")
     parser.add_argument("--keys", type=int, default=4)
     parser.add_argument("--days", type=int, default=10)
-    parser.add_argument("--lease", type=float, default=600)
+    parser.add_argument("--lease", type=float, default=30)
+    parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--pause", type=float, default=0.005)
     parser.add_argument("--start-at", type=float, default=0.0, help="epoch: start together")
     parser.add_argument("--announce", action="store_true", help="a line as each fetch starts")
@@ -117,5 +118,6 @@ if __name__ == "__main__":
         lease=args.lease,
         pause=args.pause,
         announce=args.announce,
+        concurrency=args.concurrency,
     )
     store.close()

@@ -70,6 +70,44 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_sigkilled_run_strands_only_its_in_flight_partitions(tmp_path: Path) -> None:
+    """SIGKILL mid-run strands at most `concurrency` partitions; one lease later all are collected.
+
+    The killed worker claimed one partition per worker slot (never a batch
+    ahead), so at most 3 rows stay ``running``. A re-run right away collects
+    everything else and leaves those to their live-looking leases; a re-run
+    one lease period later (a fake wall clock 30 s ahead, not ten minutes)
+    takes them over as crashes, not attempts: every partition exactly once.
+    """
+    target = str(tmp_path / "kill.db")
+    proc = spawn(target, "--pause", "0.05", "--announce", "--lease", "30", "--concurrency", "3")
+    assert proc.stdout is not None
+    for _ in range(7):  # killed after 7 fetches started, whatever the machine's speed
+        assert proc.stdout.readline().startswith(b"fetching"), "the worker ended early"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    store = open_store(target, None)
+    prepare(store)
+    ledger = PartitionLedger(store)
+    stranded = sorted(r.partition for r in ledger.records("meta") if r.status == "running")
+    assert 1 <= len(stranded) <= 3
+    now = FakeClock(wall_start=time.time())
+    right_away = run(store, keys=KEYS, days=DAYS, lease=30, pause=0, clock=now)
+    assert ([], ()) == (list(right_away.failed), right_away.recovered)
+    end = START + dt.timedelta(days=DAYS - 1)
+    assert stranded == sorted(g.partition for g in ledger.gaps("meta", range(KEYS), START, end))
+    one_lease_later = FakeClock(wall_start=time.time() + 30)
+    report = run(store, keys=KEYS, days=DAYS, lease=30, pause=0, clock=one_lease_later)
+    assert stranded == sorted(report.recovered)
+    assert stranded == sorted(p for p, outcome in report.collected if outcome == "new")
+    assert_exactly_once(store)
+    records = {r.partition: r for r in ledger.records("meta")}
+    assert {(1, 0)} == {(records[p].crashes, records[p].attempts) for p in stranded}
+    store.close()
+
+
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_several_processes_share_one_backfill(postgres_dsn: str, postgres_schema: str) -> None:
     """Three OS processes backfill one range on PostgreSQL; each partition is done once."""

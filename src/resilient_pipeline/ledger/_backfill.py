@@ -217,6 +217,10 @@ def _check_options(
     return float(heartbeat)  # type: ignore[arg-type]
 
 
+def _order(partition: Partition) -> tuple[str, str]:
+    return (partition.period, partition.key)
+
+
 class _Progress:
     """A rich progress bar on a terminal; nothing otherwise (events still flow)."""
 
@@ -360,7 +364,7 @@ class _Run:
         return outcome
 
     def _resolve_quarantine(self, partition: Partition) -> None:
-        """A unit collected whole: its older quarantine records are out of date."""
+        """Discard the unit's older quarantine records (collected whole, or set aside anew)."""
         ids = self.quarantined.pop(str(partition), None)
         if not ids or self.sink is None:
             return
@@ -368,7 +372,7 @@ class _Run:
             self.sink.discard(ids)
         except Exception as exc:  # the data is committed; a stale record only waits
             _log.warning(
-                "%s: collected, but its quarantine records %s stay: %s",
+                "%s: its out-of-date quarantine records %s stay: %s",
                 partition,
                 ids,
                 describe_error(exc),
@@ -387,7 +391,9 @@ class _Run:
             )
         except Exception as exc:
             return None, f" (the unit could not be quarantined: {describe_error(exc)})"
-        self.quarantined.setdefault(str(partition), []).append(record.id)
+        # One record per unit: the newest answer replaces what an earlier run set aside.
+        self._resolve_quarantine(partition)
+        self.quarantined[str(partition)] = [record.id]
         return record.id, ""
 
     # -- failing --------------------------------------------------------------------
@@ -676,11 +682,11 @@ async def abackfill(
     report = BackfillReport(
         run_id=run_id,
         source=str(source),
-        collected=tuple(run.collected),
-        failures=tuple(run.failures),
-        restated=tuple(run.restated),
-        recovered=tuple(run.recovered),
-        lost=tuple(run.lost),
+        collected=tuple(sorted(run.collected, key=lambda c: _order(c[0]))),
+        failures=tuple(sorted(run.failures, key=lambda f: _order(f.partition))),
+        restated=tuple(sorted(run.restated, key=lambda r: _order(r.partition))),
+        recovered=tuple(sorted(run.recovered, key=_order)),
+        lost=tuple(sorted(run.lost, key=_order)),
         measure=None if measure is None else getattr(measure, "__name__", str(measure)),
         duration=clock.monotonic() - started,
     )

@@ -137,7 +137,7 @@ class BackfillReport:
         source: The source collected.
         collected: Partitions committed in this run, with their outcome
             (``"new"``, ``"unchanged"`` or ``"restated"``); includes look-back
-            re-collections.
+            re-collections. Every tuple of partitions is by period, then key.
         failures: Every partition that failed in this run, with its root cause
             and where it is now.
         restated: Restated partitions, before and after.

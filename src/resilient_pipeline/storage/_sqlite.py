@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import urllib.parse
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -149,6 +150,10 @@ class SQLiteStore:
         max_connections: Connections open at once (threads beyond it wait).
         once_table: The table :meth:`Transaction.once
             <resilient_pipeline.storage.Transaction.once>` records keys in.
+        read_only: Open the file read-only (a ``mode=ro`` URI): a missing
+            file is an error instead of a new empty database, the journal
+            mode is left alone, and every write or DDL statement fails.
+            For tools that only look (``python -m resilient_pipeline gaps``).
 
     Examples:
         >>> from resilient_pipeline import unit_of_work
@@ -170,6 +175,7 @@ class SQLiteStore:
     wal: bool = attrs.field(default=True, kw_only=True)
     max_connections: int = attrs.field(default=4, kw_only=True)
     once_table: str = attrs.field(default="rp_once", kw_only=True)
+    read_only: bool = attrs.field(default=False, kw_only=True)
     _slots: ConnectionSlots[sqlite3.Connection] = attrs.field(init=False, repr=False)
     cache: dict[str, Any] = attrs.field(factory=dict, init=False, repr=False)
 
@@ -209,6 +215,17 @@ class SQLiteStore:
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so the
             # sqlite3 module never opens a transaction behind our back.
+            if self.read_only and not self.in_memory:
+                # A URI, so SQLite never creates the file; quoted, so "?" or "#"
+                # in a path is a file name, not the URI's query.
+                path = os.path.abspath(os.fspath(self.path))
+                return sqlite3.connect(
+                    f"file:{urllib.parse.quote(path)}?mode=ro",
+                    uri=True,
+                    timeout=self.timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
             connection = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
             )

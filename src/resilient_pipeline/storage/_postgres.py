@@ -106,7 +106,7 @@ class PostgresSession:
             with self.connection.cursor() as cursor:
                 return fn(cursor)
         except psycopg.Error as exc:
-            raise _translate(exc, self.store.mask) from exc
+            raise _translate(exc, self.store._mask) from exc
 
     def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; the rows it changed (-1 when not applicable)."""
@@ -155,7 +155,7 @@ class PostgresSession:
                     transformer.get_dumper(value, PyFormat.AUTO).dump(value)
                 except Exception as exc:
                     why = f"psycopg cannot send this {type(value).__name__}: {exc}"
-                    return index, column, self.store.mask(why)
+                    return index, column, self.store._mask(why)
         return None
 
     def begin(self) -> None:
@@ -296,7 +296,7 @@ class PostgresStore:
             return self._dsn.shown
         return f"<{type(self.target).__name__}>"
 
-    def mask(self, text: str) -> str:
+    def _mask(self, text: str) -> str:
         """``text`` with this store's DSN secrets (and any other credential) masked."""
         return self._dsn.mask(text) if self._dsn is not None else redact(text)
 
@@ -312,7 +312,7 @@ class PostgresStore:
             )
         except psycopg.Error as exc:
             failure = exc
-        error = _translate(failure, self.mask)
+        error = _translate(failure, self._mask)
         # A failed connection attempt keeps the connection in its error
         # (``pgconn``), and with it every option, the password too. Chain a
         # copy without it, raised outside the except block so that not even
@@ -344,7 +344,7 @@ class PostgresStore:
             try:
                 connection = self._pool.getconn(timeout=self.timeout)
             except Exception as exc:
-                raise store_error(exc, transient=True, mask=self.mask) from exc
+                raise store_error(exc, transient=True, mask=self._mask) from exc
             # Pool connections default to implicit transactions; we issue BEGIN ourselves.
             restore = not connection.autocommit
             with contextlib.suppress(psycopg.Error):
@@ -358,7 +358,7 @@ class PostgresStore:
         raise store_error(
             ConnectionError("every connection the pool gave was dead"),
             transient=True,
-            mask=self.mask,
+            mask=self._mask,
         )
 
     def _release(self, connection: Any) -> None:

@@ -126,6 +126,9 @@ class TableInfo:
         convert_values: The values the store will keep, for rows that passed
             every check (``char(n)`` padding dropped, every NaN one object, ...),
             so that keys the store holds equal are equal before deduplication.
+            It may also refuse values, raising
+            :class:`~resilient_pipeline.exceptions.InvalidBatchError` (PostgreSQL
+            checks and converts in one pass).
     """
 
     name: str

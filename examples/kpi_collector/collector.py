@@ -53,6 +53,7 @@ from resilient_pipeline import (
     unit_of_work,
 )
 from resilient_pipeline.alerting import Route
+from resilient_pipeline.breaker import HalfOpen
 from resilient_pipeline.http import is_retryable_http_error
 from resilient_pipeline.ledger import BackfillReport
 from resilient_pipeline.storage import Store
@@ -163,6 +164,9 @@ class Collector:
             name=SOURCE,
             trip=ConsecutiveFailures(threshold=3),
             open_duration=OpenDuration(seconds=2.0),
+            # Each backfill worker holds one partition, several may be one client's days:
+            # each may probe a half-open circuit instead of being turned away.
+            half_open=HalfOpen(permits=self.concurrency),
         )
         self.limiter = RateLimiter(rate=50, per=1.0, name=f"{SOURCE}-quota")
         self.retry = RetryPolicy(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
+import threading
 import time
 from typing import Any
 
@@ -22,6 +24,7 @@ from resilient_pipeline import (
 from resilient_pipeline.storage import Store, Transaction
 
 START = dt.date(2026, 11, 1)
+_announcing = threading.Lock()
 
 
 def open_store(target: str, schema: str | None) -> Store:
@@ -60,7 +63,9 @@ def run(
 
     def fetch(partition: Partition) -> list[dict[str, Any]]:
         if announce:
-            print("fetching", *partition.as_tuple(), flush=True)
+            with _announcing:  # one whole line per fetch, whichever thread runs it
+                sys.stdout.write(" ".join(("fetching", *partition.as_tuple())) + "\n")
+                sys.stdout.flush()
         if pause:
             time.sleep(pause)
         return [{"n": n} for n in range(5)]

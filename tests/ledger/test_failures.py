@@ -269,3 +269,41 @@ def test_an_old_database_keeps_working(any_store: Store) -> None:
     )
     assert [(Partition("ads", 1, D1), "new")] == list(report.collected)
     assert [2.0] == [r.measure for r in ledger.records("ads")]
+
+
+def test_a_breaker_inside_the_fetch_keeps_the_recorded_upstream_error(any_store: Store) -> None:
+    """A rejection by the fetch's own breaker is not an attempt and does not hide the 503."""
+    clock = FakeClock()
+    ledger = PartitionLedger(any_store, clock=clock)
+    breaker = CircuitBreaker(name="ads", trip=ConsecutiveFailures(threshold=1), clock=clock)
+
+    def upstream(partition: Partition) -> list[dict[str, Any]]:
+        raise UpstreamError(f"503 for {partition.key}")
+
+    def fetch(partition: Partition) -> list[dict[str, Any]]:
+        return breaker.call(upstream, partition)  # type: ignore[no-any-return]
+
+    options: dict[str, Any] = {
+        "source": "ads",
+        "keys": [1],
+        "start": D1,
+        "end": D1,
+        "fetch": fetch,
+        "write": noop_write,
+        "policies": (),
+        "progress": False,
+    }
+    first = backfill(ledger, **options)
+    at = clock.time()
+    clock.advance(1)  # still open: the next run is turned away before reaching upstream
+    second = backfill(ledger, **options)
+    assert [(1, True)] == [(f.attempts, f.counted) for f in first.failures]
+    assert [(1, False)] == [(f.attempts, f.counted) for f in second.failures]
+    [record] = ledger.records("ads")
+    assert ("failed", 1, "UpstreamError: 503 for 1", f"{__name__}.UpstreamError", at) == (
+        record.status,
+        record.attempts,
+        record.last_error,
+        record.error_class,
+        record.error_at,
+    )

@@ -36,6 +36,7 @@ from resilient_pipeline.exceptions import (
     LeaseLostError,
     MissingDependencyError,
     PartitionContractError,
+    RejectedError,
     TransientStoreError,
 )
 from resilient_pipeline.retry import RetryPolicy
@@ -288,6 +289,9 @@ class _Run:
             trace.ran()
             try:
                 payload = self._accept(partition, fetch(partition))
+            except RejectedError:
+                trace.rejected()
+                raise
             except Exception as exc:
                 self._failed(trace, exc)
                 raise
@@ -304,6 +308,9 @@ class _Run:
             trace.ran()
             try:
                 payload = self._accept(partition, await fetch(partition))
+            except RejectedError:
+                trace.rejected()
+                raise
             except Exception as exc:
                 self._failed(trace, exc)
                 raise
@@ -420,6 +427,7 @@ class _Run:
                 counted=cause.counted,
                 error_class=cause.error_class,
                 error_at=cause.at,
+                replace_error=not cause.bare,
             )
         except LeaseLostError:
             self.lost.append(partition)

@@ -34,6 +34,10 @@ class Trace:
     def failed(self, error: BaseException, at: float) -> None:
         self.error, self.error_at = error, at
 
+    def rejected(self) -> None:
+        # A breaker (or limiter) inside the fetch refused the call: it never reached upstream.
+        self.calls -= 1
+
     def succeeded(self) -> None:
         # A later failure (the write) is not explained by an earlier fetch error.
         self.error = self.error_at = None
@@ -47,6 +51,7 @@ class Cause:
     error_class: str
     at: float
     counted: bool
+    bare: bool = False  # only the rejection itself is known: an earlier recorded cause is better
 
 
 def error_class(error: BaseException) -> str:
@@ -98,7 +103,7 @@ def root_cause(
     if trace.error is not None and final is not trace.error:
         chosen, at = trace.error, trace.error_at if trace.error_at is not None else now
         return Cause(describe_error(chosen), error_class(chosen), at, counted)
-    if not isinstance(final, RejectedError) or trace.calls:
+    if not isinstance(final, RejectedError):
         return Cause(describe_error(final), error_class(final), trace.error_at or now, counted)
     for error in _chain(final):
         if not isinstance(error, RejectedError):
@@ -107,4 +112,4 @@ def root_cause(
         upstream, at = run_last
         text = f"{describe_error(upstream)} (not attempted: {describe_error(final)})"
         return Cause(text, error_class(upstream), at, counted)
-    return Cause(describe_error(final), error_class(final), now, counted)
+    return Cause(describe_error(final), error_class(final), now, counted, bare=True)

@@ -404,7 +404,9 @@ class PartitionLedger:
                 (*partition.as_tuple(), row_count, fingerprint, duration, run_id, measure, now),
             )
             return "new"
-        _status, owner, before_fp, before_rows, _attempts, expires, before_measure = current
+        owner, before_fp, before_rows, expires, before_measure = (
+            current[i] for i in (1, 2, 3, 5, 6)
+        )
         if owner not in (None, self.worker_id) and expires is not None and expires >= now:
             raise LeaseLostError(
                 f"{partition.as_tuple()} is leased by {owner}, not {self.worker_id}",
@@ -522,6 +524,7 @@ class PartitionLedger:
         counted: bool = True,
         error_class: str | None = None,
         error_at: float | None = None,
+        replace_error: bool = True,
     ) -> Status:
         """Record a failure (its own transaction); the partition's status after it.
 
@@ -531,6 +534,8 @@ class PartitionLedger:
         was open before the call) leaves the count alone. After
         ``max_attempts`` counted failures the partition is ``exhausted``.
         A ``succeeded`` partition (a failed look-back) stays ``succeeded``.
+        ``replace_error=False`` keeps an error already recorded (a rejection
+        by an open circuit explains less than the upstream error before it).
 
         Raises:
             LeaseLostError: Another worker holds the partition now (nothing recorded).
@@ -552,6 +557,9 @@ class PartitionLedger:
                     f"{partition.as_tuple()} is leased by {owner}, not {self.worker_id}",
                     partition=partition.as_tuple(),
                 )
+            when = error_at if error_at is not None else now
+            if not replace_error and current[7] is not None:
+                text, kind, when = current[7], current[8], current[9]
             status, attempts = after_failure(
                 normalize_status(current[0]),
                 int(current[4]),
@@ -565,7 +573,7 @@ class PartitionLedger:
                     attempts,
                     text,
                     kind,
-                    error_at if error_at is not None else now,
+                    when,
                     duration,
                     run_id,
                     now,

@@ -173,8 +173,8 @@ RENEW = (
     " WHERE source = {p} AND key = {p} AND period = {p} AND lease_owner = {p}"
 )
 CURRENT = (
-    "SELECT status, lease_owner, fingerprint, row_count, attempts, lease_expires, measure"
-    " FROM {t} WHERE source = {p} AND key = {p} AND period = {p}"
+    "SELECT status, lease_owner, fingerprint, row_count, attempts, lease_expires, measure,"
+    " last_error, error_class, error_at FROM {t} WHERE source = {p} AND key = {p} AND period = {p}"
 )
 SUCCEED = (
     "UPDATE {t} SET status = 'succeeded', last_error = NULL, error_class = NULL,"

@@ -1,15 +1,6 @@
 """The partition state machine, as pure functions (no database, no clock).
 
-::
-
-    (expected) --plan--> pending --claim--> running --succeed--> succeeded
-                           ^                 |   |                 |
-                           |                 |   +--lease expires--+--> claimable again
-                         reset    fail, attempts < max            (a crash, not an attempt)
-                           |                 v
-                           +------------- failed --claim (a later run)--> running
-                           |
-                           +---------- exhausted <-- fail, attempts == max
+docs/ledger.md draws every state and transition.
 
 A claim is not an attempt; a failure of the collect function is. A lease that
 expired under a running partition (its worker crashed or hung) makes it

@@ -19,7 +19,7 @@ from resilient_pipeline import (
     monitor,
     unit_of_work,
 )
-from resilient_pipeline.ledger import BackfillReport
+from resilient_pipeline.ledger import BackfillReport, PartitionRecord
 from resilient_pipeline.storage import UpsertResult
 from resilient_pipeline.testing import MemoryNotifier
 
@@ -45,7 +45,7 @@ def check_stores() -> None:
 def check_ledger() -> None:
     ledger = PartitionLedger(SQLiteStore(":memory:"))
     day = dt.date(2026, 11, 28)
-    assert_type(ledger.gaps("meta_ads", ["01"], day, day), list[Partition])
+    assert_type(ledger.gaps("meta_ads", ["01"], day, day), list[PartitionRecord])
 
     def fetch(partition: Partition) -> list[dict[str, object]]:
         return []

@@ -202,6 +202,66 @@ def test_workers_creating_the_schema_at_once_all_succeed(
     store.close()
 
 
+OLD_PARTITIONS = (
+    'CREATE TABLE {t} (source TEXT COLLATE "C" NOT NULL, key TEXT COLLATE "C" NOT NULL,'
+    " period TEXT COLLATE \"C\" NOT NULL, status TEXT NOT NULL DEFAULT 'pending',"
+    " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, row_count BIGINT, fingerprint TEXT,"
+    " duration DOUBLE PRECISION, run_id TEXT, lease_owner TEXT, lease_expires DOUBLE PRECISION,"
+    " updated_at DOUBLE PRECISION NOT NULL DEFAULT 0, restatements INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (source, period, key))"
+)
+OLD_RESTATEMENTS = (
+    "CREATE TABLE {r} (source TEXT NOT NULL, key TEXT NOT NULL, period TEXT NOT NULL,"
+    " run_id TEXT, restated_at DOUBLE PRECISION NOT NULL, before_rows BIGINT, after_rows BIGINT,"
+    " before_fingerprint TEXT, after_fingerprint TEXT)"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_workers_upgrading_an_old_ledger_at_once_all_succeed(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    """Four processes meeting a ledger of the previous version add its columns without failing.
+
+    This session adds the new columns in a transaction it keeps open; every
+    worker saw them missing and waits on its own ``ADD COLUMN IF NOT EXISTS``;
+    when this session commits, each finds them there and carries on.
+    """
+    app = f"rp-migrate-{postgres_schema}"
+    dsn = f"{postgres_dsn}{'&' if '?' in postgres_dsn else '?'}application_name={app}"
+    store = open_store(postgres_dsn, postgres_schema)
+    with unit_of_work(store) as tx:
+        tx.execute(OLD_PARTITIONS.format(t=tx.table("rp_partitions")))
+        tx.execute(OLD_RESTATEMENTS.format(r=tx.table("rp_partitions_restatements")))
+        tx.execute(
+            f"CREATE INDEX {tx.quote('rp_partitions_status')} ON {tx.table('rp_partitions')}"
+            " (source, status, period, key)"
+        )
+        tx.execute(
+            f"INSERT INTO {tx.table('rp_partitions')} (source, key, period, status, attempts)"
+            " VALUES ('meta', '0', %s, 'quarantined', 5)",
+            (START.isoformat(),),
+        )
+    ledger = PartitionLedger(store)
+    with unit_of_work(store) as tx:
+        ledger._ensure_schema(tx)  # the upgrade, held open
+        procs = [spawn(dsn, "--schema", postgres_schema, "--plan") for _ in range(4)]
+        wait_until_blocked(postgres_dsn, app, len(procs), procs)
+    added = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert 0 == proc.returncode, err.decode()
+        added.append(int(out))
+    assert KEYS * DAYS - 1 == sum(added)
+    statuses = {
+        (r.key, r.period): (r.status, r.attempts, r.crashes) for r in ledger.records("meta")
+    }
+    assert ("exhausted", 5, 0) == statuses.pop(("0", START.isoformat()))
+    assert {("pending", 0, 0)} == set(statuses.values())
+    store.close()
+
+
 def wait_until_blocked(
     dsn: str, app: str, count: int, procs: list[subprocess.Popen[bytes]]
 ) -> None:

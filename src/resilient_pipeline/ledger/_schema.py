@@ -28,13 +28,28 @@ def ensure(tx: Transaction, table: str) -> None:
         if not _exists(tx, made):
             _run(tx, statement)
     # A database made by an earlier version lacks the newer columns.
+    missing = _missing_columns(tx, table)
+    if not missing:
+        return
+    if tx.dialect == "postgres":
+        # ADD COLUMN holds an exclusive lock until commit, even as a no-op: take both
+        # tables' locks at once, in one order, then look again. A worker that waited
+        # for another's upgrade finds the columns there and alters nothing.
+        tx.execute(f"LOCK TABLE {partitions}, {restatements} IN ACCESS EXCLUSIVE MODE")
+        missing = _missing_columns(tx, table)
+    for quoted, column, kind in missing:
+        _run(tx, q.add_column(tx.dialect, quoted, column, kind))
+
+
+def _missing_columns(tx: Transaction, table: str) -> list[tuple[str, str, str]]:
+    """``(quoted table, column, type)`` of every column this version adds that is missing."""
+    missing = []
     for suffix, columns in q.ADDED_COLUMNS.items():
         quoted = tx.table(f"{table}{suffix}")
         listing, params = q.missing_columns_sql(tx.dialect, tx.placeholder, quoted)
         present = {str(row[0]) for row in tx.fetchall(listing, params)}
-        for column, kind in columns:
-            if column not in present:
-                _run(tx, q.add_column(tx.dialect, quoted, column, kind))
+        missing += [(quoted, column, kind) for column, kind in columns if column not in present]
+    return missing
 
 
 def _exists(tx: Transaction, name: str) -> bool:

@@ -307,3 +307,36 @@ def test_a_breaker_inside_the_fetch_keeps_the_recorded_upstream_error(any_store:
         record.error_class,
         record.error_at,
     )
+
+
+@pytest.mark.parametrize(
+    ("answer", "measure", "option"),
+    [
+        ({"spend": 1.0}, None, "fetch"),
+        ("spend", None, "fetch"),
+        ([{"spend": "12"}], "spend", "measure"),
+    ],
+    ids=["a-dict", "a-str", "text-measure"],
+)
+def test_a_bad_answer_fails_the_partition_and_writes_nothing(
+    any_store: Store, answer: object, measure: str | None, option: str
+) -> None:
+    """A fetch answering one mapping (or text), or a measure that is not a number, is a failure."""
+    written: list[object] = []
+    ledger = PartitionLedger(any_store)
+    report = backfill(
+        ledger,
+        source="ads",
+        keys=[1],
+        start=D1,
+        end=D1,
+        fetch=lambda p: answer,
+        write=lambda tx, p, rows: written.append(rows),
+        measure=measure,
+        policies=(),
+        progress=False,
+    )
+    [failure] = report.failures
+    assert ([], "failed") == (written, failure.status)
+    assert failure.error.startswith(f"ConfigurationError: {option}=")
+    assert "failed" == ledger.records("ads")[0].status

@@ -275,6 +275,13 @@ class _Run:
     # -- the fetch, watched (the policies wrap these) ----------------------------
     def _accept(self, partition: Partition, answer: Any) -> Any:
         if self.contract is None:
+            if isinstance(answer, (Mapping, str, bytes)) or not isinstance(answer, Iterable):
+                raise ConfigurationError.for_option(
+                    "fetch",
+                    type(answer).__name__,
+                    f"must return the rows of {partition} (an iterable of rows; "
+                    "a unit of collections needs contract=)",
+                )
             return list(answer)
         return self.contract.check(answer, unit_id=str(partition)).raise_for_verdict()
 

@@ -17,9 +17,9 @@ from resilient_pipeline import (
     unit_of_work,
 )
 from resilient_pipeline.breaker import ConsecutiveFailures
-from resilient_pipeline.exceptions import CircuitOpenError
+from resilient_pipeline.exceptions import BackfillError, CircuitOpenError, TransientStoreError
 from resilient_pipeline.storage import Store, Transaction
-from resilient_pipeline.testing import FakeClock
+from resilient_pipeline.testing import FakeClock, set_testing
 
 D1, D2 = dt.date(2026, 11, 27), dt.date(2026, 11, 28)
 
@@ -340,3 +340,35 @@ def test_a_bad_answer_fails_the_partition_and_writes_nothing(
     assert ([], "failed") == (written, failure.status)
     assert failure.error.startswith(f"ConfigurationError: {option}=")
     assert "failed" == ledger.records("ads")[0].status
+
+
+class UnreachableLedger(PartitionLedger):
+    """A ledger whose database goes away after planning."""
+
+    def claim_many(self, *args: Any, **kwargs: Any) -> Any:
+        raise TransientStoreError("connection refused by postgresql://etl:pw@db/kpi")
+
+
+def test_a_ledger_outage_mid_run_is_reported_not_raised(any_store: Store) -> None:
+    """Claims failing after their retries stop the run with a report and a critical alert."""
+    with set_testing():
+        report = backfill(
+            UnreachableLedger(any_store),
+            source="ads",
+            keys=[1, 2],
+            start=D1,
+            end=D1,
+            fetch=lambda p: [{"n": 1}],
+            write=noop_write,
+            concurrency=2,
+            progress=False,
+        )
+    error = "claiming a partition failed: TransientStoreError: connection refused by "
+    assert ((error + "postgresql://etl:***@db/kpi",), ()) == (report.errors, report.collected)
+    [alert] = report.alerts()
+    assert ("critical", "ads: backfill " + report.run_id + " stopped early") == (
+        alert.severity,
+        alert.title,
+    )
+    with pytest.raises(BackfillError):
+        report.raise_for_failures()

@@ -271,6 +271,7 @@ class _Run:
     traces: dict[Partition, Trace] = attrs.Factory(dict)
     last_upstream: tuple[BaseException, float] | None = None
     quarantined: dict[str, list[str]] = attrs.Factory(dict)
+    errors: list[str] = attrs.Factory(list)
 
     # -- the fetch, watched (the policies wrap these) ----------------------------
     def _accept(self, partition: Partition, answer: Any) -> Any:
@@ -659,7 +660,13 @@ async def abackfill(
 
     async def worker() -> None:
         while True:
-            batch = await anyio.to_thread.run_sync(claim_one)
+            try:
+                batch = await anyio.to_thread.run_sync(claim_one)
+            except (
+                Exception
+            ) as exc:  # the ledger is unreachable: this worker stops, the run reports
+                run.errors.append(f"claiming a partition failed: {describe_error(exc)}")
+                return
             if not batch:
                 return
             for claimed in batch:
@@ -703,6 +710,7 @@ async def abackfill(
         recovered=tuple(sorted(run.recovered, key=_order)),
         lost=tuple(sorted(run.lost, key=_order)),
         measure=None if measure is None else getattr(measure, "__name__", str(measure)),
+        errors=tuple(dict.fromkeys(run.errors)),
         duration=clock.monotonic() - started,
     )
     counts = report.counts()

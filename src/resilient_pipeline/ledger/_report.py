@@ -146,6 +146,8 @@ class BackfillReport:
         lost: Partitions whose lease another worker took over while this run
             worked on them (nothing of them was committed here).
         measure: The measure's name for restatement sizes, if given.
+        errors: Why the run stopped early, if it did (the ledger could not be
+            reached to claim partitions); whatever it did not claim is still a gap.
         duration: Seconds the run took.
 
     Examples:
@@ -164,6 +166,7 @@ class BackfillReport:
     recovered: tuple[Partition, ...] = ()
     lost: tuple[Partition, ...] = ()
     measure: str | None = None
+    errors: tuple[str, ...] = ()
     duration: float = 0.0
 
     @property
@@ -222,10 +225,12 @@ class BackfillReport:
         )
 
     def raise_for_failures(self) -> None:
-        """Raise :class:`BackfillError` if any partition is still a gap after failing here."""
-        if self.failed:
+        """Raise :class:`BackfillError` if any partition is still a gap after failing here,
+        or the run stopped early."""
+        if self.failed or self.errors:
+            stopped = f"; stopped early: {self.errors[0]}" if self.errors else ""
             raise BackfillError(
-                f"{len(self.failed)} partition(s) failed in backfill {self.run_id}",
+                f"{len(self.failed)} partition(s) failed in backfill {self.run_id}{stopped}",
                 failed=[p.as_tuple() for p, _ in self.failed],
                 errors=[e for _, e in self.failed],
             )
@@ -233,6 +238,7 @@ class BackfillReport:
     def alerts(self, *, db: str = "<db>") -> list[Alert]:
         """One alert per kind of trouble in this run, each with the action that applies.
 
+        * stopped early (critical): the ledger could not be reached;
         * ``exhausted`` (error): out of attempts, no run retries them on its
           own: fix the cause, then ``python -m resilient_pipeline retry``;
         * ``failed`` / not recorded (error): a later run retries them: re-run
@@ -258,6 +264,18 @@ class BackfillReport:
         """
         alerts: list[Alert] = []
         source = self.source
+        if self.errors:
+            alerts.append(
+                Alert(
+                    severity="critical",
+                    title=f"{source}: backfill {self.run_id} stopped early",
+                    message="; ".join(self.errors),
+                    action="Restore the database (docs/runbooks/database-unreachable.md), then "
+                    "re-run the collector: the backfill resumes where it stopped.",
+                    details={"run_id": self.run_id, "errors": list(self.errors)},
+                    key=f"{source}/stopped/{self.run_id}",
+                )
+            )
         by_status: dict[str, list[PartitionFailure]] = {}
         for failure in self.failures:
             by_status.setdefault(failure.status, []).append(failure)

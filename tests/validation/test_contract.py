@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import threading
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -35,6 +36,7 @@ from resilient_pipeline.validation import (
     PartitionQuarantined,
     PartitionRejected,
     QuarantineSink,
+    UnitReplayResult,
     any_row,
     paired,
     quarantine_unit,
@@ -327,6 +329,54 @@ def check_quarantine_and_replay(sink: QuarantineSink) -> None:
     result = replay_units(sink, ADS, written.append, refetch=lambda unit_id: full)
     assert [ADS.check(full, unit_id="meta_ads/7/2026-11-28")] == written == list(result.replayed)
     assert [] == sink.records()
+
+
+@pytest.mark.postgres
+def test_concurrent_replay_units_write_each_unit_once(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    """Two replays of one PostgreSQL quarantine: the second skips the unit the first holds."""
+    from resilient_pipeline.storage import PostgresStore
+
+    stores = [PostgresStore(postgres_dsn, schema=postgres_schema) for _ in range(2)]
+    try:
+        partial = {"campaigns": [campaign(1)], "conversions": []}
+        quarantine_unit(
+            SQLQuarantine(stores[0]), ADS.check(partial, unit_id="u/1"), source="meta_ads"
+        )
+        full = {"campaigns": [campaign(1)], "conversions": [conversion(1, 2)]}
+        written: list[str] = []
+        second: list[UnitReplayResult] = []
+
+        def refetch_while_another_replays(unit_id: str) -> dict[str, Any]:
+            # The first replay holds the unit; the whole second replay runs meanwhile.
+            worker = threading.Thread(
+                target=lambda: second.append(
+                    replay_units(
+                        SQLQuarantine(stores[1]),
+                        ADS,
+                        lambda u: written.append(f"second {u.unit_id}"),
+                        refetch=lambda _: full,
+                    )
+                )
+            )
+            worker.start()
+            worker.join(timeout=30)
+            assert not worker.is_alive()
+            return full
+
+        first = replay_units(
+            SQLQuarantine(stores[0]),
+            ADS,
+            lambda u: written.append(f"first {u.unit_id}"),
+            refetch=refetch_while_another_replays,
+        )
+        assert ["first u/1"] == written
+        assert (1, 0) == (len(first.replayed), len(second[0].replayed))
+        assert [] == SQLQuarantine(stores[0]).records()
+    finally:
+        for store in stores:
+            store.close()
 
 
 def test_replay_units_leaves_single_row_records_alone(tmp_path: Path) -> None:

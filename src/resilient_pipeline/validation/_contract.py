@@ -814,9 +814,12 @@ def replay_units(
     ``refetch(unit_id)``, if given, returns the unit again from upstream;
     otherwise the stored rows are checked again (after a fix to the contract).
     A unit that is now complete is passed whole to ``write`` and discarded from
-    quarantine inside ``sink.atomic()``; the others stay as they were. An
-    error from ``refetch`` or ``write`` propagates: the units replayed before
-    it stay replayed, the rest stay in quarantine.
+    quarantine; the others stay as they were. Each unit is taken inside its own
+    ``sink.atomic()`` with ``sink.claim()`` (when the sink has one), as
+    :func:`replay` does, so two processes replaying one quarantine never write
+    the same unit twice and their counts are true. An error from ``refetch``
+    or ``write`` propagates: the units replayed before it stay replayed, the
+    rest stay in quarantine.
 
     Examples:
         >>> import pathlib, tempfile
@@ -839,16 +842,22 @@ def replay_units(
     replayed: list[CheckedUnit] = []
     still: list[CheckedUnit] = []
     written: list[Any] = []
-    for record in sink.records(source=source):
-        stored = unit_of_record(record)
-        if stored is None:
-            continue
-        unit = refetch(stored.unit_id) if refetch is not None else stored.collections
-        checked = contract.check(unit, unit_id=stored.unit_id)
-        if not checked.complete:
-            still.append(checked)
-            continue
+    claim = getattr(sink, "claim", None)
+    ids = [r.id for r in sink.records(source=source) if unit_of_record(r) is not None]
+    for record_id in ids:
         with sink.atomic():
+            # Claimed inside the sink's transaction (or file lock): a concurrent
+            # replay skips or waits for this unit, then finds it gone.
+            current = claim(source=source) if callable(claim) else sink.records(source=source)
+            record = next((r for r in current if r.id == record_id), None)
+            stored = unit_of_record(record) if record is not None else None
+            if record is None or stored is None:
+                continue  # another replay took it meanwhile
+            unit = refetch(stored.unit_id) if refetch is not None else stored.collections
+            checked = contract.check(unit, unit_id=stored.unit_id)
+            if not checked.complete:
+                still.append(checked)
+                continue
             written.append(write(checked))
             sink.discard([record.id])
         replayed.append(checked)

@@ -65,6 +65,7 @@ __all__ = [
     "ensure_schema",
     "month_of",
     "monthly_totals",
+    "stale_months",
     "write_unit",
 ]
 
@@ -416,7 +417,7 @@ def _targets(
         if platform is not None:
             sql += f" AND platform = {ph}"
             params.append(platform)
-        return sorted(tx.fetchall(sql, params))
+        return sorted((str(p), str(m)) for p, m in tx.fetchall(sql, params))
     pairs: set[tuple[str, str]] = set()
     for month in months:
         for table, column in ((CAMPAIGN_DAILY, "date"), (CAMPAIGN_SUMMARIES, "month")):
@@ -732,3 +733,21 @@ def monthly_totals(
         MonthlyTotal(platform, int(client), month, *(int(v) for v in values))
         for platform, client, month, *values in rows
     ]
+
+
+def stale_months(store: Store) -> list[tuple[str, str]]:
+    """``(platform, month)`` pairs whose partitions changed since they were last aggregated.
+
+    Examples:
+        >>> from resilient_pipeline import SQLiteStore
+        >>> store = SQLiteStore(":memory:")
+        >>> ensure_schema(store)
+        >>> stale_months(store)
+        []
+    """
+    with unit_of_work(store, name="kpi.stale_months") as tx:
+        rows = tx.fetchall(
+            f"SELECT DISTINCT platform, month FROM {tx.table(AGGREGATIONS)} "  # noqa: S608
+            "WHERE version > aggregated ORDER BY platform, month"
+        )
+    return [(str(p), str(m)) for p, m in rows]

@@ -234,23 +234,47 @@ class FakeAdsAPI:
         url = urlsplit(target)
         if method == "POST" and (oauth := _OAUTH.fullmatch(url.path)):
             return self._oauth(oauth.group(1), body)
+        platform = None
+        if method == "GET" and _META.fullmatch(url.path):
+            platform = "meta_ads"
+        elif method == "POST" and _GOOGLE.fullmatch(url.path):
+            platform = "google_ads"
+        authorization = headers.get("authorization", "")
+        token = authorization.removeprefix("Bearer ")
+        with self._lock:
+            authorised = platform is not None and token in self._valid[platform]
         try:
             request = self._parse(method, url.path, url.query, body)
         except _BadRequest as exc:
-            endpoint = "unknown"
+            if platform is not None and not authorised:  # who you are comes first
+                return self._refused(platform, f"{_PREFIX[platform]}.unknown")
             return _Answer(400, {"error": {"message": str(exc), "code": 100}}), Served(
-                endpoint, status=400
+                "unknown", status=400
             )
         if request is None:
             return _Answer(404, {"error": {"message": "no such endpoint"}}), Served(
                 "unknown", status=404
             )
-        return self._data(request, headers.get("authorization", ""))
+        if not authorised or not authorization.startswith("Bearer "):
+            return self._refused(request.platform, request.endpoint, request)
+        return self._data(request, token)
+
+    def _refused(
+        self, platform: str, endpoint: str, request: _Request | None = None
+    ) -> tuple[_Answer, Served]:
+        with self._lock:
+            self.requests[endpoint] += 1
+        if request is None:
+            return self._unauthorised(platform), Served(endpoint, status=401)
+        served = Served(endpoint, request.client, request.day, request.cursor, status=401)
+        return self._unauthorised(platform), served
 
     def _oauth(self, prefix: str, body: bytes) -> tuple[_Answer, Served]:
         platform = next(p for p, x in _PREFIX.items() if x == prefix)
         form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         endpoint = f"{prefix}.oauth"
+        with self._lock:
+            self.requests[endpoint] += 1
         if form.get("grant_type") != "refresh_token" or not secrets.compare_digest(
             form.get("refresh_token", ""), self.tokens[platform]
         ):
@@ -334,16 +358,11 @@ class FakeAdsAPI:
             raise _BadRequest(f"the page size must be a positive integer, not {text!r}")
         return int(text)
 
-    def _data(self, request: _Request, authorization: str) -> tuple[_Answer, Served]:
+    def _data(self, request: _Request, token: str) -> tuple[_Answer, Served]:
         platform, faults = request.platform, self.faults
-        record = attrs.evolve(
-            Served(request.endpoint, request.client, request.day, request.cursor), status=None
-        )
-        token = authorization.removeprefix("Bearer ")
+        record = Served(request.endpoint, request.client, request.day, request.cursor, status=None)
         with self._lock:
             self.requests[request.endpoint] += 1
-            if not authorization.startswith("Bearer ") or token not in self._valid[platform]:
-                return self._unauthorised(platform), attrs.evolve(record, status=401)
             self._numbered[platform] += 1
             number = self._numbered[platform]
             if (platform, request.client) in faults.down:

@@ -385,3 +385,46 @@ def test_bad_ledger_options(tmp_path: Path, option: str, value: object) -> None:
     with pytest.raises(ConfigurationError) as info:
         PartitionLedger(SQLiteStore(tmp_path / "x.db"), **{option: value})  # type: ignore[arg-type]
     assert option == info.value.option
+
+
+def _tables(store: Store) -> set[str]:
+    with unit_of_work(store) as tx:
+        if tx.dialect == "postgres":
+            rows = tx.fetchall(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            )
+        else:
+            rows = tx.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
+    return {str(r[0]) for r in rows}
+
+
+def test_reading_a_store_without_a_ledger_creates_nothing(any_store: Store) -> None:
+    """gaps(), records(), sources() and restatements() read; they never create the tables."""
+    ledger = PartitionLedger(any_store)
+    before = _tables(any_store)
+    day = dt.date(2026, 11, 28)
+    gaps = ledger.gaps("meta_ads", [1, 2], day, day)
+    assert [
+        ("meta_ads", "1", "2026-11-28", "missing"),
+        ("meta_ads", "2", "2026-11-28", "missing"),
+    ] == [(*g.as_tuple(), g.status) for g in gaps]
+    assert [] == ledger.records("meta_ads")
+    assert [] == ledger.sources()
+    assert [] == ledger.restatements("meta_ads")
+    assert before == _tables(any_store)
+    ledger.plan("meta_ads", [1], day, day)
+    ledger.plan("google_ads", [1], day, day)
+    assert ["google_ads", "meta_ads"] == ledger.sources()
+    assert ["pending"] == [r.status for r in ledger.records("meta_ads")]
+
+
+def test_an_unknown_status_is_a_ledger_error_naming_it(any_store: Store) -> None:
+    """A status this version does not know (a newer writer, a hand edit) is a typed error."""
+    from resilient_pipeline.exceptions import LedgerError
+
+    ledger = PartitionLedger(any_store)
+    ledger.plan("meta_ads", [1], periods=["2026-11-28"])
+    with unit_of_work(any_store) as tx:
+        tx.execute(f"UPDATE {tx.table('rp_partitions')} SET status = 'paused'")
+    with pytest.raises(LedgerError, match="unknown partition status 'paused'"):
+        ledger.records("meta_ads")

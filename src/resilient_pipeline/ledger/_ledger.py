@@ -178,6 +178,16 @@ class PartitionLedger:
         _schema.ensure(tx, self.table)
         tx.after_commit(lambda: ready.add(self.table))
 
+    def _readable(self, tx: Transaction) -> bool:
+        """For the read methods: ``False`` when the ledger has no table yet (none is created)."""
+        ready: set[str] = self.store.cache.setdefault("ledger_tables", set())
+        if self.table in ready:
+            return True
+        if not _schema.table_exists(tx, self.table):
+            return False
+        self._ensure_schema(tx)  # an older ledger gains its newer columns
+        return True
+
     def ensure_schema(self) -> None:
         """Create the ledger's tables, or add the columns a newer version needs (idempotent)."""
         with unit_of_work(self.store, name="ledger.ensure_schema") as tx:
@@ -736,16 +746,19 @@ class PartitionLedger:
         key_list = [str(k) for k in dict.fromkeys(keys)]
         if not wanted or not key_list:
             return []
+        rows: list[tuple[Any, ...]] = []
+        others: list[tuple[Any, ...]] = []
         with unit_of_work(self.store, name="ledger.gaps") as tx:
-            concat = "string_agg" if tx.dialect == "postgres" else "group_concat"
-            rows = tx.fetchall(
-                self._sql(tx, q.SUCCEEDED_IN_RANGE, concat=concat),
-                (_SEPARATOR, str(source), wanted[0], wanted[-1]),
-            )
-            others = tx.fetchall(
-                self._sql(tx, q.NOT_SUCCEEDED_IN_RANGE, columns=", ".join(q.COLUMNS), only=""),
-                (str(source), wanted[0], wanted[-1]),
-            )
+            if self._readable(tx):  # no ledger yet: every expected partition is missing
+                concat = "string_agg" if tx.dialect == "postgres" else "group_concat"
+                rows = tx.fetchall(
+                    self._sql(tx, q.SUCCEEDED_IN_RANGE, concat=concat),
+                    (_SEPARATOR, str(source), wanted[0], wanted[-1]),
+                )
+                others = tx.fetchall(
+                    self._sql(tx, q.NOT_SUCCEEDED_IN_RANGE, columns=", ".join(q.COLUMNS), only=""),
+                    (str(source), wanted[0], wanted[-1]),
+                )
         known = {(r[1], r[2]): r for r in others}
         done = dict(rows)
         expected = set(key_list)
@@ -768,9 +781,15 @@ class PartitionLedger:
     def records(
         self, source: str, start: object = None, end: object = None
     ) -> list[PartitionRecord]:
-        """The ledger rows of ``source`` in [start, end] (all periods by default)."""
+        """The ledger rows of ``source`` in [start, end] (all periods by default).
+
+        Like :meth:`gaps`, :meth:`sources` and :meth:`restatements`, it never
+        creates the ledger's tables: without them there is nothing to read.
+        """
         lo, hi = _range(start, end)
         with unit_of_work(self.store, name="ledger.records") as tx:
+            if not self._readable(tx):
+                return []
             rows = tx.fetchall(
                 self._sql(tx, q.RECORDS_IN_RANGE, columns=", ".join(q.COLUMNS), only=""),
                 (str(source), lo, hi),
@@ -778,9 +797,29 @@ class PartitionLedger:
         records = [_record(dict(zip(q.COLUMNS, row, strict=True))) for row in rows]
         return sorted(records, key=lambda r: (r.partition.period, r.partition.key))
 
+    def sources(self) -> list[str]:
+        """The sources with partitions in the ledger, sorted (``[]`` before the first plan).
+
+        Examples:
+            >>> from resilient_pipeline import SQLiteStore
+            >>> ledger = PartitionLedger(SQLiteStore(":memory:"))
+            >>> ledger.sources()
+            []
+            >>> _ = ledger.plan("meta_ads", [1], periods=["2026-11"])
+            >>> ledger.sources()
+            ['meta_ads']
+        """
+        with unit_of_work(self.store, name="ledger.sources") as tx:
+            if not self._readable(tx):
+                return []
+            rows = tx.fetchall(self._sql(tx, q.SOURCES))
+        return sorted(str(row[0]) for row in rows)
+
     def restatements(self, source: str, *, since: float = 0.0) -> list[Restatement]:
         """Restatements of ``source`` recorded at or after ``since`` (epoch seconds)."""
         with unit_of_work(self.store, name="ledger.restatements") as tx:
+            if not self._readable(tx):
+                return []
             rows = tx.fetchall(self._sql(tx, q.RESTATEMENTS_SINCE), (str(source), since))
         return [
             Restatement(

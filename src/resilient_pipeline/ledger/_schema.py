@@ -11,7 +11,7 @@ from resilient_pipeline.storage import Transaction, is_concurrent_ddl
 
 from . import _sql as q
 
-__all__ = ["ensure"]
+__all__ = ["ensure", "table_exists"]
 
 
 def ensure(tx: Transaction, table: str) -> None:
@@ -78,3 +78,14 @@ def _run(tx: Transaction, statement: str) -> None:
         if not is_concurrent_ddl(exc):
             raise
         tx.failed_step = failed_step  # recovered: a later failure names its own step
+
+
+def table_exists(tx: Transaction, table: str) -> bool:
+    """Whether the ledger's partitions table exists, found without any DDL (read-only safe)."""
+    if tx.dialect == "postgres":
+        return _exists(tx, tx.table(table))
+    row = tx.fetchone(
+        f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = {tx.placeholder}",  # noqa: S608
+        (table,),
+    )
+    return row is not None and bool(row[0])

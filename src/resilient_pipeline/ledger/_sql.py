@@ -135,6 +135,7 @@ SUCCEEDED_IN_RANGE = (
     " WHERE source = {p} AND status = 'succeeded' AND period >= {p} AND period <= {p}"
     " GROUP BY period"
 )
+SOURCES = "SELECT DISTINCT source FROM {t}"
 RECORDS_IN_RANGE = (
     "SELECT {columns} FROM {t} WHERE source = {p} AND period >= {p} AND period <= {p}{only}"
 )

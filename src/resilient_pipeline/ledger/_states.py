@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Literal, TypeAlias
 
+from resilient_pipeline.exceptions import LedgerError
+
 __all__ = [
     "RESETTABLE",
     "STATUSES",
@@ -45,7 +47,10 @@ def normalize_status(stored: str) -> Status:
     if stored == "quarantined":
         return "exhausted"
     if stored not in STATUSES:
-        raise ValueError(f"unknown partition status {stored!r} in the ledger")
+        raise LedgerError(
+            f"unknown partition status {stored!r} in the ledger: written by a newer version"
+            " of resilient-pipeline, or by hand"
+        )
     return stored
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import attrs
 
+from resilient_pipeline.exceptions import ConfigurationError
+
 from ._http import Response, ready_failed, respond, route
 from ._registry import HealthRegistry
 
@@ -16,6 +18,11 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+
+def _registry(_: object, __: object, value: HealthRegistry) -> None:
+    if not isinstance(value, HealthRegistry):
+        raise ConfigurationError.for_option("registry", value, "must be a HealthRegistry")
 
 
 def _path(scope: Scope) -> str:
@@ -62,7 +69,7 @@ class HealthApp:
         (200, '{"status":"ok","checked_at":...,"checks":{}}')
     """
 
-    registry: HealthRegistry = attrs.field(validator=attrs.validators.instance_of(HealthRegistry))
+    registry: HealthRegistry = attrs.field(validator=_registry)
     metrics_registry: Any = attrs.field(default=None, kw_only=True)
 
     async def _answer(self, method: str, path: str) -> Response:

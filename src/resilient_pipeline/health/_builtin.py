@@ -84,6 +84,15 @@ def _redis_client(target: object, timeout: float) -> Any:
         ) from None
 
 
+def _is_async_client(client: Any) -> bool:
+    # redis.asyncio's ping() is a plain method returning an awaitable: ask the class.
+    try:
+        import redis.asyncio
+    except ImportError:  # pragma: no cover - the test extra installs it
+        return inspect.iscoroutinefunction(client.ping)
+    return isinstance(client, redis.asyncio.Redis) or inspect.iscoroutinefunction(client.ping)
+
+
 def _where(client: Any) -> str:
     kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
     host, port = kwargs.get("host"), kwargs.get("port")
@@ -111,7 +120,7 @@ def redis_ready(
     """
     client = _redis_client(target, timeout)
     where = _where(client)
-    if inspect.iscoroutinefunction(client.ping):
+    if _is_async_client(client):
 
         async def aprobe() -> str:
             await client.ping()

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         CircuitStoreFailed,
     )
     from resilient_pipeline.checks import CheckErrored, CheckFailed
+    from resilient_pipeline.flags import FlagEvaluated, FlagSourceFailed
     from resilient_pipeline.ledger import (
         BackfillFinished,
         PartitionCollected,
@@ -76,6 +77,8 @@ __all__ = [
     "CircuitStoreFailed",
     "Event",
     "FallbackUsed",
+    "FlagEvaluated",
+    "FlagSourceFailed",
     "LimitStoreFailed",
     "PartitionCollected",
     "PartitionFailed",
@@ -118,6 +121,8 @@ _HOMES: dict[str, str] = {
     "CircuitOpened": "breaker",
     "CircuitStoreFailed": "breaker",
     "FallbackUsed": "limits",
+    "FlagEvaluated": "flags",
+    "FlagSourceFailed": "flags",
     "LimitStoreFailed": "limits",
     "PartitionCollected": "ledger",
     "PartitionFailed": "ledger",

@@ -53,6 +53,7 @@ PACKAGES = [
     "alerting",
     "breaker",
     "checks",
+    "health",
     "ledger",
     "limits",
     "retry",

@@ -2,7 +2,7 @@
 
 The names a pipeline author needs are here; everything else has one home in
 its package (``retry``, ``breaker``, ``limits``, ``storage``, ``validation``,
-``alerting``, ``checks``, ``ledger``, ``events``, ``exceptions``). Names are
+``alerting``, ``checks``, ``ledger``, ``health``, ``events``, ``exceptions``). Names are
 imported on first use, so ``import resilient_pipeline`` stays cheap.
 
 Examples:
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         StoreError,
         ValidationError,
     )
+    from .health import HealthRegistry, serve_health
     from .ledger import Partition, PartitionLedger, abackfill, backfill, daily
     from .limits import Bulkhead, RateLimiter, fallback, resilient, timeout
     from .retry import RetryBudget, RetryPolicy, retry_with_backoff, retrying
@@ -67,6 +68,7 @@ __all__ = [
     "ConsecutiveFailures",
     "Event",
     "Field",
+    "HealthRegistry",
     "JSONLQuarantine",
     "LoggingNotifier",
     "OpenDuration",
@@ -98,6 +100,7 @@ __all__ = [
     "resilient",
     "retry_with_backoff",
     "retrying",
+    "serve_health",
     "subscribe",
     "timeout",
     "unit_of_work",
@@ -117,6 +120,7 @@ _HOMES: dict[str, str] = {
     "ConsecutiveFailures": "breaker",
     "Event": "events",
     "Field": "validation",
+    "HealthRegistry": "health",
     "JSONLQuarantine": "validation",
     "LoggingNotifier": "alerting",
     "OpenDuration": "breaker",
@@ -147,6 +151,7 @@ _HOMES: dict[str, str] = {
     "resilient": "limits",
     "retry_with_backoff": "retry",
     "retrying": "retry",
+    "serve_health": "health",
     "subscribe": "events",
     "timeout": "limits",
     "unit_of_work": "storage",

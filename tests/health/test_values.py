@@ -90,6 +90,16 @@ def test_details_are_redacted_everywhere() -> None:
     assert all("postgresql://etl:***@db.internal/kpi" in d for d in details)
 
 
+def test_long_details_are_cut_after_masking() -> None:
+    """A page-long error keeps 1000 characters; a secret straddling the cut is still masked."""
+    dsn = "postgresql://etl:" + "p" * 40 + "@db/kpi"
+    text = "x" * 980 + dsn + " refused"
+    detail = judge("c", True, 1.0, None, OSError(text), 0.0, 0.0).detail
+    expected = ("OSError: " + "x" * 980 + "postgresql://etl:***@db/kpi refused")[:999] + "\u2026"
+    assert expected == detail
+    assert "y" * 1000 == judge("c", True, 1.0, "y" * 1000, None, 0.0, 0.0).detail
+
+
 def test_outcome_rejects_an_unknown_status() -> None:
     """A status outside ok/degraded/failing is a ConfigurationError naming the option."""
     with pytest.raises(ConfigurationError) as info:

@@ -21,9 +21,15 @@ STATUSES: tuple[HealthStatus, ...] = ("ok", "degraded", "failing")
 _RANK = {status: rank for rank, status in enumerate(STATUSES)}
 
 
+MAX_DETAIL = 1000
+"""Characters of a detail kept: a probe's error text can be pages long, the JSON stays small."""
+
+
 def _detail(value: object) -> str:
-    # Every detail is masked where it is made, so no caller can forget to.
-    return redact(value) if isinstance(value, str) else redact(str(value))
+    # Every detail is masked where it is made, so no caller can forget to; masked
+    # before it is shortened, so a cut can never leave half a secret unmatched.
+    text = redact(value if isinstance(value, str) else str(value))
+    return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 1] + "\u2026"
 
 
 @attrs.frozen
@@ -52,7 +58,8 @@ class HealthResult:
     Attributes:
         name: The check's name.
         status: ``"ok"``, ``"degraded"`` or ``"failing"``.
-        detail: What the check found, or why it failed (secrets masked).
+        detail: What the check found, or why it failed (secrets masked; at
+            most 1000 characters, a longer text cut short with an ellipsis).
         latency: Seconds the check took (its timeout, when it did not answer).
         checked_at: When it answered or timed out (epoch seconds).
         critical: Whether its failing makes the service not ready.

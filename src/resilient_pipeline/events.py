@@ -51,7 +51,12 @@ if TYPE_CHECKING:
         RateLimitWaited,
         TimedOut,
     )
-    from resilient_pipeline.retry import RetryExhausted, RetryScheduled, RetrySucceeded
+    from resilient_pipeline.retry import (
+        CallFinished,
+        RetryExhausted,
+        RetryScheduled,
+        RetrySucceeded,
+    )
     from resilient_pipeline.storage import RowsUpserted
     from resilient_pipeline.validation import (
         PartitionQuarantined,
@@ -68,6 +73,7 @@ __all__ = [
     "BackfillFinished",
     "BulkheadRejected",
     "BulkheadWaited",
+    "CallFinished",
     "CallRejected",
     "CheckErrored",
     "CheckFailed",
@@ -113,6 +119,7 @@ _HOMES: dict[str, str] = {
     "BackfillFinished": "ledger",
     "BulkheadRejected": "limits",
     "BulkheadWaited": "limits",
+    "CallFinished": "retry",
     "CallRejected": "breaker",
     "CheckErrored": "checks",
     "CheckFailed": "checks",

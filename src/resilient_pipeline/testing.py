@@ -155,7 +155,7 @@ def capture_events() -> Iterator[list[Event]]:
         ...             if attempt.number == 1:
         ...                 raise OSError("reset")
         >>> [type(e).__name__ for e in events]
-        ['RetryScheduled', 'RetrySucceeded']
+        ['RetryScheduled', 'RetrySucceeded', 'CallFinished']
     """
     events: list[Event] = []
     with subscribe(events.append):

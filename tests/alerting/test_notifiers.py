@@ -124,7 +124,7 @@ def test_email_notifier_raises_after_retrying_an_unreachable_server() -> None:
 
 def test_logging_notifier_logs_at_the_alert_severity(caplog: pytest.LogCaptureFixture) -> None:
     """An error alert is logged at ERROR with the alert in ``extra``."""
-    with caplog.at_level(logging.INFO, logger="resilient_pipeline.alerts"):
+    with caplog.at_level(logging.INFO, logger="resilient_pipeline.alerting"):
         LoggingNotifier().send(ALERT)
     assert [r.levelno for r in caplog.records] == [logging.ERROR]
     assert ALERT.key == caplog.records[0].alert_key

@@ -152,6 +152,7 @@ def test_one_call_leaves_one_trail_of_events() -> None:
         ("RetryScheduled", 2, "fetch"),
         ("RateLimitWaited", 3, "api-quota"),
         ("RetryExhausted", 3, "fetch"),
+        ("CallFinished", 3, "fetch"),
         ("FallbackUsed", 3, "fetch"),
     ] == trail
     assert [0.25, 0.75, 0.5, 0.5] == clock.sleeps
@@ -324,6 +325,6 @@ def test_real_circuit_breaker_in_the_composition() -> None:
     assert 3 == len(calls)  # two failures open the circuit; the third call is the probe
     assert "CircuitOpened" in names
     assert "CallRejected" in names
-    assert "CircuitClosed" == names[-2]
+    assert ["CircuitClosed", "RetrySucceeded", "CallFinished"] == names[-3:]
     assert 5.0 <= calls[2] - calls[1]  # the retry waited out the open circuit
     assert "closed" == breaker.statistics().state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,7 +20,7 @@ from resilient_pipeline.exceptions import (
     UnitOfWorkError,
 )
 from resilient_pipeline.limits import deadline_scope, remaining_time
-from resilient_pipeline.retry import RetryExhausted, RetryScheduled, RetrySucceeded
+from resilient_pipeline.retry import CallFinished, RetryExhausted, RetryScheduled, RetrySucceeded
 from resilient_pipeline.testing import FakeClock, capture_events, set_testing
 
 
@@ -408,6 +409,7 @@ def test_events_trail(clock: FakeClock) -> None:
         RetryScheduled(source="f", attempt=1, delay=1.0, error="OSError: a", retry_after=None),
         RetryScheduled(source="f", attempt=2, delay=2.0, error="OSError: b", retry_after=None),
         RetrySucceeded(source="f", attempts=3, elapsed=3.0),
+        CallFinished(source="f", attempts=3, elapsed=3.0, outcome="success"),
     ] == events
     assert events == local
 
@@ -419,15 +421,25 @@ def test_exhausted_event(clock: FakeClock) -> None:
         retry_with_backoff(max_attempts=2, base_delay=0, clock=clock, name="g")(fn)()
     assert (
         RetryExhausted(source="g", attempts=2, elapsed=0.0, reason="attempts", error="OSError: x")
-        == events[-1]
+        == events[-2]
     )
+    assert CallFinished(source="g", attempts=2, elapsed=0.0, outcome="failure") == events[-1]
 
 
-def test_success_first_time_emits_nothing(clock: FakeClock) -> None:
-    """The success path is silent."""
+def test_success_first_time_emits_only_call_finished(clock: FakeClock) -> None:
+    """A first-try success emits one CallFinished (for duration metrics), nothing else."""
     with capture_events() as events:
-        assert 5 == retry_with_backoff(clock=clock)(lambda: 5)()
-    assert [] == events
+        assert 5 == retry_with_backoff(clock=clock, name="five")(lambda: 5)()
+    assert [CallFinished(source="five", attempts=1, elapsed=0.0, outcome="success")] == events
+
+
+def test_unobserved_success_builds_no_event(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With no subscriber, a first-try success takes the fast path: no CallFinished, even logged."""
+    caplog.set_level(logging.DEBUG, logger="resilient_pipeline")
+    assert 5 == retry_with_backoff(clock=clock, name="five")(lambda: 5)()
+    assert [] == [r for r in caplog.records if getattr(r, "event", None) == "CallFinished"]
 
 
 def test_secrets_in_errors_are_masked_in_events(clock: FakeClock) -> None:

@@ -2,6 +2,7 @@
 
 * clocks (``SystemClock``, the swappable default) and shared deadlines;
 * the event bus (``Event``, ``emit``, ``subscribe``) and its stdlib-logging sink;
+* fields bound to a unit of work (``bind_context``), carried by a context variable;
 * redaction of secrets in texts and errors;
 * ``Retry-After`` parsing and the ``retry_after`` protocol;
 * option checks and small helpers for callables and exception notes;
@@ -20,6 +21,7 @@ from ._clock import (
     resolve_clock,
     swap_default_clock,
 )
+from ._context import EMPTY_CONTEXT, bind_context, bound_context, current_context
 from ._deadline import DEADLINE, deadline_scope, remaining_time, tightened
 from ._events import (
     DEFAULT_HANDLERS,
@@ -61,6 +63,7 @@ __all__ = [
     "DEADLINE",
     "DEFAULT_CLOCK",
     "DEFAULT_HANDLERS",
+    "EMPTY_CONTEXT",
     "GLOBAL_HANDLERS",
     "MASK",
     "RETRYABLE_STATUS_CODES",
@@ -73,8 +76,11 @@ __all__ = [
     "SupportsRetryAfter",
     "SystemClock",
     "add_note",
+    "bind_context",
+    "bound_context",
     "callable_or_none",
     "check_callable",
+    "current_context",
     "deadline_scope",
     "default_retry_after",
     "describe_error",

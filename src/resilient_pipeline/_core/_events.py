@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import ClassVar, TypeAlias, cast
 
 import attrs
 
 from resilient_pipeline.exceptions import ConfigurationError
 
+from ._context import current_context
 from ._redact import redact
 
 __all__ = [
@@ -45,6 +46,9 @@ class Event:
 
     Attributes:
         source: What emitted it: a function's qualified name, a breaker's name, ...
+        context: The fields bound (``bind_context``) where the event was
+            created: run id, source, partition key... Not an ``__init__``
+            argument, not part of equality or the repr, not in :meth:`fields`.
 
     Subclasses set ``logger_name`` (the ``resilient_pipeline.<module>`` logger
     :func:`log_event` uses), ``level`` and ``template`` (a ``str.format``
@@ -65,10 +69,16 @@ class Event:
     template: ClassVar[str] = "{source}"
 
     source: str
+    # Captured at creation, so an event handed to another thread keeps its unit of work's fields.
+    context: Mapping[str, object] = attrs.field(
+        init=False, factory=current_context, eq=False, repr=False
+    )
 
     def fields(self) -> dict[str, object]:
-        """The event's fields as a new dict (JSON-friendly values)."""
-        return {a.name: getattr(self, a.name) for a in attrs.fields(type(self))}
+        """The event's fields as a new dict (JSON-friendly values); ``context`` is not one."""
+        return {
+            a.name: getattr(self, a.name) for a in attrs.fields(type(self)) if a.name != "context"
+        }
 
     def message(self) -> str:
         """A one-line human-readable description."""
@@ -83,7 +93,8 @@ def log_event(event: Event) -> None:
     """Log ``event`` on its module's logger; fields go in ``extra``.
 
     ``extra`` holds ``event`` (the class name) and every field; a field whose
-    name a ``LogRecord`` already uses gets an ``rp_`` prefix.
+    name a ``LogRecord`` already uses gets an ``rp_`` prefix. The fields bound
+    where the event was created go in ``extra["context"]`` (a dict), when any.
 
     Examples:
         >>> import logging
@@ -99,14 +110,18 @@ def log_event(event: Event) -> None:
     extra: dict[str, object] = {"event": type(event).__name__}
     for key, value in event.fields().items():
         extra[f"rp_{key}" if key in _RESERVED else key] = value
+    if event.context:
+        extra["context"] = dict(event.context)
     logger.log(event.level, event.message(), extra=extra)
 
 
 _lock = threading.Lock()
 # A one-item cell holding a copy-on-write tuple: readers (emit, the breaker's
 # hot path) index it without a lock; subscribe/unsubscribe swap the tuple.
-GLOBAL_HANDLERS: list[tuple[EventHandler, ...]] = [(log_event,)]
+# While it holds DEFAULT_HANDLERS itself (identity), nobody but the log sink listens:
+# hot paths check that to skip building events no one would see.
 DEFAULT_HANDLERS: tuple[EventHandler, ...] = (log_event,)
+GLOBAL_HANDLERS: list[tuple[EventHandler, ...]] = [DEFAULT_HANDLERS]
 
 
 @attrs.define(eq=False)
@@ -130,7 +145,8 @@ class Subscription:
         with _lock:
             handlers = list(GLOBAL_HANDLERS[0])
             handlers.remove(self.handler)
-            GLOBAL_HANDLERS[0] = tuple(handlers)
+            remaining = tuple(handlers)
+            GLOBAL_HANDLERS[0] = DEFAULT_HANDLERS if remaining == DEFAULT_HANDLERS else remaining
 
     def __enter__(self) -> Subscription:
         return self
@@ -161,7 +177,7 @@ def subscribe(handler: EventHandler) -> Subscription:
         ...     fetch()
         'ok'
         >>> [type(e).__name__ for e in seen]
-        ['RetryScheduled', 'RetrySucceeded']
+        ['RetryScheduled', 'RetrySucceeded', 'CallFinished']
     """
     if not callable(handler):
         raise ConfigurationError.for_option("handler", handler, "must be callable")

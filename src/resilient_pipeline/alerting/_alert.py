@@ -161,7 +161,7 @@ class AlertSent(Event):
         key: The alert's deduplication key.
     """
 
-    logger_name = "resilient_pipeline.alerts"
+    logger_name = "resilient_pipeline.alerting"
     level = logging.INFO
     template = "{source}: sent {severity} alert {title!r} via {notifier}"
 
@@ -182,7 +182,7 @@ class AlertSuppressed(Event):
         key: The alert's deduplication key.
     """
 
-    logger_name = "resilient_pipeline.alerts"
+    logger_name = "resilient_pipeline.alerting"
     level = logging.INFO
     template = "{source}: suppressed {severity} alert {title!r} ({reason})"
 
@@ -207,7 +207,7 @@ class AlertDeliveryFailed(Event):
         error: Why delivery failed, secrets masked.
     """
 
-    logger_name = "resilient_pipeline.alerts"
+    logger_name = "resilient_pipeline.alerting"
     level = logging.CRITICAL
     template = "{source}: could not deliver {severity} alert via {notifier} ({error}):\n{text}"
 

@@ -54,7 +54,7 @@ DEFAULT_RETRY = RetryPolicy(
 
 @attrs.define(eq=False)
 class LoggingNotifier:
-    """Logs each alert on ``resilient_pipeline.alerts`` at the level matching its severity.
+    """Logs each alert on ``resilient_pipeline.alerting`` at the level matching its severity.
 
     The notifier of last resort: it cannot fail, so route everything to it too.
 
@@ -64,7 +64,7 @@ class LoggingNotifier:
     """
 
     logger: logging.Logger = attrs.field(
-        factory=lambda: logging.getLogger("resilient_pipeline.alerts"), kw_only=True
+        factory=lambda: logging.getLogger("resilient_pipeline.alerting"), kw_only=True
     )
     name: str = attrs.field(default="log", kw_only=True)
 

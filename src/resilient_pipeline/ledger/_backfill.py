@@ -24,6 +24,7 @@ import attrs
 
 from resilient_pipeline._core import (
     Event,
+    bind_context,
     describe_error,
     emit,
     number,
@@ -620,6 +621,17 @@ async def abackfill(
 
     async def collect(claimed: Claimed) -> None:
         partition = claimed.partition
+        # Every event and log line of this partition's work, in any thread, carries these.
+        with bind_context(
+            run_id=run_id,
+            source=partition.source,
+            partition_key=partition.key,
+            period=partition.period,
+            attempt=claimed.attempts + 1,
+        ):
+            await collect_bound(claimed, partition)
+
+    async def collect_bound(claimed: Claimed, partition: Partition) -> None:
         trace = run.traces[partition] = Trace()
         if claimed.recovered:
             run.recovered.append(partition)
@@ -715,8 +727,8 @@ async def abackfill(
     )
     counts = report.counts()
     summary = report.restatement_summary()
-    emit(
-        BackfillFinished(
+    with bind_context(run_id=run_id, source=str(source)):
+        finished = BackfillFinished(
             source=ledger.table,
             run_id=run_id,
             succeeded=len(run.collected),
@@ -728,9 +740,8 @@ async def abackfill(
             recovered=counts["recovered"],
             lost=counts["lost"],
             restatement="" if summary is None else summary.text(),
-        ),
-        ledger.on_event,
-    )
+        )
+    emit(finished, ledger.on_event)
     return report
 
 

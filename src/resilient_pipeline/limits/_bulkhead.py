@@ -51,7 +51,7 @@ class BulkheadRejected(PolicyEvent):
         waited: Seconds this caller queued first (``0.0``: refused at once).
     """
 
-    logger_name = "resilient_pipeline.bulkhead"
+    logger_name = "resilient_pipeline.limits"
     level = logging.WARNING
     template = "{source}: bulkhead full ({in_flight} running, {waiting} queued); call rejected"
 
@@ -68,7 +68,7 @@ class BulkheadWaited(PolicyEvent):
         waited: Seconds it queued.
     """
 
-    logger_name = "resilient_pipeline.bulkhead"
+    logger_name = "resilient_pipeline.limits"
     level = logging.DEBUG
     template = "{source}: got a bulkhead slot after queueing {waited:.3f} s"
 

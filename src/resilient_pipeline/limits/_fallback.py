@@ -50,7 +50,7 @@ class FallbackUsed(PolicyEvent):
         error: The failure it replaced, secrets masked.
     """
 
-    logger_name = "resilient_pipeline.fallback"
+    logger_name = "resilient_pipeline.limits"
     level = logging.WARNING
     template = "{source}: failed ({error}); fallback used"
 

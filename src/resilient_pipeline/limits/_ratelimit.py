@@ -57,7 +57,7 @@ class RateLimitWaited(PolicyEvent):
         delay: Seconds it will sleep.
     """
 
-    logger_name = "resilient_pipeline.ratelimit"
+    logger_name = "resilient_pipeline.limits"
     level = logging.DEBUG
     template = "{source}: waiting {delay:.3f} s for a token (key {key})"
 
@@ -74,7 +74,7 @@ class RateLimitRejected(PolicyEvent):
         retry_after: Seconds until a token is free.
     """
 
-    logger_name = "resilient_pipeline.ratelimit"
+    logger_name = "resilient_pipeline.limits"
     level = logging.WARNING
     template = "{source}: rate limited (key {key}); a token is free in {retry_after:.3f} s"
 
@@ -92,7 +92,7 @@ class RateLimitAdapted(PolicyEvent):
         reset: Seconds until the server's window resets (or the Retry-After).
     """
 
-    logger_name = "resilient_pipeline.ratelimit"
+    logger_name = "resilient_pipeline.limits"
     level = logging.INFO
     template = "{source}: slowed down (key {key}): {remaining} left for {reset:.1f} s"
 

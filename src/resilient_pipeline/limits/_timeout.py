@@ -67,7 +67,7 @@ class TimedOut(PolicyEvent):
         abandoned: ``True`` when a worker thread was left running (``sync="thread"``).
     """
 
-    logger_name = "resilient_pipeline.timeouts"
+    logger_name = "resilient_pipeline.limits"
     level = logging.WARNING
     template = "{source}: timed out after {timeout:.3f} s (attempt {attempt})"
 

@@ -20,11 +20,12 @@ from resilient_pipeline._core import default_retry_after, parse_retry_after
 from ._api import retry_with_backoff, retrying
 from ._budget import RetryBudget, RetryBudgetStatistics
 from ._decorator import Attempt, Retrying, decorate
-from ._events import RetryExhausted, RetryScheduled, RetrySucceeded
+from ._events import CallFinished, RetryExhausted, RetryScheduled, RetrySucceeded
 from ._policy import Jitter, RetryAfterExtractor, RetryOptions, RetryPolicy
 
 __all__ = [
     "Attempt",
+    "CallFinished",
     "Jitter",
     "RetryAfterExtractor",
     "RetryBudget",

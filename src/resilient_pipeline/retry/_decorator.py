@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
-from resilient_pipeline._core import DEADLINE
+from resilient_pipeline._core import DEADLINE, DEFAULT_HANDLERS, GLOBAL_HANDLERS
 from resilient_pipeline.exceptions import ConfigurationError, DeadlineExceededError
 
 from ._engine import NO_RESULT, Call
@@ -67,20 +67,23 @@ def _decorate_sync(policy: RetryPolicy, fn: Callable[P, T]) -> Callable[P, T]:
     source = _source(policy, fn)
     check = policy.retry_on_result
 
-    if _timed(policy):
+    @functools.wraps(fn)
+    def timed(*args: P.args, **kwargs: P.kwargs) -> T:
+        call = Call(policy, source, timed=True)
+        return cast("T", _retry_sync(call, fn, args, kwargs, None, NO_RESULT))
 
-        @functools.wraps(fn)
-        def timed(*args: P.args, **kwargs: P.kwargs) -> T:
-            call = Call(policy, source, timed=True)
-            return cast("T", _retry_sync(call, fn, args, kwargs, None, NO_RESULT))
-
+    if _timed(policy) or policy.on_event:
         return timed
 
-    # The fast paths: no clock read, no allocation, until something fails.
+    # The fast paths: no clock read, no allocation, until something fails --
+    # unless a subscriber listens, which gets every call timed (CallFinished).
+    listeners, unobserved = GLOBAL_HANDLERS, DEFAULT_HANDLERS
     if check is None:
 
         @functools.wraps(fn)
         def plain(*args: P.args, **kwargs: P.kwargs) -> T:
+            if listeners[0] is not unobserved:
+                return timed(*args, **kwargs)
             try:
                 return fn(*args, **kwargs)
             except Exception as exc:
@@ -92,6 +95,8 @@ def _decorate_sync(policy: RetryPolicy, fn: Callable[P, T]) -> Callable[P, T]:
 
     @functools.wraps(fn)
     def checked(*args: P.args, **kwargs: P.kwargs) -> T:
+        if listeners[0] is not unobserved:
+            return timed(*args, **kwargs)
         error: Exception | None
         try:
             result = fn(*args, **kwargs)
@@ -176,7 +181,7 @@ def _decorate_async(
         call.cancel = cancel
         return call
 
-    if _timed(policy) or policy.retry_on_result is not None:
+    if _timed(policy) or policy.retry_on_result is not None or policy.on_event:
 
         @functools.wraps(fn)
         async def timed(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -185,10 +190,13 @@ def _decorate_async(
 
         return timed
 
+    listeners, unobserved = GLOBAL_HANDLERS, DEFAULT_HANDLERS
+
     @functools.wraps(fn)
     async def plain(*args: P.args, **kwargs: P.kwargs) -> T:
-        if cancel and DEADLINE.get() is not None:
-            # An enclosing deadline must be able to cancel even the first attempt.
+        if (cancel and DEADLINE.get() is not None) or listeners[0] is not unobserved:
+            # An enclosing deadline must be able to cancel even the first attempt;
+            # a subscriber gets every call timed (CallFinished).
             call = new_call(timed=True)
             return cast("T", await _retry_async(call, fn, args, kwargs, None, NO_RESULT))
         try:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from resilient_pipeline._core import (
     DEADLINE,
+    DEFAULT_HANDLERS,
+    GLOBAL_HANDLERS,
     add_note,
     describe_error,
     emit,
@@ -22,7 +24,7 @@ from resilient_pipeline._core import (
 )
 from resilient_pipeline.exceptions import BadResultError, RejectedError, RetryPredicateError
 
-from ._events import RetryExhausted, RetryScheduled, RetrySucceeded
+from ._events import CallFinished, RetryExhausted, RetryScheduled, RetrySucceeded
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -243,6 +245,7 @@ class Call:
         if self.history:
             add_note(failure, "\n".join(self._attempt_lines()))
         self.reason, self.reason_code = f"{option} failed", "predicate_failed"
+        self.finished(self.attempts, "failure")
         emit(
             RetryExhausted(
                 source=self.source,
@@ -303,6 +306,19 @@ class Call:
         self.reason_code = reason
 
     # -- endings ------------------------------------------------------------
+    def finished(self, attempts: int, outcome: str) -> None:
+        """Announce the end of the call, when anyone listens (metrics read it)."""
+        if self.handlers or GLOBAL_HANDLERS[0] is not DEFAULT_HANDLERS:
+            emit(
+                CallFinished(
+                    source=self.source,
+                    attempts=attempts,
+                    elapsed=self.clock.monotonic() - self.started,
+                    outcome=outcome,
+                ),
+                self.handlers,
+            )
+
     def succeeded(self) -> None:
         if self.attempts:
             emit(
@@ -313,6 +329,7 @@ class Call:
                 ),
                 self.handlers,
             )
+        self.finished(self.attempts + 1, "success")
 
     def _attempt_lines(self) -> list[str]:
         lines = []
@@ -336,6 +353,7 @@ class Call:
                 ),
                 self.handlers,
             )
+        self.finished(self.attempts, "failure")
         summary = (
             f"{self.source}: gave up after {self.attempts} attempt(s) in {elapsed:.3f} s "
             f"({self.reason})"

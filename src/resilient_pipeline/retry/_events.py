@@ -8,7 +8,7 @@ import attrs
 
 from resilient_pipeline._core import Event
 
-__all__ = ["RetryExhausted", "RetryScheduled", "RetrySucceeded"]
+__all__ = ["CallFinished", "RetryExhausted", "RetryScheduled", "RetrySucceeded"]
 
 
 @attrs.frozen(kw_only=True)
@@ -73,3 +73,30 @@ class RetryExhausted(Event):
     elapsed: float
     reason: str
     error: str
+
+
+@attrs.frozen(kw_only=True)
+class CallFinished(Event):
+    """A retried call ended, first try or not: the event call-duration metrics read.
+
+    Emitted only while someone listens (a handler passed as ``on_event`` or
+    one added with ``subscribe``), so an unobserved call's fast path stays a
+    plain function call. Logged at ``DEBUG``.
+
+    Attributes:
+        attempts: How many attempts were made.
+        elapsed: Seconds from the first attempt's start to the end.
+        outcome: ``"success"`` or ``"failure"``.
+
+    Examples:
+        >>> CallFinished(source="fetch", attempts=2, elapsed=0.25, outcome="success").message()
+        'fetch: success after 2 attempt(s) in 0.250 s'
+    """
+
+    logger_name = "resilient_pipeline.retry"
+    level = logging.DEBUG
+    template = "{source}: {outcome} after {attempts} attempt(s) in {elapsed:.3f} s"
+
+    attempts: int
+    elapsed: float
+    outcome: str

@@ -34,7 +34,7 @@ class RowsUpserted(Event):
         duplicates: Rows dropped by ``on_duplicate``.
     """
 
-    logger_name = "resilient_pipeline.upsert"
+    logger_name = "resilient_pipeline.storage"
     level = logging.INFO
     template = (
         "{source}: {inserted} inserted, {updated} updated, {unchanged} unchanged"

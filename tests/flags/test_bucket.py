@@ -21,7 +21,7 @@ percentages = st.floats(min_value=0, max_value=100, allow_nan=False)
 
 def spec_bucket(flag: str, key: object) -> int:
     """The documented formula, written out independently of the library."""
-    digest = hashlib.sha256(f"{flag}:{key}".encode()).digest()
+    digest = hashlib.sha256(f"{flag}:{key}".encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:8], "big") % 10_000
 
 
@@ -34,6 +34,13 @@ def test_bucket_is_the_documented_formula(name: str, key: object) -> None:
     """bucket() is sha256("<flag>:<key>")'s first 8 bytes mod 10 000, the same on every call."""
     assert spec_bucket(name, key) == bucket(name, key) == bucket(name, key)
     assert 0 <= bucket(name, key) < BUCKETS
+
+
+def test_keys_that_are_not_valid_utf8_are_bucketed_not_refused() -> None:
+    """A key holding a lone surrogate (from a badly decoded id) still gets a stable bucket."""
+    flags = flags_at("beta", 50)
+    assert spec_bucket("beta", "id-\ud800") == bucket("beta", "id-\ud800")
+    assert (spec_bucket("beta", "id-\ud800") < 5000) == flags.enabled("beta", key="id-\ud800")
 
 
 @given(names, st.integers())

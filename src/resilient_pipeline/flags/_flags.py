@@ -25,7 +25,7 @@ from resilient_pipeline._core import (
 )
 from resilient_pipeline.exceptions import ConfigurationError
 
-from ._bucket import bucket
+from ._bucket import salted
 from ._events import FlagEvaluated, FlagSourceFailed
 from ._flag import Flag, FlagReason, check_name
 from ._sources import FlagSource
@@ -45,6 +45,7 @@ class _Compiled:
     __slots__ = (
         "allow",
         "allowed",
+        "bucket_of",
         "buckets",
         "denied",
         "deny",
@@ -66,6 +67,7 @@ class _Compiled:
             return FlagEvaluated(source=name, flag=name, enabled=enabled, reason=reason)
 
         self.flag, self.name, self.buckets = flag, name, buckets
+        self.bucket_of = salted(name)
         self.switched_on = flag.enabled
         self.allow, self.deny = flag.allow, flag.deny
         self.threshold = flag.percentage * 100
@@ -213,7 +215,7 @@ class Flags:
         cache = compiled.buckets
         if len(cache) >= _CACHE_SIZE:
             cache.clear()
-        position = cache[key] = bucket(compiled.name, key)
+        position = cache[key] = compiled.bucket_of(key)
         return position
 
     def _unknown_event(self, name: str) -> FlagEvaluated:

@@ -53,6 +53,7 @@ PACKAGES = [
     "alerting",
     "breaker",
     "checks",
+    "flags",
     "health",
     "ledger",
     "limits",

@@ -164,6 +164,18 @@ def test_nothing_is_delivered_when_nobody_listens(monkeypatch: pytest.MonkeyPatc
     with subscribe(lambda e: None):
         flags.enabled("beta", key="k")
     assert 1 == len(delivered)
+    flags.enabled("beta", key="k")  # the subscription is gone: quiet again
+    assert 1 == len(delivered)
+
+
+def test_evaluations_are_logged_at_debug_only_when_asked(caplog: pytest.LogCaptureFixture) -> None:
+    """With DEBUG on for resilient_pipeline.flags, each evaluation is one DEBUG record."""
+    flags = Flags([MemorySource({"beta": "off"})])
+    with caplog.at_level(logging.DEBUG, logger="resilient_pipeline.flags"):
+        flags.enabled("beta", key="k")
+    assert [(logging.DEBUG, "flag 'beta' evaluated: off (kill_switch)")] == [
+        (r.levelno, r.getMessage()) for r in caplog.records if r.name == "resilient_pipeline.flags"
+    ]
 
 
 def test_bucket_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -192,8 +192,12 @@ class Flags:
                 if position is None:
                     position = self._bucket(compiled, text)
                 event = compiled.on if position < compiled.threshold else compiled.off
-        # Cheap when nobody listens: the default log sink drops DEBUG events anyway.
-        if self._on_event or GLOBAL_HANDLERS[0] != DEFAULT_HANDLERS or _logger.isEnabledFor(10):
+        # Skipped when nobody listens: the default log sink would drop a DEBUG event anyway.
+        if (
+            self._on_event
+            or GLOBAL_HANDLERS[0] is not DEFAULT_HANDLERS
+            or _logger.isEnabledFor(logging.DEBUG)
+        ):
             emit(event, self._on_event)
         return event
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .health import HealthRegistry, serve_health
     from .ledger import Partition, PartitionLedger, abackfill, backfill, daily
     from .limits import Bulkhead, RateLimiter, fallback, resilient, timeout
+    from .observability import bind_context, configure_logging
     from .retry import RetryBudget, RetryPolicy, retry_with_backoff, retrying
     from .storage import (
         PostgresStore,
@@ -91,6 +92,8 @@ __all__ = [
     "abackfill",
     "aidempotent_upsert",
     "backfill",
+    "bind_context",
+    "configure_logging",
     "daily",
     "fallback",
     "idempotent_upsert",
@@ -142,6 +145,8 @@ _HOMES: dict[str, str] = {
     "abackfill": "ledger",
     "aidempotent_upsert": "storage",
     "backfill": "ledger",
+    "bind_context": "observability",
+    "configure_logging": "observability",
     "daily": "ledger",
     "fallback": "limits",
     "idempotent_upsert": "storage",

@@ -59,6 +59,7 @@ def test_env_syntax(monkeypatch: pytest.MonkeyPatch) -> None:
         ("RP_FLAG_BETA", '{"percentage": 10, "alow": []}', "unknown field"),
         ("RP_FLAG_BETA", '{"allow": ["qa"]}', "percentage is missing"),
         ("RP_FLAG_BETA", "{not json", "is not a flag value"),
+        ("RP_FLAG_BETA", '{"percentage": 10, "percentage": 100}', "'percentage' appears twice"),
         ("RP_FLAG_BE-TA", "on", "snake_case"),
     ],
 )
@@ -68,6 +69,12 @@ def test_env_bad_values_name_the_flag_and_variable(variable: str, value: str, ma
         Flags([EnvSource(environ={variable: value})])
     flag = variable.removeprefix("RP_FLAG_").lower()
     assert str(info.value).startswith(f"flag {flag!r} in {variable}: ")
+
+
+def test_env_same_flag_twice_is_an_error() -> None:
+    """Two variables that differ only in case name one flag: refused, not one silently lost."""
+    with pytest.raises(ConfigurationError, match="RP_FLAG_BETA and by RP_FLAG_beta"):
+        Flags([EnvSource(environ={"RP_FLAG_BETA": "on", "RP_FLAG_beta": "off"})])
 
 
 def test_env_is_read_again_on_reload(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,6 +121,14 @@ def test_json_file(tmp_path: Path) -> None:
     write(path, json.dumps({"flags": {"beta": {"percentage": 100, "deny": ["x"]}}}))
     flags = Flags([FileSource(path)])
     assert [True, False] == [flags.enabled("beta", key="y"), flags.enabled("beta", key="x")]
+
+
+def test_json_file_with_a_flag_twice_is_refused(tmp_path: Path) -> None:
+    """json.loads would keep the last "beta" silently; the source refuses the file."""
+    path = tmp_path / "flags.json"
+    write(path, '{"beta": "on", "beta": "off"}')
+    with pytest.raises(ConfigurationError, match="'beta' appears twice"):
+        Flags([FileSource(path)])
 
 
 def test_broken_file_keeps_the_last_good_flags(tmp_path: Path) -> None:

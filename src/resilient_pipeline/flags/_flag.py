@@ -25,6 +25,7 @@ __all__ = [
     "check_name",
     "flags_from_list",
     "flags_from_mapping",
+    "loads_json",
     "parse_flag",
 ]
 
@@ -224,9 +225,9 @@ def _parse(name: str, value: object) -> Flag:
             return Flag(name=name, percentage=percentage)
         if text.startswith("{"):
             try:
-                value = json.loads(text)
-            except ValueError:
-                raise _syntax(value) from None
+                value = loads_json(text)
+            except ValueError as exc:
+                raise _syntax(value, f"not valid JSON: {exc}") from None
         else:
             raise _syntax(value)
     if not isinstance(value, Mapping):
@@ -250,9 +251,24 @@ def _parse(name: str, value: object) -> Flag:
     return Flag(name=name, **fields)
 
 
-def _syntax(value: object) -> ConfigurationError:
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:  # json.loads would keep the last one silently
+            raise ValueError(f"the key {key!r} appears twice")
+        result[key] = value
+    return result
+
+
+def loads_json(text: str) -> Any:
+    """``json.loads`` that refuses an object with the same key twice (``ValueError``)."""
+    return json.loads(text, object_pairs_hook=_unique)
+
+
+def _syntax(value: object, why: str = "") -> ConfigurationError:
+    reason = f" ({why})" if why else ""
     return ConfigurationError(
-        f"{value!r} is not a flag value: {_SYNTAX}", option="value", value=value
+        f"{value!r} is not a flag value{reason}: {_SYNTAX}", option="value", value=value
     )
 
 

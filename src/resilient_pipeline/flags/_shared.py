@@ -15,7 +15,7 @@ from resilient_pipeline._core import describe_error, non_empty_str
 from resilient_pipeline.exceptions import ConfigurationError, MissingDependencyError, StoreError
 from resilient_pipeline.storage import Store, is_concurrent_ddl, unit_of_work, validate_identifier
 
-from ._flag import Flag, check_name, parse_flag
+from ._flag import Flag, check_name, loads_json, parse_flag
 from ._sources import check_interval, make_flag
 
 __all__ = ["RedisSource", "StoreSource"]
@@ -35,10 +35,10 @@ def _decode(name: object, spec: object, *, where: str) -> Flag:
         spec = spec.decode("utf-8", "replace")
     text = str(name)
     try:
-        value = json.loads(str(spec))
-    except ValueError:
+        value = loads_json(str(spec))
+    except ValueError as exc:
         raise ConfigurationError(
-            f"flag {text!r} in {where}: {spec!r} is not a JSON object",
+            f"flag {text!r} in {where}: {spec!r} is not a JSON object ({exc})",
             option="spec",
             value=spec,
         ) from None

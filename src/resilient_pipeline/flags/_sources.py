@@ -8,7 +8,6 @@ read fails. The shared sources (a store table, Redis) are in ``_shared.py``.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -18,7 +17,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from resilient_pipeline._core import non_empty_str, number
 from resilient_pipeline.exceptions import ConfigurationError, MissingDependencyError
 
-from ._flag import Flag, flags_from_list, flags_from_mapping, parse_flag
+from ._flag import Flag, flags_from_list, flags_from_mapping, loads_json, parse_flag
 
 __all__ = ["EnvSource", "FileSource", "FlagSource", "MemorySource", "check_interval"]
 
@@ -169,10 +168,18 @@ class EnvSource:
 
     def load(self) -> Mapping[str, Flag]:
         """Every ``<prefix>*`` variable as a flag."""
-        flags = {}
+        flags: dict[str, Flag] = {}
+        seen: dict[str, str] = {}
         for variable, value in sorted(self._environ.items()):
             if variable.startswith(self.prefix):
                 name = variable[len(self.prefix) :].lower()
+                if name in seen:  # RP_FLAG_BETA and RP_FLAG_beta: neither may win silently
+                    raise ConfigurationError(
+                        f"flag {name!r} is set twice: by {seen[name]} and by {variable}",
+                        option=variable,
+                        value=value,
+                    )
+                seen[name] = variable
                 flags[name] = parse_flag(name, value, where=variable)
         return flags
 
@@ -268,7 +275,7 @@ class FileSource:
                 value=self.where,
             ) from exc
         try:
-            data = _toml().loads(text) if self.format == "toml" else json.loads(text)
+            data = _toml().loads(text) if self.format == "toml" else loads_json(text)
         except ValueError as exc:  # json.JSONDecodeError and tomllib.TOMLDecodeError
             raise ConfigurationError(
                 f"flags file {self.where}: not valid {self.format.upper()} ({exc})",

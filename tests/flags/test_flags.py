@@ -286,3 +286,34 @@ async def test_areload_reads_sources_in_a_worker_thread() -> None:
     source.set_flag("beta", percentage=100)
     await flags.areload()
     assert flags.enabled("beta")
+
+
+def test_threads_evaluating_during_reloads_see_whole_definitions() -> None:
+    """Evaluations racing refreshes get the old or the new flag's answer, never a mix or error."""
+    import threading
+
+    source = MemorySource({"beta": "on"}, reload_interval=0)  # re-read on every evaluation
+    flags = Flags([source])
+    valid = {
+        FlagEvaluated(source="beta", flag="beta", enabled=True, reason="percentage"),
+        FlagEvaluated(source="beta", flag="beta", enabled=False, reason="kill_switch"),
+    }
+    seen: set[FlagEvaluated] = set()
+    errors: list[BaseException] = []
+
+    def evaluate() -> None:
+        try:
+            for i in range(2_000):
+                seen.add(flags.evaluate("beta", key=i))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=evaluate) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for i in range(200):
+        source.set_flag("beta", enabled=bool(i % 2), percentage=100)
+    for thread in threads:
+        thread.join(timeout=30)
+    assert [] == errors
+    assert seen <= valid

@@ -19,7 +19,7 @@ def test_readme_starts_with_exactly_two_commands() -> None:
     main_job, tests = readme_commands()
     assert "\n" not in main_job
     assert "\n" not in tests
-    assert main_job.endswith("-m examples.kpi_collector")
+    assert main_job.endswith("-m examples.kpi_collector demo")
     assert tests.endswith("-m pytest")
 
 
@@ -33,5 +33,12 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
 def test_main_job_module_exists() -> None:
     """The module the main-job command runs is in the repository."""
     main_job, _ = readme_commands()
-    module = main_job.rsplit(" ", 1)[-1]
+    words = main_job.split()
+    module = words[words.index("-m", words.index("&&")) + 1]
     assert (ROOT / module.replace(".", "/") / "__main__.py").is_file()
+
+
+def test_main_job_installs_the_extras_the_collector_needs() -> None:
+    """The collector talks HTTP (httpx) and draws a progress bar (rich): both extras."""
+    main_job, _ = readme_commands()
+    assert "'.[http,progress]'" in main_job

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from examples.kpi_collector.__main__ import CLIENTS, parse_args
-from examples.kpi_collector.collector import SOURCE, create_schema
+from examples.kpi_collector.cli import parse_args
+from examples.kpi_collector.pipeline import prepare
 from resilient_pipeline import Partition, PartitionLedger, SQLiteStore, unit_of_work
 from resilient_pipeline._cli import main
 from resilient_pipeline.ledger import daily
@@ -18,6 +18,8 @@ from resilient_pipeline.ledger import daily
 RUNBOOKS = sorted((Path(__file__).parent.parent / "docs" / "runbooks").glob("*.md"))
 PROGRAMS = ("python -m resilient_pipeline", "python -m examples.kpi_collector")
 DAYS = daily(dt.date(2026, 11, 1), dt.date(2026, 11, 28))
+SOURCE = "meta_ads"
+CLIENTS = [f"{n:02d}" for n in range(1, 17)]
 
 
 def commands(text: str) -> list[str]:
@@ -50,7 +52,7 @@ def test_commands_are_found() -> None:
 def kpi_database(path: Path) -> None:
     """The collector's tables and a ledger after a bad night: 07 exhausted, 12 failed."""
     store = SQLiteStore(path)
-    create_schema(store)
+    prepare(store, ["meta_ads", "google_ads"])  # the collector's tables and views
     ledger = PartitionLedger(store, max_attempts=2)
     ledger.plan(SOURCE, CLIENTS, DAYS[0], DAYS[-1])
     with unit_of_work(store) as tx:

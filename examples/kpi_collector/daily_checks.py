@@ -3,42 +3,46 @@
     python -m resilient_pipeline check --suite examples.kpi_collector.daily_checks:suite \
         --db kpi.sqlite3 -p day=2026-11-28
 
-The command opens ``--db`` read-only and gives it to :func:`suite`.
+The command opens ``--db`` read-only and gives it to :func:`suite`. The
+expected clients are ``KPI_CLIENTS`` (``1-16``, ``3,5,9``; default ``1-16``).
 """
 
 from __future__ import annotations
 
-from resilient_pipeline import CheckSuite, PartitionLedger, checks, unit_of_work
+import os
+
+from resilient_pipeline import CheckSuite, PartitionLedger, checks
 from resilient_pipeline.storage import Store
 
-from .__main__ import CLIENTS
-from .collector import SOURCE
+from .settings import KNOWN_PLATFORMS, parse_clients
 
 
 def suite(store: Store) -> CheckSuite:
-    """Every client collected for ``day``, and that day's rows consistent.
+    """Every client collected for ``day`` on every platform, and that day's rows consistent.
+
+    Reads the per-platform views the collector creates (``kpi_<platform>_daily``,
+    ``kpi_<platform>_campaigns``).
 
     Example:
         >>> from resilient_pipeline import SQLiteStore
         >>> built = suite(SQLiteStore(":memory:"))
-        >>> [check.name for check in built.checks]
-        ['meta_ads_complete', 'clicks_exceed_impressions', 'spend_without_conversions']
+        >>> [check.name for check in built.checks][:3]
+        ['meta_ads_complete', 'meta_ads_daily_rows', 'meta_ads_spend_conversions_paired']
     """
-    with unit_of_work(store) as tx:
-        campaigns, conversions = tx.table("campaigns"), tx.table("conversions")
-    rows = checks.query_dataset(
-        # identifiers from the quoting helper, the day bound: no injection
-        "SELECT c.client_id, c.date, c.campaign_id, c.impressions, c.clicks, c.spend,"  # noqa: S608
-        f" v.conversions FROM {campaigns} c LEFT JOIN {conversions} v"
-        " ON v.client_id = c.client_id AND v.date = c.date AND v.platform = c.platform"
-        " AND v.campaign_id = c.campaign_id WHERE c.date = :day"
-    )
-    return CheckSuite(
-        checks=[
-            PartitionLedger(store).completeness_check(SOURCE, CLIENTS),
-            checks.clicks_exceed_impressions(),
-            checks.spend_without_conversions(min_spend=1.0),
-        ],
-        datasets={"rows": rows},
-        name="kpi_daily",
-    )
+    clients = parse_clients(os.environ.get("KPI_CLIENTS", "1-16"))
+    ledger = PartitionLedger(store)
+    found = []
+    for platform in KNOWN_PLATFORMS:
+        daily, campaigns = f"kpi_{platform}_daily", f"kpi_{platform}_campaigns"
+        found += [
+            ledger.completeness_check(platform, [str(c) for c in clients]),
+            checks.missing_keys(table=daily, keys=clients, name=f"{platform}_daily_rows"),
+            checks.unpaired_rows(
+                left=campaigns,
+                right=daily,
+                left_value="spend_micros",
+                right_value="conversions",
+                name=f"{platform}_spend_conversions_paired",
+            ),
+        ]
+    return CheckSuite(checks=found, connection=store, name="kpi_daily")

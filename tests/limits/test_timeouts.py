@@ -100,6 +100,77 @@ async def test_async_result_within_limit_is_returned() -> None:
 
 
 @pytest.mark.anyio
+async def test_async_call_with_its_own_scopes_is_cancelled() -> None:
+    """Scopes the call opens before it first suspends nest inside the timeout's scope."""
+    inner_cancelled = []
+
+    @timeout(0.001)
+    async def fetch() -> None:
+        with anyio.CancelScope() as inner:
+            async with anyio.create_task_group() as group:
+                group.start_soon(anyio.sleep_forever)
+                await anyio.sleep_forever()
+        inner_cancelled.append(inner.cancelled_caught)
+
+    with pytest.raises(DeadlineExceededError):
+        await fetch()
+    assert [] == inner_cancelled
+
+
+@pytest.mark.anyio
+async def test_async_call_gets_every_value_it_awaits() -> None:
+    """A call that suspends many times receives each awaited value (trio sends them in)."""
+    send, receive = anyio.create_memory_object_stream[int](0)
+
+    @timeout(30.0)
+    async def total() -> int:
+        async with receive:
+            return sum([value async for value in receive])
+
+    async def produce() -> None:
+        async with send:
+            for value in (1, 20, 300):
+                await send.send(value)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(produce)
+        assert 321 == await total()
+
+
+@pytest.mark.anyio
+async def test_async_call_that_swallows_cancellation_is_cancelled_again() -> None:
+    """Cancellation stays level-triggered: every later await of a timed-out call is cancelled."""
+    caught = []
+
+    @timeout(0.001)
+    async def stubborn() -> None:
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            caught.append(1)  # wrong, but it happens: the next await is cancelled too
+        await anyio.sleep_forever()
+
+    with pytest.raises(DeadlineExceededError):
+        await stubborn()
+    assert [1] == caught
+
+
+@pytest.mark.anyio
+async def test_async_scope_follows_an_enclosing_deadline_on_its_own_clock() -> None:
+    """The cancel scope ends at the enclosing deadline, read on the clock that set it."""
+    clock = FakeClock(start=1e6)  # far from the real monotonic clock
+
+    @timeout(30.0)
+    async def fetch() -> None:
+        await anyio.sleep_forever()
+
+    with deadline_scope(5.0, clock=clock):
+        clock.advance(4.999)
+        with anyio.fail_after(10), pytest.raises(DeadlineExceededError, match="shared deadline"):
+            await fetch()
+
+
+@pytest.mark.anyio
 async def test_outer_cancellation_passes_through() -> None:
     """Cancellation from an enclosing scope is not turned into a DeadlineExceededError."""
 

@@ -121,6 +121,17 @@ def _task_waiter() -> _Waiter:
     return _Waiter(functools.partial(schedule, event.set), event)
 
 
+class _Counts:
+    """The bulkhead's mutable counters, changed only under its lock."""
+
+    __slots__ = ("admitted", "in_flight", "rejected")
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.admitted = 0
+        self.rejected = 0
+
+
 def _optional_seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None:
         number(ge=0).check(attribute.name, value)
@@ -172,9 +183,9 @@ class Bulkhead:
 
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
     _queue: deque[_Waiter] = attrs.field(factory=deque, init=False, repr=False)
-    _in_flight: int = attrs.field(default=0, init=False, repr=False)
-    _admitted: int = attrs.field(default=0, init=False, repr=False)
-    _rejected: int = attrs.field(default=0, init=False, repr=False)
+    # The counters live in a plain slotted object: setting an attribute of an
+    # attrs class with validators runs its on_setattr hooks, three times a call.
+    _counts: _Counts = attrs.field(factory=_Counts, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         integer(ge=1).check("max_concurrent", self.max_concurrent)
@@ -184,9 +195,10 @@ class Bulkhead:
     def _enter(self, make_waiter: Callable[[], _Waiter]) -> _Waiter | None:
         """Take a slot (``None``) or a queue place (the waiter); raise when neither is free."""
         with self._lock:
-            if self._in_flight < self.max_concurrent and not self._queue:
-                self._in_flight += 1
-                self._admitted += 1
+            counts = self._counts
+            if counts.in_flight < self.max_concurrent and not self._queue:
+                counts.in_flight += 1
+                counts.admitted += 1
                 return None
             if len(self._queue) < self.max_waiting and self._wait_budget()[0] > 0:
                 waiter = make_waiter()
@@ -198,7 +210,7 @@ class Bulkhead:
         """After a wait: ``True`` if the waiter got a slot, else it leaves the queue."""
         with self._lock:
             if waiter.granted:
-                self._admitted += 1
+                self._counts.admitted += 1
                 return True
             self._queue.remove(waiter)
             return False
@@ -211,7 +223,7 @@ class Bulkhead:
                 waiter.granted = True  # the slot passes on; in_flight is unchanged
                 waiter.wake()
             else:
-                self._in_flight -= 1
+                self._counts.in_flight -= 1
 
     def _wait_budget(self) -> tuple[float, bool]:
         """Seconds a caller may queue; ``True`` when the shared deadline binds, not the timeout."""
@@ -223,8 +235,8 @@ class Bulkhead:
 
     def _refuse(self, waited: float, *, by_deadline: bool = False) -> Exception:
         with self._lock:
-            self._rejected += 1
-            in_flight, waiting = self._in_flight, len(self._queue)
+            self._counts.rejected += 1
+            in_flight, waiting = self._counts.in_flight, len(self._queue)
         emit(
             BulkheadRejected(source=self.name, in_flight=in_flight, waiting=waiting, waited=waited),
             self.on_event,
@@ -244,8 +256,11 @@ class Bulkhead:
     def acquire(self) -> None:
         """Take a slot, queueing if allowed; raise ``BulkheadFullError`` if none comes."""
         waiter = self._enter(_thread_waiter)  # the Event only exists once we queue
-        if waiter is None:
-            return
+        if waiter is not None:
+            self._wait(waiter)
+
+    def _wait(self, waiter: _Waiter) -> None:
+        """Queue in this thread until ``waiter`` gets a slot, or refuse."""
         budget, by_deadline = self._wait_budget()
         # Only a hand-over ends the wait early, so it is measured and bounded in
         # real time: no fake clock can free a slot.
@@ -267,8 +282,11 @@ class Bulkhead:
     async def aacquire(self) -> None:
         """Async twin of :meth:`acquire` (asyncio and trio); cancelling a waiter is safe."""
         waiter = self._enter(_task_waiter)
-        if waiter is None:
-            return
+        if waiter is not None:
+            await self._await(waiter)
+
+    async def _await(self, waiter: _Waiter) -> None:
+        """Queue in this task until ``waiter`` gets a slot, or refuse; cancelling is safe."""
         budget, by_deadline = self._wait_budget()
         started = anyio.current_time()
         try:
@@ -294,26 +312,33 @@ class Bulkhead:
     def __call__(self, fn: Callable[P, T], /) -> Callable[P, T]:
         """Decorate ``fn`` (sync or async); every call needs a slot."""
         check_callable(fn, "Bulkhead")
+        # acquire() / aacquire() unrolled: the slot is taken in the wrapper's own
+        # frame, and only a caller that must queue pays for the wait.
+        enter, release = self._enter, self.release
         if is_async(fn):
             afn = cast("Callable[P, Awaitable[Any]]", fn)
 
             @functools.wraps(fn)
             async def abounded(*args: P.args, **kwargs: P.kwargs) -> Any:
-                await self.aacquire()
+                waiter = enter(_task_waiter)
+                if waiter is not None:
+                    await self._await(waiter)
                 try:
                     return await afn(*args, **kwargs)
                 finally:
-                    self.release()
+                    release()
 
             return cast("Callable[P, T]", abounded)
 
         @functools.wraps(fn)
         def bounded(*args: P.args, **kwargs: P.kwargs) -> T:
-            self.acquire()
+            waiter = enter(_thread_waiter)
+            if waiter is not None:
+                self._wait(waiter)
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.release()
+                release()
 
         return bounded
 
@@ -323,8 +348,8 @@ class Bulkhead:
             return BulkheadStatistics(
                 self.max_concurrent,
                 self.max_waiting,
-                self._in_flight,
+                self._counts.in_flight,
                 len(self._queue),
-                self._admitted,
-                self._rejected,
+                self._counts.admitted,
+                self._counts.rejected,
             )

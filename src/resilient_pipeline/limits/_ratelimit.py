@@ -18,6 +18,7 @@ from typing import Any, Literal, ParamSpec, Protocol, TypeVar, cast
 import attrs
 
 from resilient_pipeline._core import (
+    DEFAULT_CLOCK,
     Clock,
     EventHandler,
     callable_or_none,
@@ -238,7 +239,13 @@ class RateLimiter:
     def _plan(self, key: Hashable | None, cost: float, now: float, waited: float) -> float:
         """Take a token (``0.0``) or how long to sleep first; raise if waiting is not allowed."""
         with self._lock:
-            wait = self._bucket(key, now).take(now, cost)
+            buckets = self._buckets
+            bucket = buckets.get(key)
+            if bucket is None:
+                bucket = self._bucket(key, now)
+            else:
+                buckets.move_to_end(key)  # _bucket(), unrolled for a known key
+            wait = bucket.take(now, cost)
         return 0.0 if wait == 0.0 else wait_or_refuse(self, key, wait, waited)
 
     def _check_cost(self, cost: float) -> None:
@@ -258,20 +265,34 @@ class RateLimiter:
         if cost != 1.0:
             self._check_cost(cost)
         clock = resolve_clock(self.clock)
+        wait = self._plan(key, cost, clock.monotonic(), 0.0)
+        if wait:
+            self._sleep(key, cost, clock, wait)
+
+    def _sleep(self, key: Hashable | None, cost: float, clock: Clock, wait: float) -> None:
+        """Sleep as the plan says and ask again, until admitted (or refused)."""
         waited = 0.0
-        while wait := self._plan(key, cost, clock.monotonic(), waited):
+        while wait:
             clock.sleep(wait)
             waited += wait
+            wait = self._plan(key, cost, clock.monotonic(), waited)
 
     async def aacquire(self, key: Hashable | None = None, *, cost: float = 1.0) -> None:
         """Async twin of :meth:`acquire` (asyncio and trio)."""
         if cost != 1.0:
             self._check_cost(cost)
         clock = resolve_clock(self.clock)
+        wait = self._plan(key, cost, clock.monotonic(), 0.0)
+        if wait:
+            await self._asleep(key, cost, clock, wait)
+
+    async def _asleep(self, key: Hashable | None, cost: float, clock: Clock, wait: float) -> None:
+        """Async twin of :meth:`_sleep`."""
         waited = 0.0
-        while wait := self._plan(key, cost, clock.monotonic(), waited):
+        while wait:
             await clock.asleep(wait)
             waited += wait
+            wait = self._plan(key, cost, clock.monotonic(), waited)
 
     def observe(self, outcome: object, key: Hashable | None = None) -> None:
         """Slow ``key``'s bucket down if ``outcome`` (a result or an error) says the server is busy.
@@ -330,13 +351,19 @@ class RateLimiter:
         check_callable(fn, "RateLimiter")
         key_of = self.key
         adaptive = self.adaptive
+        # acquire() / aacquire() unrolled: an admitted call takes its token in
+        # the wrapper's own frame; only one that must wait pays for the loop.
+        plan, default = self._plan, DEFAULT_CLOCK
         if is_async(fn):
             afn = cast("Callable[P, Awaitable[Any]]", fn)
 
             @functools.wraps(fn)
             async def alimited(*args: P.args, **kwargs: P.kwargs) -> Any:
                 key = None if key_of is None else key_of(*args, **kwargs)
-                await self.aacquire(key)
+                clock = default[0] if self.clock is None else self.clock
+                wait = plan(key, 1.0, clock.monotonic(), 0.0)
+                if wait:
+                    await self._asleep(key, 1.0, clock, wait)
                 if not adaptive:
                     return await afn(*args, **kwargs)
                 try:
@@ -352,7 +379,10 @@ class RateLimiter:
         @functools.wraps(fn)
         def limited(*args: P.args, **kwargs: P.kwargs) -> T:
             key = None if key_of is None else key_of(*args, **kwargs)
-            self.acquire(key)
+            clock = default[0] if self.clock is None else self.clock
+            wait = plan(key, 1.0, clock.monotonic(), 0.0)
+            if wait:
+                self._sleep(key, 1.0, clock, wait)
             if not adaptive:
                 return fn(*args, **kwargs)
             try:

@@ -25,7 +25,8 @@ import contextvars
 import functools
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+import types
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 import anyio
@@ -99,6 +100,44 @@ class _Outcome:
             self.done.set()
 
 
+@types.coroutine
+def _armed(
+    awaitable: Awaitable[T], scope: anyio.CancelScope, clock: Clock, at: float
+) -> Generator[Any, Any, T]:
+    """Await ``awaitable``, giving ``scope`` its deadline (``at`` on ``clock``) if it suspends.
+
+    A cancel scope can only cancel a suspended task, so a call that finishes
+    without suspending needs no timer: arming the deadline at the first
+    suspension costs such calls nothing, and cancels every other call at the
+    same instant as a deadline set on entry would.
+    """
+    steps = awaitable.__await__()
+    try:
+        signal = steps.send(None)
+    except StopIteration as done:
+        return cast("T", done.value)
+    scope.deadline = anyio.current_time() + (at - clock.monotonic())
+    # What `yield from` does, for an iterator already started.
+    while True:
+        try:
+            sent = yield signal
+        except GeneratorExit:  # noqa: PERF203 -- the loop is the forwarding itself
+            close = getattr(steps, "close", None)
+            if close is not None:
+                close()
+            raise
+        except BaseException as exc:  # thrown in by the event loop (cancellation)
+            try:
+                signal = steps.throw(exc)
+            except StopIteration as done:
+                return cast("T", done.value)
+        else:
+            try:
+                signal = steps.send(sent)
+            except StopIteration as done:
+                return cast("T", done.value)
+
+
 @attrs.frozen
 class Timeout:
     """A reusable time limit: a frozen value that decorates sync and async functions.
@@ -144,7 +183,12 @@ class Timeout:
         Raises at once, leaving the deadline as it was, when no time is left.
         """
         clock = resolve_clock(self.clock)
-        at = clock.monotonic() + self.seconds
+        now = clock.monotonic()
+        at = now + self.seconds
+        current = DEADLINE.get()
+        if current is None or (current[0] is clock and current[1] > at):
+            # tightened(), unrolled for the common case: our limit is the sooner.
+            return DEADLINE.set((clock, at)), at - now, True
         scope = tightened(clock, at)
         available = scope[1] - scope[0].monotonic()
         if available <= 0:
@@ -182,9 +226,12 @@ class Timeout:
         @functools.wraps(fn)
         async def limited(*args: P.args, **kwargs: P.kwargs) -> T:
             token, available, ours = self._enter(source)
+            clock, at = DEADLINE.get()  # type: ignore[misc]  # just set by _enter
             try:
-                with anyio.CancelScope(deadline=anyio.current_time() + available):
-                    return await fn(*args, **kwargs)
+                # The scope is entered first, so it nests like any other; its
+                # deadline is armed only if the call suspends (see _armed).
+                with anyio.CancelScope() as scope:
+                    return await _armed(fn(*args, **kwargs), scope, clock, at)
             finally:
                 DEADLINE.reset(token)
             # Reached only when our own scope cancelled the call.

@@ -60,9 +60,21 @@ class TokenBucket:
 
     def take(self, now: float, cost: float = 1.0) -> float:
         """Take ``cost`` tokens: ``0.0`` if admitted, else seconds until they are there."""
-        self._refill(now)
-        if self.tokens + _EPSILON >= cost:
-            self.tokens = max(self.tokens - cost, 0.0)
+        # _refill() and the min/max calls unrolled (same arithmetic): this runs
+        # on every admitted call.
+        updated = self.updated
+        if now > updated:
+            if updated < self.slow_until:
+                self._refill(now)
+            else:
+                tokens = self.tokens + (now - updated) * self.rate
+                burst = self.burst
+                self.tokens = tokens if tokens < burst else burst
+                self.updated = now
+        tokens = self.tokens
+        if tokens + _EPSILON >= cost:
+            left = tokens - cost
+            self.tokens = 0.0 if left < 0.0 else left
             return 0.0
         return self.wait(now, cost)
 

@@ -446,6 +446,7 @@ class PrometheusMetrics(_Recorder):
         self._client = prometheus_client
         self.registry = registry if registry is not None else prometheus_client.REGISTRY
         self.namespace = namespace
+        self._children: dict[tuple[object, ...], Any] = {}
         super().__init__(clock)
 
     def _make(self, spec: MetricSpec) -> Any:
@@ -467,7 +468,12 @@ class PrometheusMetrics(_Recorder):
     def _record(
         self, spec: MetricSpec, instrument: Any, value: float, labels: dict[str, str]
     ) -> None:
-        child = instrument.labels(**labels) if labels else instrument
+        # prometheus_client's labels() costs microseconds; label sets are few, so keep them.
+        key = (spec.name, *labels.items())
+        child = self._children.get(key)
+        if child is None:
+            child = instrument.labels(**labels) if labels else instrument
+            self._children[key] = child
         if spec.kind == "counter":
             child.inc(value)
         elif spec.kind == "gauge":

@@ -84,3 +84,16 @@ def test_alert_rules_cover_the_three_that_matter(samples: set[str]) -> None:
         "resilient_pipeline_check_results_total",
     } == used
     assert set() == used - samples
+
+
+def test_the_guide_documents_every_metric() -> None:
+    """docs/observability.md names every built-in metric, with its labels."""
+    guide = (OPS.parent / "observability.md").read_text()
+    rows = {
+        line.split("|")[1].strip(" `"): line
+        for line in guide.splitlines()
+        if "| `resilient_pipeline_" in line
+    }
+    for spec in METRICS:
+        row = rows[spec.exported("resilient_pipeline")]
+        assert [f"`{label}`" in row for label in spec.labels] == [True] * len(spec.labels)

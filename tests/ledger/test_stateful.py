@@ -93,7 +93,8 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # ----------------------------------------------------------- predictions
     def claimable(self, worker: Worker, *, exhausted: bool, lookback: bool) -> list[Partition]:
-        """What a claim may take, gaps first, each group by period then key."""
+        """What a claim may take, group by group (new, failed, expired, exhausted, re-checks),
+        each group by period then key."""
 
         def may(p: Partition) -> bool:
             row = self.rows[p]
@@ -108,9 +109,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 return row.run_id != worker.run_id and free
             return False
 
-        order = sorted(
-            PARTITIONS, key=lambda p: (self.rows[p].status == "succeeded", p.period, p.key)
-        )
+        rank = {"pending": 0, "failed": 1, "running": 2, "exhausted": 3, "succeeded": 4}
+        order = sorted(PARTITIONS, key=lambda p: (rank[self.rows[p].status], p.period, p.key))
         return [p for p in order if may(p)]
 
     # ------------------------------------------------------------------ rules

@@ -1,24 +1,29 @@
 """``backfill()``: collect every gap of a range, bounded-concurrently, resumably.
 
-Each worker task loops: claim ONE partition (a short lease in the ledger,
+Each worker loops: claim ONE partition (a short lease in the ledger,
 renewed by a heartbeat while the work runs), fetch it through the
-retry/breaker policies, then write it and mark it succeeded in ONE unit of
-work. Identical data is not rewritten; changed data is a restatement. A crash
-strands at most the partitions in flight, claimable again one lease later.
+retry/breaker policies, then write it, mark it succeeded and claim the
+worker's next partition in ONE unit of work (one commit per partition; the
+next claim holds only if the data commits). Identical data is not rewritten;
+changed data is a restatement. A crash strands at most the partitions in
+flight (one per worker), claimable again one lease later. With a sync fetch a
+worker's whole loop runs in one thread (no thread hop per partition).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import inspect
 import logging
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeAlias
 
 import anyio
+import anyio.from_thread
 import anyio.to_thread
 import attrs
 
@@ -329,8 +334,19 @@ class _Run:
         return call
 
     # -- committing -----------------------------------------------------------------
-    def commit(self, claimed: Claimed, payload: Any, t0: float) -> Outcome:
-        """Write the payload and mark the partition succeeded, in one unit of work."""
+    def commit(
+        self,
+        claimed: Claimed,
+        payload: Any,
+        t0: float,
+        then: Callable[[Transaction], list[Claimed]] | None = None,
+    ) -> tuple[Outcome, list[Claimed]]:
+        """Write the payload and mark the partition succeeded, in one unit of work.
+
+        ``then(tx)`` claims the worker's next partition in that same unit of
+        work: one commit per partition instead of two (the claim holds only
+        if the data commits). Returns the outcome and what ``then`` claimed.
+        """
         ledger = self.ledger
         clock = resolve_clock(ledger.clock)
         partition = claimed.partition
@@ -340,12 +356,12 @@ class _Run:
             fingerprint, count = q.fingerprint(payload), len(payload)
         measure = _measure_of(self.measure, payload)
 
-        def once() -> Outcome:
+        def once() -> tuple[Outcome, list[Claimed]]:
             with unit_of_work(ledger.store, name=f"collect {partition}") as tx:
                 # Identical data: nothing to write, only the ledger row.
                 if claimed.fingerprint != fingerprint:
                     self.write(tx, partition, payload)
-                return ledger.succeed_claimed(
+                outcome = ledger.succeed_claimed(
                     tx,
                     claimed,
                     row_count=count,
@@ -354,8 +370,9 @@ class _Run:
                     run_id=self.run_id,
                     measure=measure,
                 )
+                return outcome, ([] if then is None else then(tx))
 
-        outcome = _WRITE_RETRY(once)()
+        outcome, following = _WRITE_RETRY(once)()
         if outcome == "restated":
             self.restated.append(
                 RestatedPartition(
@@ -377,7 +394,7 @@ class _Run:
             ledger.on_event,
         )
         self._resolve_quarantine(partition)
-        return outcome
+        return outcome, following
 
     def _resolve_quarantine(self, partition: Partition) -> None:
         """Discard the unit's older quarantine records (collected whole, or set aside anew)."""
@@ -600,7 +617,6 @@ async def abackfill(
         wrapped = policy(wrapped)
 
     plan = _WRITE_RETRY(ledger.plan)
-    claim_many = _WRITE_RETRY(ledger.claim_many)
     await anyio.to_thread.run_sync(lambda: plan(source, key_list, periods=period_list))
     wanted = {(k, p) for k in key_list for p in period_list}
     rechecked = set(recheck or ())
@@ -616,46 +632,9 @@ async def abackfill(
     bar = _Progress(progress, await anyio.to_thread.run_sync(todo), f"backfill {source}")
     await anyio.to_thread.run_sync(run.load_quarantined, wanted)
 
-    def fetch_and_commit(claimed: Claimed, t0: float) -> Outcome:
-        return run.commit(claimed, wrapped(claimed.partition), t0)
-
-    async def collect(claimed: Claimed) -> None:
-        partition = claimed.partition
-        # Every event and log line of this partition's work, in any thread, carries these.
-        with bind_context(
-            run_id=run_id,
-            source=partition.source,
-            partition_key=partition.key,
-            period=partition.period,
-            attempt=claimed.attempts + 1,
-        ):
-            await collect_bound(claimed, partition)
-
-    async def collect_bound(claimed: Claimed, partition: Partition) -> None:
-        trace = run.traces[partition] = Trace()
-        if claimed.recovered:
-            run.recovered.append(partition)
-        t0 = clock.monotonic()
-        try:
-            if is_async:
-                payload = await wrapped(partition)
-                outcome = await anyio.to_thread.run_sync(run.commit, claimed, payload, t0)
-            else:  # one thread hop for fetch + write
-                outcome = await anyio.to_thread.run_sync(fetch_and_commit, claimed, t0)
-        except LeaseLostError:
-            run.lost.append(partition)
-            return
-        except Exception as exc:
-            elapsed = clock.monotonic() - t0
-            await anyio.to_thread.run_sync(run.fail, claimed, exc, trace, elapsed)
-            return
-        finally:
-            run.in_flight.discard(partition)
-            run.traces.pop(partition, None)
-        run.collected.append((partition, outcome))
-
-    def claim_one() -> list[Claimed]:
-        claimed = claim_many(
+    def claim_in(tx: Transaction | None) -> list[Claimed]:
+        """This worker's next partition: in ``tx`` (committed with the previous one) or alone."""
+        return ledger.claim_many(
             source,
             lo,
             hi,
@@ -665,25 +644,98 @@ async def abackfill(
             periods=period_list,
             include_exhausted=include_exhausted,
             recheck=recheck,
+            tx=tx,
         )
+
+    @contextlib.contextmanager
+    def working(claimed: Claimed) -> Iterator[Trace]:
+        """A partition's work: its context fields, its trace, out of flight at the end."""
+        partition = claimed.partition
+        # Every event and log line of this partition's work, in any thread, carries these.
+        with bind_context(
+            run_id=run_id,
+            source=partition.source,
+            partition_key=partition.key,
+            period=partition.period,
+            attempt=claimed.attempts + 1,
+        ):
+            trace = run.traces[partition] = Trace()
+            if claimed.recovered:
+                run.recovered.append(partition)
+            try:
+                yield trace
+            finally:
+                run.in_flight.discard(partition)
+                run.traces.pop(partition, None)
+
+    def committed(claimed: Claimed, outcome: Outcome, following: list[Claimed]) -> list[Claimed]:
         # In flight from the claim on: the heartbeat renews it from now.
+        run.in_flight.update(c.partition for c in following)
+        run.collected.append((claimed.partition, outcome))
+        return following
+
+    def collect(claimed: Claimed) -> list[Claimed] | None:
+        """Fetch (sync), write, commit with the next claim; ``None``: no next claim tried."""
+        with working(claimed) as trace:
+            t0 = clock.monotonic()
+            try:
+                payload = wrapped(claimed.partition)
+                return committed(claimed, *run.commit(claimed, payload, t0, claim_in))
+            except LeaseLostError:
+                run.lost.append(claimed.partition)
+            except Exception as exc:
+                run.fail(claimed, exc, trace, clock.monotonic() - t0)
+            return None
+
+    async def acollect(claimed: Claimed) -> list[Claimed] | None:
+        """:func:`collect` for an async fetch: the fetch in the event loop, the rest in a thread."""
+        with working(claimed) as trace:
+            t0 = clock.monotonic()
+            try:
+                payload = await wrapped(claimed.partition)
+                result = await anyio.to_thread.run_sync(run.commit, claimed, payload, t0, claim_in)
+                return committed(claimed, *result)
+            except LeaseLostError:
+                run.lost.append(claimed.partition)
+            except Exception as exc:
+                elapsed = clock.monotonic() - t0
+                await anyio.to_thread.run_sync(run.fail, claimed, exc, trace, elapsed)
+            return None
+
+    def claim_alone() -> list[Claimed] | None:
+        """A claim in its own transaction; ``None`` when the ledger cannot be reached."""
+        try:
+            claimed = _WRITE_RETRY(claim_in)(None)
+        except Exception as exc:  # the ledger is unreachable: this worker stops, the run reports
+            run.errors.append(f"claiming a partition failed: {describe_error(exc)}")
+            return None
         run.in_flight.update(c.partition for c in claimed)
         return claimed
 
-    async def worker() -> None:
+    def sync_worker() -> None:
+        """A worker's whole loop in one thread: no thread hop per partition."""
+        following: list[Claimed] | None = None
         while True:
-            try:
-                batch = await anyio.to_thread.run_sync(claim_one)
-            except (
-                Exception
-            ) as exc:  # the ledger is unreachable: this worker stops, the run reports
-                run.errors.append(f"claiming a partition failed: {describe_error(exc)}")
+            anyio.from_thread.check_cancelled()
+            if following is None:  # the first claim, or the last partition failed
+                following = claim_alone()
+            if not following:
                 return
-            if not batch:
+            following = collect(following[0])
+            bar.advance()
+
+    async def worker() -> None:
+        if not is_async:
+            await anyio.to_thread.run_sync(sync_worker, limiter=threads)
+            return
+        following: list[Claimed] | None = None
+        while True:
+            if following is None:
+                following = await anyio.to_thread.run_sync(claim_alone)
+            if not following:
                 return
-            for claimed in batch:
-                await collect(claimed)
-                bar.advance()
+            following = await acollect(following[0])
+            bar.advance()
 
     async def beat() -> None:
         while True:
@@ -704,6 +756,7 @@ async def abackfill(
                 )
 
     workers = concurrency if key_list and period_list else 0
+    threads = anyio.CapacityLimiter(max(workers, 1))  # one per sync worker, never queued
     try:
         async with anyio.create_task_group() as outer:
             outer.start_soon(beat)

@@ -163,13 +163,22 @@ class PartitionLedger:
 
     def _sql(self, tx: Transaction, template: str, **extra: str) -> str:
         self._ensure_schema(tx)
-        return q.sql(
-            template,
-            tx.placeholder,
-            t=tx.table(self.table),
-            r=tx.table(f"{self.table}_restatements"),
-            **extra,
-        )
+        # Built once per store, table and statement: quoting and validating the
+        # table names on every call cost more than the statement on SQLite.
+        statements: dict[tuple[str, ...], str] = self.store.cache.setdefault("ledger_sql", {})
+        cache_key = (self.table, template, *(f"{k}={v}" for k, v in sorted(extra.items())))
+        statement = statements.get(cache_key)
+        if statement is None:
+            if len(statements) > 1024:  # limits and conditions vary little; stay bounded anyway
+                statements.clear()
+            statement = statements[cache_key] = q.sql(
+                template,
+                tx.placeholder,
+                t=tx.table(self.table),
+                r=tx.table(f"{self.table}_restatements"),
+                **extra,
+            )
+        return statement
 
     def _ensure_schema(self, tx: Transaction) -> None:
         ready: set[str] = self.store.cache.setdefault("ledger_tables", set())
@@ -273,19 +282,27 @@ class PartitionLedger:
         periods: Iterable[object] | None = None,
         include_exhausted: bool = False,
         recheck: Iterable[object] | None = None,
+        tx: Transaction | None = None,
     ) -> list[Claimed]:
         """Lease up to ``limit`` claimable partitions of ``source`` in [start, end], in one commit.
 
-        Claimable: ``pending``; ``failed`` in another run; ``running`` with an
+        Claimable, in the order claims take them (each group by period, then
+        key): ``pending``; ``failed`` in another run; ``running`` with an
         expired lease (its worker died: counted as a crash, not an attempt);
         with ``include_exhausted``, ``exhausted`` (once per run); and
         ``succeeded`` partitions of the ``recheck`` periods nobody holds, for
-        a look-back (they stay ``succeeded`` while re-collected). Gaps come
-        before re-checks. A claim is never an attempt. ``keys`` and
-        ``periods``, when given, restrict the claim to exactly those (an
-        empty list claims nothing). On PostgreSQL concurrent workers skip
-        each other's rows (``FOR UPDATE SKIP LOCKED``); SQLite serialises
-        writers anyway.
+        a look-back (they stay ``succeeded`` while re-collected). A claim is
+        never an attempt. ``keys`` and ``periods``, when given, restrict the
+        claim to exactly those (an empty list claims nothing). On PostgreSQL
+        concurrent workers skip each other's rows (``FOR UPDATE SKIP
+        LOCKED``); SQLite serialises writers anyway. Each group is one index
+        range scan that stops at ``limit``: a claim's cost does not grow with
+        the size of the ledger.
+
+        ``tx``: claim inside this open transaction instead of one of its own,
+        e.g. the unit of work committing the previous partition's data, so
+        the success and the next claim are one commit (what :func:`backfill`
+        does). The claim holds only if ``tx`` commits.
 
         Claim only what you start now: a claimed partition is stranded until
         its lease expires if the worker dies.
@@ -294,43 +311,95 @@ class PartitionLedger:
             raise ConfigurationError.for_option("limit", limit, "must be an int >= 1")
         lo, hi = _range(start, end)
         recheck_list = None if recheck is None else sorted({q.period_text(p) for p in recheck})
-        with unit_of_work(self.store, name="ledger.claim") as tx:
-            now = self._now()
-            condition, only_params = self._only(tx, keys, periods)
-            claimable = q.CLAIMABLE_GAP
-            params: list[object] = [run_id, now]
-            if include_exhausted:
-                claimable += q.CLAIMABLE_EXHAUSTED
-                params.append(run_id)
-            if recheck_list:
-                member, member_param = q.one_of("period", recheck_list, tx.dialect, "{p}")
-                claimable += q.CLAIMABLE_RECHECK.replace("{recheck}", member)
-                params += [run_id, now, member_param]
-            template = q.CLAIMABLE.replace("{claimable}", claimable)
-            select = self._sql(tx, template, limit=str(limit), only=condition)
+        if tx is not None:
+            return self._claim(
+                tx,
+                str(source),
+                lo,
+                hi,
+                run_id,
+                limit,
+                keys,
+                periods,
+                include_exhausted,
+                recheck_list,
+            )
+        with unit_of_work(self.store, name="ledger.claim") as own:
+            return self._claim(
+                own,
+                str(source),
+                lo,
+                hi,
+                run_id,
+                limit,
+                keys,
+                periods,
+                include_exhausted,
+                recheck_list,
+            )
+
+    def _claim(
+        self,
+        tx: Transaction,
+        source: str,
+        lo: str,
+        hi: str,
+        run_id: str,
+        limit: int,
+        keys: Iterable[object] | None,
+        periods: Iterable[object] | None,
+        include_exhausted: bool,
+        recheck: list[str] | None,
+    ) -> list[Claimed]:
+        now = self._now()
+        condition, only_params = self._only(tx, keys, periods)
+        branches: list[tuple[str, tuple[object, ...]]] = [
+            (q.CLAIM_PENDING, ()),
+            (q.CLAIM_FAILED, (run_id,)),
+            (q.CLAIM_EXPIRED, (now,)),
+        ]
+        if include_exhausted:
+            branches += [
+                (q.CLAIM_EXHAUSTED, (name, run_id)) for name in ("exhausted", "quarantined")
+            ]
+        if recheck:
+            member, member_param = q.one_of("period", recheck, tx.dialect, "{p}")
+            branches.append(
+                (q.CLAIM_RECHECK.replace("{recheck}", member), (run_id, now, member_param))
+            )
+        rows: list[tuple[Any, ...]] = []
+        for claimable, params in branches:
+            select = self._sql(
+                tx,
+                q.CLAIMABLE.replace("{claimable}", claimable),
+                limit=str(limit - len(rows)),
+                only=condition,
+            )
             if tx.dialect == "postgres":
                 select += " FOR UPDATE SKIP LOCKED"
-            rows = tx.fetchall(select, (str(source), lo, hi, *only_params, *params))
-            claimed = [
-                Claimed(
-                    partition=Partition(source, k, p),
-                    status=normalize_status(status),
-                    fingerprint=fp,
-                    row_count=n,
-                    attempts=int(attempts),
-                    recovered=owner is not None,
-                    measure=measure,
-                )
-                for k, p, status, fp, n, attempts, owner, measure in rows
-            ]
-            tx.executemany(
-                self._sql(tx, q.CLAIM),
-                [
-                    (self.worker_id, now + self.lease, run_id, now, *c.partition.as_tuple())
-                    for c in claimed
-                ],
+            rows += tx.fetchall(select, (source, *params, lo, hi, *only_params))
+            if len(rows) >= limit:
+                break
+        claimed = [
+            Claimed(
+                partition=Partition(source, k, p),
+                status=normalize_status(status),
+                fingerprint=fp,
+                row_count=n,
+                attempts=int(attempts),
+                recovered=owner is not None,
+                measure=measure,
             )
-            return claimed
+            for k, p, status, fp, n, attempts, owner, measure in rows
+        ]
+        tx.executemany(
+            self._sql(tx, q.CLAIM),
+            [
+                (self.worker_id, now + self.lease, run_id, now, *c.partition.as_tuple())
+                for c in claimed
+            ],
+        )
+        return claimed
 
     def start(self, partition: Partition, *, run_id: str = "") -> None:
         """Lease this ``partition`` now (its own transaction); not an attempt.

@@ -100,6 +100,13 @@ def _platforms(text: str) -> tuple[str, ...]:
     return names
 
 
+def _clients(text: str) -> tuple[int, ...]:
+    try:
+        return parse_clients(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _yesterday() -> dt.date:
     return dt.date.today() - dt.timedelta(days=1)
 
@@ -140,7 +147,7 @@ def _common(p: argparse.ArgumentParser, *, db: str, collecting: bool) -> None:
 
 def _clients_options(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--clients", type=parse_clients, help="client ids: 1-16 or 3,5,9")
+    group.add_argument("--clients", type=_clients, help="client ids: 1-16 or 3,5,9")
     group.add_argument("--clients-file", type=Path, help="a file with one client id per line")
 
 

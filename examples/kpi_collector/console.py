@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING
 
 from resilient_pipeline.exceptions import ConfigurationError
-from resilient_pipeline.observability import JsonFormatter, RedactingFilter, redact
+from resilient_pipeline.observability import configure_logging, redact
 
 if TYPE_CHECKING:
     from resilient_pipeline.ledger import BackfillReport
@@ -40,41 +40,31 @@ _CHATTY = (
     "resilient_pipeline.retry",
     "resilient_pipeline.breaker",
     "resilient_pipeline.ledger",
-    "resilient_pipeline.timeouts",
-    "resilient_pipeline.validation",
     "resilient_pipeline.limits",
-    "resilient_pipeline.ratelimit",
-    "resilient_pipeline.bulkhead",
+    "resilient_pipeline.validation",
+    "resilient_pipeline.storage",
     "resilient_pipeline.checks",
-    "resilient_pipeline.upsert",
     "httpx",
     "httpcore",
 )
 
 
 class _Once(logging.Formatter):
-    """``LEVEL logger: message``, on one line (a traceback only at DEBUG)."""
-
-    def __init__(self, debug: bool) -> None:
-        super().__init__("%(levelname)s %(name)s: %(message)s")
-        self._debug = debug
+    """``LEVEL logger: first line of the message``: one line per problem."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return super().format(record) if self._debug else self._one_line(record)
-
-    def _one_line(self, record: logging.LogRecord) -> str:
-        message = record.getMessage().splitlines()
-        first = message[0] if message else ""
-        return f"{record.levelname} {record.name}: {first}"
+        lines = redact(record.getMessage()).splitlines()
+        return f"{record.levelname} {record.name}: {lines[0] if lines else ''}"
 
 
 def setup_logging(
     level: str | None = None, fmt: str = "text", stream: IO[str] | None = None
 ) -> str:
-    """Configure the root logger; returns the level in effect.
+    """Configure logging through the library's ``configure_logging``; the level in effect.
 
     ``level`` (``--log-level``) wins over ``LOG_LEVEL``; without either only
-    problems are shown. An unknown level is a :class:`ValueError` naming it.
+    problems are shown, one line each. Secrets are masked before any handler
+    sees a record. An unknown level is a ``ConfigurationError`` naming it.
     """
     chosen = (level or os.environ.get("LOG_LEVEL") or "").strip().upper()
     explicit = bool(chosen)
@@ -85,14 +75,11 @@ def setup_logging(
             option="LOG_LEVEL",
             value=chosen,
         )
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.addFilter(RedactingFilter())
-    handler.setFormatter(JsonFormatter() if fmt == "json" else _Once(chosen == "DEBUG"))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(chosen)
+    handler = configure_logging(
+        chosen, format="json" if fmt == "json" else "console", stream=stream or sys.stderr
+    )
+    if fmt != "json" and not explicit:
+        handler.setFormatter(_Once())
     for name in _CHATTY:
         logging.getLogger(name).setLevel(logging.NOTSET if explicit else logging.CRITICAL)
     return chosen

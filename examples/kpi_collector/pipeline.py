@@ -125,6 +125,7 @@ class PlatformStats:
         rows_quarantined: Rows set aside in quarantine (whole units).
         retries: Retried requests and partition attempts.
         breaker_openings: Circuit-breaker openings.
+        errors: Why a pass stopped early (the ledger unreachable), if one did.
     """
 
     platform: str
@@ -140,6 +141,7 @@ class PlatformStats:
     rows_quarantined: int = 0
     retries: int = 0
     breaker_openings: int = 0
+    errors: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -418,6 +420,7 @@ async def _collect_platform(
         rows_quarantined=tally.get("rows_quarantined"),
         retries=tally.get("retries"),
         breaker_openings=tally.get("breaker_openings"),
+        errors=tuple(dict.fromkeys(e for report in passes for e in report.errors)),
     )
     # One report for the whole run: the failures that still stand, every restatement.
     merged = BackfillReport(
@@ -429,6 +432,7 @@ async def _collect_platform(
         recovered=tuple(p for report in passes for p in report.recovered),
         lost=tuple(p for report in passes for p in report.lost),
         measure="spend",
+        errors=tuple(e for report in passes for e in report.errors),
     )
     return stats, merged.alerts(db=shown_db(settings.db))
 
@@ -656,7 +660,7 @@ async def arun(
         alerts += report.alerts()
         deliveries = await anyio.to_thread.run_sync(alerter.send_all, alerts)
         code = int(report.exit_code)
-        if code == 0 and any(s.failed for s in stats):
+        if code == 0 and any(s.failed or s.errors for s in stats):
             code = int(CheckExitCode.ERRORS)  # the completeness check says so too
         mismatches: tuple[str, ...] = ()
         for result in report.results:

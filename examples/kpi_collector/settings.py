@@ -81,7 +81,10 @@ def _clients(value: Iterable[int]) -> tuple[int, ...]:
 
 
 def _check_url(_instance: object, _attribute: object, value: Any) -> None:
-    parsed = urllib.parse.urlsplit(value) if isinstance(value, str) else None
+    try:
+        parsed = urllib.parse.urlsplit(value) if isinstance(value, str) else None
+    except ValueError:  # "http://[::1": not a URL at all
+        parsed = None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
         # The URL could carry credentials: name the problem, not the value.
         raise ConfigurationError(

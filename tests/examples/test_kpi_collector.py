@@ -367,3 +367,74 @@ def test_missing_token_names_the_variable(tmp_path: Path) -> None:
     assert 64 == code
     assert "KPI_GOOGLE_TOKEN is not set" in err
     assert not (tmp_path / "kpi.sqlite3").exists()  # nothing ran
+
+
+def test_collect_check_aggregate_report_commands(tmp_path: Path, fast: None) -> None:
+    """The commands for real use, against the API: exit 0, data equals the truth, no token shown."""
+    truth = GroundTruth(seed=SEED)
+    db = str(tmp_path / "kpi.sqlite3")
+    with FakeAdsAPI(truth, demo_faults()) as api:
+        env = {
+            "KPI_META_TOKEN": api.tokens["meta_ads"],
+            "KPI_GOOGLE_TOKEN": api.tokens["google_ads"],
+        }
+        common = ["--clients", "1-3", "--db", db, "--days", str(DAYS), "--end", END.isoformat()]
+        code, out, err = run_cli(
+            "collect",
+            "--base-url",
+            api.base_url,
+            "--lookback",
+            "2",
+            *common,
+            "--log-level",
+            "DEBUG",
+            "--log-format",
+            "json",
+            env=env,
+        )
+    assert 0 == code, out + err
+    assert "exit code 0:" in out.splitlines()[-1]
+    secrets = [*api.tokens.values(), *env.values()]
+    assert [] == [s for s in secrets if s in out + err]
+    assert all(line.startswith("{") for line in err.splitlines() if line.strip()), err[:500]
+    store = SQLiteStore(db)
+    try:
+        check_truth(store, truth)
+    finally:
+        store.close()
+
+    assert (0, "") == run_cli("check", *common)[::2]
+    code, out, _ = run_cli("aggregate", "--db", db)
+    assert (0, "aggregated months: none; 0 inserted, 0 updated, 0 deleted, 0 unchanged\n") == (
+        code,
+        out,
+    )
+    report = tmp_path / "out" / "report.html"
+    code, out, _ = run_cli("report", "--db", db, "--out", str(report))
+    assert (0, f"report: {report}\n") == (code, out)
+    assert 'data-platform="google_ads"' in report.read_text()
+
+
+def test_check_command_fails_on_a_missing_day(tmp_path: Path, fast: None) -> None:
+    """``check`` over a range the database does not fully hold: exit 2, the gap named."""
+    truth = GroundTruth(seed=SEED)
+    store = SQLiteStore(tmp_path / "kpi.sqlite3")
+    try:
+        with FakeAdsAPI(truth) as api:
+            assert 0 == run_demo(settings(":memory:"), api=api, store=store).exit_code
+    finally:
+        store.close()
+    later = (END + dt.timedelta(days=1)).isoformat()
+    code, out, _ = run_cli(
+        "check",
+        "--clients",
+        "1-3",
+        "--db",
+        str(tmp_path / "kpi.sqlite3"),
+        "--days",
+        "2",
+        "--end",
+        later,
+    )
+    assert 2 == code
+    assert f"1/{later}" in out

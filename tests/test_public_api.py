@@ -120,6 +120,22 @@ def test_top_level_is_small_and_points_at_canonical_homes() -> None:
         assert getattr(resilient_pipeline, name) is getattr(importlib.import_module(home), name)
 
 
+def test_the_guides_count_the_top_level_names_right() -> None:
+    """docs/api.md and docs/architecture.md say how many names the top level holds: truly."""
+    import re
+    from pathlib import Path
+
+    count = len([n for n in resilient_pipeline.__all__ if n != "__version__"])
+    docs = Path(__file__).parents[1] / "docs"
+    for page in ("api.md", "architecture.md"):
+        said = re.findall(r"\b(\d+) (?:names|of them)\b", (docs / page).read_text())
+        assert said, page
+        assert {str(count)} == set(said), page
+    table = (docs / "api.md").read_text().split("\n## ", 2)[1]
+    listed = set(re.findall(r"^\| \[`(\w+)`\]", table, re.M))
+    assert set(resilient_pipeline.__all__) - {"__version__"} == listed
+
+
 def test_events_module_catalogues_every_event_class() -> None:
     """resilient_pipeline.events reaches every Event subclass any package exports."""
     from resilient_pipeline import events

@@ -632,6 +632,9 @@ async def abackfill(
     bar = _Progress(progress, await anyio.to_thread.run_sync(todo), f"backfill {source}")
     await anyio.to_thread.run_sync(run.load_quarantined, wanted)
 
+    # Tuples: the ledger builds the claim's key and period condition once for the run.
+    claim_keys, claim_periods = tuple(key_list), tuple(period_list)
+
     def claim_in(tx: Transaction | None) -> list[Claimed]:
         """This worker's next partition: in ``tx`` (committed with the previous one) or alone."""
         return ledger.claim_many(
@@ -640,8 +643,8 @@ async def abackfill(
             hi,
             run_id=run_id,
             limit=1,
-            keys=key_list,
-            periods=period_list,
+            keys=claim_keys,
+            periods=claim_periods,
             include_exhausted=include_exhausted,
             recheck=recheck,
             tx=tx,

@@ -163,6 +163,21 @@ CLAIMABLE = (
     " FROM {t} WHERE source = {p} AND {claimable} AND period >= {p} AND period <= {p}{only}"
     " ORDER BY period, key LIMIT {limit}"
 )
+# PostgreSQL: find and lease in one statement (one round trip per claim, not two).
+# RETURNING shows the new row: its former status and owner come from the locked
+# row's values, c. Rows come back in no particular order.
+CLAIM_RETURNING = (
+    "UPDATE {t} AS t SET status = CASE WHEN t.status = 'succeeded' THEN t.status"
+    " ELSE 'running' END,"
+    " crashes = t.crashes + CASE WHEN t.lease_owner IS NULL THEN 0 ELSE 1 END,"
+    " lease_owner = {p}, lease_expires = {p}, run_id = {p}, updated_at = {p}"
+    " FROM (SELECT source, key, period, status, lease_owner FROM {t}"
+    " WHERE source = {p} AND {claimable} AND period >= {p} AND period <= {p}{only}"
+    " ORDER BY period, key LIMIT {limit} FOR UPDATE SKIP LOCKED) AS c"
+    " WHERE t.source = c.source AND t.period = c.period AND t.key = c.key"
+    " RETURNING t.key, t.period, c.status, t.fingerprint, t.row_count, t.attempts,"
+    " c.lease_owner, t.measure"
+)
 # A claim is not an attempt. A succeeded partition stays succeeded while it is
 # re-collected (its data is there); a lease taken over from a worker that
 # never released it (killed, hung) counts as a crash.

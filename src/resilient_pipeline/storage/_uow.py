@@ -215,6 +215,14 @@ def unit_of_work(store: Store, *, name: str = "unit_of_work") -> UnitOfWork:
         >>> store.close()
     """
     non_empty_str().check("name", name)
-    if not isinstance(store, Store):
-        raise ConfigurationError.for_option("store", store, "must be a Store (SQLiteStore, ...)")
+    # A runtime protocol check inspects every member (about 10 us): once per type.
+    if type(store) not in _STORE_TYPES:
+        if not isinstance(store, Store):
+            raise ConfigurationError.for_option(
+                "store", store, "must be a Store (SQLiteStore, ...)"
+            )
+        _STORE_TYPES.add(type(store))
     return UnitOfWork(store, name)
+
+
+_STORE_TYPES: set[type] = set()

@@ -25,6 +25,7 @@ import datetime as dt
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,7 +64,7 @@ from resilient_pipeline.checks import (
     CheckSuite,
 )
 from resilient_pipeline.events import Event
-from resilient_pipeline.exceptions import ConfigurationError, ResilientPipelineError
+from resilient_pipeline.exceptions import ConfigurationError, ResilientPipelineError, StoreError
 from resilient_pipeline.ledger import BackfillReport, Partition, PartitionFailure
 from resilient_pipeline.observability import redact
 from resilient_pipeline.retry import RetryScheduled
@@ -244,15 +245,27 @@ def _views(platform: str) -> tuple[str, str]:
 
 
 def prepare(store: Store, platforms: Sequence[str]) -> None:
-    """Create the data tables, the ledger, the quarantine table and the per-platform views."""
-    repository.ensure_schema(store)
-    PartitionLedger(store).ensure_schema()
-    SQLQuarantine(store).records(source="-")  # creates the table on first use
-    with unit_of_work(store, name="kpi views") as tx:
-        for platform in platforms:
-            daily, campaigns = _views(platform)
-            _create_view(tx, daily, "daily_kpi_data", platform)
-            _create_view(tx, campaigns, "campaign_daily", platform)
+    """Create the data tables, the ledger, the quarantine table and the per-platform views.
+
+    Idempotent, and safe when several workers start at once on one PostgreSQL
+    database: two ``CREATE ... IF NOT EXISTS`` racing make one of them fail;
+    the loser tries again and finds everything there.
+    """
+    for attempt in range(3):
+        try:
+            repository.ensure_schema(store)
+            PartitionLedger(store).ensure_schema()
+            SQLQuarantine(store).records(source="-")  # creates the table on first use
+            with unit_of_work(store, name="kpi views") as tx:
+                for platform in platforms:
+                    daily, campaigns = _views(platform)
+                    _create_view(tx, daily, "daily_kpi_data", platform)
+                    _create_view(tx, campaigns, "campaign_daily", platform)
+        except StoreError:
+            if attempt == 2:
+                raise
+            continue
+        return
 
 
 # ---------------------------------------------------------------- collecting
@@ -297,6 +310,76 @@ def _final_failures(passes: Sequence[BackfillReport]) -> list[PartitionFailure]:
     return [f for f in last.values() if f is not None]
 
 
+async def _wait_for_others(ledger: PartitionLedger, source: str, settings: Settings) -> bool:
+    """Wait (up to ``settings.wait_for_others`` s) while other workers hold partitions of the
+    range; whether any partition of the range is still not succeeded."""
+    deadline = anyio.current_time() + settings.wait_for_others
+    while True:
+        records = await anyio.to_thread.run_sync(
+            lambda: ledger.records(source, settings.start, settings.end)
+        )
+        wanted = {(k, p) for k in settings.keys for p in _days(settings)}
+        mine = [r for r in records if (r.partition.key, r.partition.period) in wanted]
+        now = ledger.clock.time() if ledger.clock is not None else time.time()
+        # A live worker renews its leases; an expired one was a crash: take it over now.
+        held = [r for r in mine if r.status == "running" and (r.lease_expires or 0) > now]
+        if not held or anyio.current_time() >= deadline:
+            break
+        await anyio.sleep(0.2)
+    return len(mine) < len(wanted) or any(r.status != "succeeded" for r in mine)
+
+
+def _days(settings: Settings) -> list[str]:
+    return [(settings.start + dt.timedelta(days=n)).isoformat() for n in range(settings.days)]
+
+
+def _still_failing(
+    ledger: PartitionLedger, source: str, settings: Settings, failures: list[PartitionFailure]
+) -> list[PartitionFailure]:
+    """The failures the ledger still shows (a worker elsewhere may have collected some)."""
+    if not failures:
+        return failures
+    now = {r.partition: r for r in ledger.records(source, settings.start, settings.end)}
+    kept = []
+    for failure in failures:
+        record = now.get(failure.partition)
+        if record is not None and record.status == "succeeded" and record.last_error is None:
+            continue  # collected (or re-checked) whole since
+        kept.append(failure)
+    return kept
+
+
+def _discard_resolved_quarantine(
+    ledger: PartitionLedger, sink: SQLQuarantine, source: str, settings: Settings
+) -> int:
+    """Discard quarantine records of units collected whole after they were set aside.
+
+    ``backfill`` discards a unit's records when it collects the unit, but only the
+    records it knew of when it started: with several workers, one may quarantine a
+    unit that another then collects. The ledger says which: succeeded, no error
+    since, updated after the record was written.
+    """
+    now = {str(r.partition): r for r in ledger.records(source, settings.start, settings.end)}
+    resolved = []
+    for record in sink.records(source=source):
+        unit = unit_of_record(record)
+        row = None if unit is None else now.get(unit.unit_id)
+        if (
+            row is not None
+            and row.status == "succeeded"
+            and row.last_error is None
+            and row.updated_at is not None
+            and record.quarantined_at <= row.updated_at
+        ):
+            resolved.append(record.id)
+    if resolved:
+        sink.discard(resolved)
+        _log.info(
+            "%s: %d quarantined unit(s) collected whole since: discarded", source, len(resolved)
+        )
+    return len(resolved)
+
+
 async def _collect_platform(
     settings: Settings,
     store: Store,
@@ -306,7 +389,9 @@ async def _collect_platform(
 ) -> tuple[PlatformStats, list[Alert]]:
     platform = PLATFORMS[name]
     tally = _Tally()
-    ledger = PartitionLedger(store, max_attempts=settings.max_attempts, on_event=tally)
+    ledger = PartitionLedger(
+        store, max_attempts=settings.max_attempts, lease=settings.lease, on_event=tally
+    )
     fetcher = platform.fetcher(
         base_url=settings.base_url,
         token=settings.token(name),
@@ -372,26 +457,41 @@ async def _collect_platform(
         )
         passes.append(main)
         on_pass("main", main)
-        for _ in range(settings.recovery_rounds):
-            final = _final_failures(passes)
-            # failed: collect again; succeeded (a look-back re-check failed): re-check again.
-            for status in ("failed", "succeeded"):
-                todo = [f.partition for f in final if f.status == status]
-                if not todo:
-                    continue
-                periods = sorted({p.period for p in todo})
-                extra: dict[str, Any] = {"lookback": len(periods)} if status == "succeeded" else {}
-                again = await abackfill(
-                    ledger,
-                    keys=sorted({p.key for p in todo}),
-                    periods=periods,
-                    **extra,
-                    **options,
-                )
-                passes.append(again)
-                on_pass("recovery", again)
-            if not any(f.status in ("failed", "succeeded") for f in _final_failures(passes)):
-                break
+
+        async def recover() -> None:
+            for _ in range(settings.recovery_rounds):
+                final = _final_failures(passes)
+                # failed: collect again; succeeded (a look-back re-check failed): again.
+                for status in ("failed", "succeeded"):
+                    todo = [f.partition for f in final if f.status == status]
+                    if not todo:
+                        continue
+                    periods = sorted({p.period for p in todo})
+                    extra: dict[str, Any] = {}
+                    if status == "succeeded":
+                        extra["lookback"] = len(periods)
+                    again = await abackfill(
+                        ledger,
+                        keys=sorted({p.key for p in todo}),
+                        periods=periods,
+                        **extra,
+                        **options,
+                    )
+                    passes.append(again)
+                    on_pass("recovery", again)
+                if not any(f.status in ("failed", "succeeded") for f in _final_failures(passes)):
+                    return
+
+        await recover()
+        # Other workers on the same database: wait for what they hold, then take over
+        # what they left (their failures, a crashed worker's expired leases).
+        if await _wait_for_others(ledger, name, settings):
+            last = await abackfill(
+                ledger, keys=settings.keys, start=settings.start, end=settings.end, **options
+            )
+            passes.append(last)
+            on_pass("catch-up", last)
+            await recover()
     finally:
         await fetcher.aclose()
 
@@ -400,7 +500,11 @@ async def _collect_platform(
     for report in passes:
         for partition, outcome in report.collected:
             outcomes.setdefault(partition, set()).add(outcome)
-    final = _final_failures(passes)
+    # Other workers on the same database may have collected what failed here meanwhile.
+    final = await anyio.to_thread.run_sync(
+        _still_failing, ledger, name, settings, _final_failures(passes)
+    )
+    await anyio.to_thread.run_sync(_discard_resolved_quarantine, ledger, sink, name, settings)
     failed_before: dict[Partition, PartitionFailure] = {}
     for report in passes[:-1]:
         for failure in report.failures:

@@ -122,6 +122,11 @@ class Settings:
         adaptive_quota: A 429's ``Retry-After`` pauses every call made with the
             token (the quota is spent), not only the throttled one.
         breaker_open: Seconds an account's circuit stays open after 5 failures in a row.
+        wait_for_others: Seconds to wait at the end for partitions other workers hold
+            (several processes on one PostgreSQL database) before taking over what they
+            left and checking.
+        lease: Seconds a worker's claim on a partition lasts without renewal: a
+            killed worker's partitions are taken over this long after it died.
         max_attempts: Failed runs after which a partition is ``exhausted``.
         report: Where the HTML report goes (``None``: no report).
         slack_webhook: A Slack incoming-webhook URL for alerts (never shown).
@@ -148,6 +153,8 @@ class Settings:
     rate_limit: float = 20.0
     adaptive_quota: bool = True
     breaker_open: float = 5.0
+    wait_for_others: float = 60.0
+    lease: float = 30.0
     max_attempts: int = attrs.field(default=5, validator=_positive_int("max_attempts"))
     report: Path | None = None
     slack_webhook: str | None = attrs.field(default=None, repr=False)
@@ -166,9 +173,11 @@ class Settings:
             )
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ConfigurationError.for_option("fault_rate", self.fault_rate, "must be in [0, 1]")
-        for option in ("retry_delay", "fetch_timeout", "rate_limit", "breaker_open"):
+        positive = ["retry_delay", "fetch_timeout", "rate_limit", "breaker_open"]
+        positive += ["wait_for_others", "lease"]
+        for option in positive:
             value = getattr(self, option)
-            low = 0 if option == "retry_delay" else 1e-9
+            low = 0 if option in ("retry_delay", "wait_for_others") else 1e-9
             if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
                 raise ConfigurationError.for_option(option, value, "must be a positive number")
 

@@ -16,9 +16,9 @@ import pytest
 
 from examples.kpi_collector.cli import main
 from examples.kpi_collector.fakeapi import FakeAdsAPI, Faults, GroundTruth
-from examples.kpi_collector.pipeline import RunSummary, run_demo
+from examples.kpi_collector.pipeline import RunSummary, prepare, run_demo
 from examples.kpi_collector.settings import Settings
-from resilient_pipeline import SQLiteStore, unit_of_work
+from resilient_pipeline import Partition, PartitionLedger, SQLiteStore, unit_of_work
 from resilient_pipeline.storage import PostgresStore, Store
 from resilient_pipeline.testing import set_testing
 
@@ -438,3 +438,25 @@ def test_check_command_fails_on_a_missing_day(tmp_path: Path, fast: None) -> Non
     )
     assert 2 == code
     assert f"1/{later}" in out
+
+
+def test_a_killed_workers_partition_is_taken_over(tmp_path: Path) -> None:
+    """A partition a dead worker still leases: the run waits for its lease, then collects it."""
+    truth = GroundTruth(seed=SEED)
+    store = SQLiteStore(tmp_path / "kpi.sqlite3")
+    try:
+        prepare(store, ["meta_ads", "google_ads"])
+        dead = PartitionLedger(store, lease=3.0)
+        dead.plan("meta_ads", ["2"], END, END)
+        assert Partition("meta_ads", "2", END.isoformat()) == dead.claim(
+            "meta_ads", END, END, run_id="killed"
+        )
+        with FakeAdsAPI(truth) as api:
+            summary = run_demo(settings(":memory:", lease=3.0), api=api, store=store)
+        assert 0 == summary.exit_code, summary.checks.summary() if summary.checks else summary
+        records = PartitionLedger(store).records("meta_ads", END, END)
+        [record] = [r for r in records if r.partition.key == "2"]
+        assert ("succeeded", 1) == (record.status, record.crashes)
+        check_truth(store, truth)
+    finally:
+        store.close()

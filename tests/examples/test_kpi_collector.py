@@ -266,8 +266,12 @@ def test_demo_subprocess_from_another_directory(tmp_path: Path) -> None:
     """``python -m examples.kpi_collector demo`` runs anywhere; summary, then the report path."""
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("LOG_LEVEL", None)
+    env = {k: v for k, v in os.environ.items() if k not in ("LOG_LEVEL", "PYTHONPATH")}
+    importable = subprocess.run(
+        [sys.executable, "-c", "import examples.kpi_collector"], cwd=elsewhere, env=env, check=False
+    )
+    if importable.returncode != 0:  # a venv installed before dev-mode-dirs: reinstall fixes it
+        env["PYTHONPATH"] = str(ROOT)
     command = ["demo", "--clients", "2", "--days", "2", "--end", END.isoformat(), "--workers", "4"]
     done = subprocess.run(
         [sys.executable, "-m", "examples.kpi_collector", *command],
@@ -460,3 +464,11 @@ def test_a_killed_workers_partition_is_taken_over(tmp_path: Path) -> None:
         check_truth(store, truth)
     finally:
         store.close()
+
+
+def test_editable_install_puts_the_repository_root_on_the_path() -> None:
+    """pip install -e makes ``examples`` importable from any directory (hatch dev-mode-dirs)."""
+    text = (ROOT / "pyproject.toml").read_text()
+    section = text.split("[tool.hatch.build.targets.wheel]", 1)[1].split("\n[", 1)[0]
+    [line] = [x for x in section.splitlines() if x.startswith("dev-mode-dirs")]
+    assert {'"."', '"src"'} <= {d.strip() for d in line.split("[", 1)[1].rstrip("]").split(",")}

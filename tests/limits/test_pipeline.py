@@ -328,3 +328,111 @@ def test_real_circuit_breaker_in_the_composition() -> None:
     assert ["CircuitClosed", "RetrySucceeded", "CallFinished"] == names[-3:]
     assert 5.0 <= calls[2] - calls[1]  # the retry waited out the open circuit
     assert "closed" == breaker.statistics().state
+
+
+@attrs.define
+class Recording:
+    """A stand-in rate limiter or bulkhead (not the in-memory class): notes what it sees."""
+
+    name: str
+    look: Callable[[], object]
+    seen: list[tuple[str, object]]
+
+    def __call__(self, fn: Callable[P, T], /) -> Callable[P, T]:
+        if anyio_iscoroutine(fn):
+
+            @functools.wraps(fn)
+            async def alayer(*args: Any, **kwargs: Any) -> Any:
+                self.seen.append((self.name, self.look()))
+                return await fn(*args, **kwargs)  # type: ignore[misc]
+
+            return alayer  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def layer(*args: P.args, **kwargs: P.kwargs) -> T:
+            self.seen.append((self.name, self.look()))
+            return fn(*args, **kwargs)
+
+        return layer
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+@pytest.mark.parametrize("real_limiter", [False, True])
+@pytest.mark.parametrize("real_bulkhead", [False, True])
+def test_layers_keep_their_order_whichever_are_in_memory(
+    is_async: bool, real_limiter: bool, real_bulkhead: bool
+) -> None:
+    """Breaker, limiter, bulkhead and timeout run in the documented order, fused or not."""
+    clock = FakeClock()
+    seen: list[tuple[str, object]] = []
+    limiter = RateLimiter(rate=1, burst=5, clock=clock)
+    bulkhead = Bulkhead(max_concurrent=2)
+
+    def state() -> tuple[float, int, float | None]:
+        return (limiter.available(), bulkhead.statistics().in_flight, remaining_time())
+
+    breaker = Recording("breaker", state, seen)
+    policy = resilient(
+        deadline=60.0,
+        retry=RetryPolicy(max_attempts=2, base_delay=0, clock=clock),
+        breaker=breaker,
+        rate_limiter=limiter if real_limiter else Recording("rate_limiter", state, seen),
+        bulkhead=bulkhead if real_bulkhead else Recording("bulkhead", state, seen),
+        timeout=10.0,
+        clock=clock,
+    )
+
+    def fetch() -> str:
+        seen.append(("call", state()))
+        return "ok"
+
+    async def afetch() -> str:
+        return fetch()
+
+    if is_async:
+        assert "ok" == anyio.run(policy(afetch))
+    else:
+        assert "ok" == policy(fetch)()
+    took = 4.0 if real_limiter else 5.0  # tokens left once the limiter ran
+    held = 1 if real_bulkhead else 0  # slots taken once the bulkhead ran
+    expected = [("breaker", (5.0, 0, 60.0))]
+    if not real_limiter:
+        expected.append(("rate_limiter", (5.0, 0, 60.0)))
+    if not real_bulkhead:
+        expected.append(("bulkhead", (took, 0, 60.0)))
+    expected.append(("call", (took, held, 10.0)))
+    assert expected == seen
+    assert (5.0 if not real_limiter else 4.0, 0) == (
+        limiter.available(),
+        bulkhead.statistics().in_flight,
+    )
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+@pytest.mark.parametrize("with_breaker", [False, True])
+def test_every_attempt_is_numbered_with_or_without_a_breaker(
+    is_async: bool, with_breaker: bool
+) -> None:
+    """current_attempt() inside the call counts the attempts of this call, from 1."""
+    from resilient_pipeline.limits import current_attempt
+
+    numbers: list[int | None] = []
+
+    def fetch() -> str:
+        numbers.append(current_attempt())
+        if len(numbers) % 3:
+            raise ConnectionError("flaky")
+        return "ok"
+
+    async def afetch() -> str:
+        return fetch()
+
+    policy = resilient(
+        retry=RetryPolicy(max_attempts=3, base_delay=0),
+        breaker=StubBreaker() if with_breaker else None,
+        rate_limiter=RateLimiter(rate=1e9),
+        bulkhead=Bulkhead(max_concurrent=1),
+    )
+    call = (lambda: anyio.run(policy(afetch))) if is_async else policy(fetch)
+    assert ["ok", "ok"] == [call(), call()]
+    assert [1, 2, 3, 1, 2, 3] == numbers

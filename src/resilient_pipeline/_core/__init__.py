@@ -13,6 +13,7 @@ Other packages import from here, never from the modules behind it.
 
 from __future__ import annotations
 
+from ._cancel import cancel_scope
 from ._clock import (
     DEFAULT_CLOCK,
     SYSTEM_CLOCK,
@@ -79,6 +80,7 @@ __all__ = [
     "bind_context",
     "bound_context",
     "callable_or_none",
+    "cancel_scope",
     "check_callable",
     "current_context",
     "deadline_scope",

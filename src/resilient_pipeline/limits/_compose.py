@@ -16,13 +16,14 @@ from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import attrs
 
-from resilient_pipeline._core import Clock, Policy, check_callable, number, source_of
+from resilient_pipeline._core import Clock, Policy, check_callable, is_async, number, source_of
 from resilient_pipeline.exceptions import ConfigurationError
 from resilient_pipeline.retry import RetryPolicy, decorate
 
 from ._fallback import Fallback
+from ._fused import fusable_bulkhead, fusable_limiter, outer, per_attempt
 from ._timeout import Timeout
-from ._trail import counted, numbered
+from ._trail import numbered
 
 __all__ = ["ResiliencePolicy", "resilient"]
 
@@ -210,18 +211,53 @@ class ResiliencePolicy:
         timeout = None if self.timeout is None else _named(self.timeout, source, clock)
         retry = None if self.retry is None else _named(self.retry, source, clock)
         fallback = None if self.fallback is None else _named(self.fallback, source, None)
+        is_coroutine = is_async(fn)
+        # The in-memory limiter and bulkhead, the attempt number and a sync
+        # cooperative timeout (it only tightens the deadline) share one frame
+        # (see _fused); every other policy stays a decorator in its place.
+        inner_timeout = None
         if timeout is not None and timeout.sync == "thread" and bulkhead is not None:
             # An abandoned worker thread still runs: it must keep its bulkhead
             # slot until it really ends, so the bulkhead goes inside the thread.
             wrapped = timeout(bulkhead(wrapped))
+            bulkhead = None
+        elif timeout is not None and (is_coroutine or timeout.sync == "thread"):
+            wrapped = timeout(wrapped)
         else:
-            if timeout is not None:
-                wrapped = timeout(wrapped)
-            if bulkhead is not None:
-                wrapped = bulkhead(wrapped)
-        for layer in (self.rate_limiter, self.breaker):
-            if layer is not None:
-                wrapped = layer(wrapped)
+            inner_timeout = timeout
+        fused_bulkhead = fusable_bulkhead(bulkhead)
+        if bulkhead is not None and fused_bulkhead is None:
+            if inner_timeout is not None:
+                wrapped = timeout(wrapped)  # type: ignore[misc]  # not None here
+                inner_timeout = None
+            wrapped = bulkhead(wrapped)
+        limiter = fusable_limiter(self.rate_limiter)
+        if limiter is None and self.rate_limiter is not None:
+            if fused_bulkhead is not None or inner_timeout is not None:
+                wrapped = per_attempt(
+                    wrapped,
+                    count=False,
+                    limiter=None,
+                    bulkhead=fused_bulkhead,
+                    timeout=inner_timeout,
+                    source=source,
+                    is_coroutine=is_coroutine,
+                )
+                fused_bulkhead = inner_timeout = None
+            wrapped = self.rate_limiter(wrapped)
+        count = retry is not None and self.breaker is None
+        if limiter is not None or fused_bulkhead is not None or inner_timeout is not None or count:
+            wrapped = per_attempt(
+                wrapped,
+                count=count,
+                limiter=limiter,
+                bulkhead=fused_bulkhead,
+                timeout=inner_timeout,
+                source=source,
+                is_coroutine=is_coroutine,
+            )
+        if self.breaker is not None:
+            wrapped = self.breaker(wrapped)
         overall = (
             None if self.deadline is None else Timeout(self.deadline, name=source, clock=clock)
         )
@@ -231,18 +267,27 @@ class ResiliencePolicy:
             retry = attrs.evolve(retry, deadline=overall.seconds)
             overall = None
         if retry is not None:
+            if self.breaker is not None:
+                wrapped = numbered(wrapped)
             # An inner timeout already runs each attempt in a cancel scope bounded
             # by the shared deadline; a second scope in the retry would only cost.
-            wrapped = decorate(retry, numbered(wrapped), cancel=timeout is None)
-        if overall is not None:
-            # With a per-attempt timeout inside, the call itself is cancelled at
-            # the deadline and every wait and sleep between stops at it, so the
-            # overall layer needs no cancel scope of its own when a retry sits
-            # between them (one cancel scope costs more than a whole retry).
-            wrapped = overall._decorate(wrapped, source, cancel=retry is None)
-        if fallback is not None:
-            wrapped = fallback(wrapped)
-        return counted(wrapped)
+            wrapped = decorate(retry, wrapped, cancel=timeout is None)
+        if overall is not None and retry is None:
+            # Without a retry in between, the overall deadline must cancel the
+            # call itself: it keeps its own cancel scope (async), in its layer.
+            wrapped = overall(wrapped)
+            overall = None
+        # With a retry inside, the call is cancelled at the deadline (by the
+        # retry or the per-attempt timeout) and every wait and sleep stops at
+        # it, so the overall layer only tightens the deadline: it needs no
+        # cancel scope (one costs more than a whole retry) and joins the outer frame.
+        return outer(
+            wrapped,
+            source=source,
+            fallback=fallback,
+            deadline=overall,
+            is_coroutine=is_coroutine,
+        )
 
 
 def resilient(

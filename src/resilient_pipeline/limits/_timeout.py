@@ -34,15 +34,16 @@ import attrs
 
 from resilient_pipeline._core import (
     DEADLINE,
+    DEFAULT_CLOCK,
     Clock,
     EventHandler,
+    cancel_scope,
     check_callable,
     emit,
     in_,
     is_async,
     normalize_handlers,
     number,
-    resolve_clock,
     source_of,
     tightened,
 )
@@ -182,7 +183,7 @@ class Timeout:
 
         Raises at once, leaving the deadline as it was, when no time is left.
         """
-        clock = resolve_clock(self.clock)
+        clock = DEFAULT_CLOCK[0] if self.clock is None else self.clock  # resolve_clock()
         now = clock.monotonic()
         at = now + self.seconds
         current = DEADLINE.get()
@@ -230,7 +231,7 @@ class Timeout:
             try:
                 # The scope is entered first, so it nests like any other; its
                 # deadline is armed only if the call suspends (see _armed).
-                with anyio.CancelScope() as scope:
+                with cancel_scope() as scope:
                     return await _armed(fn(*args, **kwargs), scope, clock, at)
             finally:
                 DEADLINE.reset(token)

@@ -1,0 +1,54 @@
+"""``cancel_scope()``: ``anyio.CancelScope()`` without the backend lookup on every call.
+
+``anyio.CancelScope()`` first finds out which event loop runs (sniffio, then
+the backend registry) and only then builds the backend's scope: two thirds of
+the cost of a scope that is entered and left at once, which the timeouts and
+timed retries pay per attempt. On asyncio the backend's scope class is the
+same for the whole process, so it is found once (from a scope the public
+constructor built) and called directly after that; elsewhere (trio) the
+public constructor is used as it is.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import anyio
+
+__all__ = ["cancel_scope"]
+
+# The asyncio backend's CancelScope class, per type of running asyncio loop.
+_ASYNCIO_SCOPES: dict[type[Any], Any] = {}
+
+
+def cancel_scope() -> anyio.CancelScope:
+    """A new cancel scope with no deadline, for the event loop running now.
+
+    Examples:
+        >>> import anyio
+        >>> async def main() -> bool:
+        ...     with cancel_scope() as scope:
+        ...         scope.cancel()
+        ...         await anyio.sleep(1)
+        ...     return scope.cancelled_caught
+        >>> anyio.run(main)
+        True
+    """
+    # No import of asyncio here: `import resilient_pipeline` stays light, and no
+    # asyncio loop can run before asyncio was imported.
+    asyncio = sys.modules.get("asyncio")
+    loop = None if asyncio is None else asyncio._get_running_loop()
+    if loop is not None:
+        known = _ASYNCIO_SCOPES.get(type(loop))
+        if known is not None:
+            return known()  # type: ignore[no-any-return]
+    import anyio  # async callers have it loaded already
+
+    scope = anyio.CancelScope()
+    # Remembered only when the public constructor chose anyio's asyncio backend
+    # under this loop; anything else (trio, an unknown layout) keeps the public path.
+    if loop is not None and type(scope).__module__.endswith("._asyncio"):
+        _ASYNCIO_SCOPES[type(loop)] = type(scope)
+    return scope

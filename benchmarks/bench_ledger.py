@@ -206,8 +206,8 @@ def bench_bookkeeping(
     for round_ in range(rounds):
         pair = [("plain", lambda: samples["plain"].append(best_of(plain, runs=1))),
                 ("ours", ours)]  # fmt: skip
-        for name, fn in pair[round_ % 2 :] + pair[: round_ % 2]:
-            cpu_of(name, fn)
+        for contender, fn in pair[round_ % 2 :] + pair[: round_ % 2]:
+            cpu_of(contender, fn)
     samples["ours"] = timed
     cpu = {k: statistics.median(v) / partitions * 1e6 for k, v in cpu_samples.items()}
     base, with_ledger = statistics.median(samples["plain"]), statistics.median(samples["ours"])

@@ -658,3 +658,39 @@ def test_type_hints_resolve_on_every_public_breaker_class() -> None:
     assert {FailureRate, HalfOpen, OpenDuration, ConsecutiveFailures} <= set(classes)
     for cls in classes:
         assert isinstance(typing.get_type_hints(cls), dict)
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+def test_rejections_are_logged_exactly_while_debug_is_on(
+    is_async: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Turning DEBUG on or off between rejections takes effect at the next rejection."""
+    import logging
+
+    breaker = CircuitBreaker(name="ads-api")
+    breaker.force_open()
+
+    def fetch() -> int:
+        return 1
+
+    async def afetch() -> int:
+        return 1
+
+    guarded = breaker(fetch)
+    aguarded = breaker(afetch)
+
+    def reject() -> None:
+        with contextlib.suppress(CircuitOpenError):
+            if is_async:
+                anyio.run(aguarded)
+            else:
+                guarded()
+
+    logger = CallRejected.logger_name
+    counts = []
+    for level in (logging.WARNING, logging.DEBUG, logging.DEBUG, logging.INFO, logging.DEBUG):
+        caplog.set_level(level, logger=logger)
+        caplog.clear()
+        reject()
+        counts.append(len([r for r in caplog.records if r.name == logger]))
+    assert [0, 1, 1, 0, 1] == counts

@@ -53,6 +53,20 @@ T = TypeVar("T")
 _breaker_logger = logging.getLogger(CallRejected.logger_name)
 
 
+def _debug_levels() -> Callable[[int], bool | None]:
+    """A look-up of ``isEnabledFor`` answers: ``None`` when the logger has none cached yet.
+
+    ``Logger.isEnabledFor`` answers from the logger's own cache, which
+    ``logging`` empties in place whenever a level changes; reading that cache
+    first spares every rejection two calls. Without it (another Python),
+    nothing is ever cached and the method itself answers.
+    """
+    levels = getattr(_breaker_logger, "_cache", None)
+    if isinstance(levels, dict):
+        return levels.get
+    return lambda _level: None
+
+
 def _name(value: object) -> str:
     return cast("str", non_empty_str().check("name", value))
 
@@ -241,6 +255,7 @@ class CircuitBreaker:
         admit, record = backend.admit, backend.record
         outcome_of, finished, announce = self._outcome, self._finished, self._announce
         debug_on = functools.partial(_breaker_logger.isEnabledFor, logging.DEBUG)
+        cached, debug = _debug_levels(), logging.DEBUG
         default = DEFAULT_CLOCK
         breaker = self
 
@@ -249,7 +264,12 @@ class CircuitBreaker:
             ticket = admit(clock)
             if ticket.__class__ is not int:
                 # _rejected, inlined: the rejection path is hot while open.
-                if breaker.on_event or GLOBAL_HANDLERS[0] != DEFAULT_HANDLERS or debug_on():
+                if (
+                    breaker.on_event
+                    or GLOBAL_HANDLERS[0] is not DEFAULT_HANDLERS
+                    or (logged := cached(debug))
+                    or (logged is None and debug_on())
+                ):
                     announce(ticket)  # type: ignore[arg-type]
                 try:
                     raise ticket  # type: ignore[misc]
@@ -282,6 +302,7 @@ class CircuitBreaker:
         aadmit, arecord = backend.aadmit, backend.arecord
         outcome_of, finished, announce = self._outcome, self._finished, self._announce
         debug_on = functools.partial(_breaker_logger.isEnabledFor, logging.DEBUG)
+        cached, debug = _debug_levels(), logging.DEBUG
         default = DEFAULT_CLOCK
         breaker = self
 
@@ -290,7 +311,12 @@ class CircuitBreaker:
             ticket = admit(clock) if direct else await aadmit(clock)
             if ticket.__class__ is not int:
                 # _rejected, inlined: the rejection path is hot while open.
-                if breaker.on_event or GLOBAL_HANDLERS[0] != DEFAULT_HANDLERS or debug_on():
+                if (
+                    breaker.on_event
+                    or GLOBAL_HANDLERS[0] is not DEFAULT_HANDLERS
+                    or (logged := cached(debug))
+                    or (logged is None and debug_on())
+                ):
                     announce(ticket)  # type: ignore[arg-type]
                 try:
                     raise ticket  # type: ignore[misc]

@@ -3,7 +3,17 @@
 Run: .venv/bin/python benchmarks/bench_breaker.py
 (the last table needs Redis on 127.0.0.1:6379)
 
-Every peer runs in this one process, on the same functions, best of 9 interleaved rounds.
+Every peer runs in this one process, on the same functions, in interleaved
+rounds (the order rotating each round); tables show the median round.
+
+Goals (``goals()``, collected by ``run_all.py``), each the median over the
+rounds of ours divided by the peer measured in the same round:
+
+* success path, sync and async: cheaper than every peer (ours / the fastest
+  peer of the round <= 1);
+* rejection path (open circuit), sync and async: <= 0.6x circuitbreaker
+  (issue 15);
+* Redis-shared state, success path: at least 10x pybreaker's Redis storage.
 """
 
 from __future__ import annotations
@@ -13,7 +23,6 @@ import contextlib
 import datetime
 import logging
 import sys
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -31,9 +40,10 @@ import _harness
 
 logging.disable(logging.CRITICAL)  # peers and we log on trips; measure the breakers, not logging
 
-SYNC_N = 50_000
-ASYNC_N = 20_000
-REPEATS = 9
+QUICK = "--quick" in sys.argv
+SYNC_N = 10_000 if QUICK else 50_000
+ASYNC_N = 5_000 if QUICK else 20_000
+REPEATS = 5 if QUICK else 9
 
 
 class Down(Exception):
@@ -56,58 +66,23 @@ async def aboom() -> int:
     raise Down
 
 
-def _loop_sync(fn: Callable[[], Any], n: int, errors: tuple[type[BaseException], ...]) -> float:
-    start = time.perf_counter_ns()
-    if errors:
-        for _ in range(n):
-            try:  # noqa: SIM105 -- suppress() would add its own cost to the timed loop
-                fn()
-            except errors:
-                pass
-    else:
-        for _ in range(n):
-            fn()
-    return (time.perf_counter_ns() - start) / n
-
-
-async def _loop_async(
-    fn: Callable[[], Awaitable[Any]], n: int, errors: tuple[type[BaseException], ...]
-) -> float:
-    start = time.perf_counter_ns()
-    for _ in range(n):
-        try:  # noqa: SIM105 -- suppress() would add its own cost to the timed loop
-            await fn()
-        except errors:
-            pass
-    return (time.perf_counter_ns() - start) / n
-
-
 def interleaved(
     fns: dict[str, Callable[[], Any]],
     n: int,
     errors: tuple[type[BaseException], ...] = (),
     *,
     is_async: bool = False,
-) -> dict[str, float]:
-    """Best ns/call of each function; every round runs all of them, so load spikes hit all.
+) -> dict[str, list[float]]:
+    """ns/call of each function in every round; each round runs all of them, order rotating.
 
     Unlike ``_harness.ns_per_call`` the garbage collector stays on: a breaker
     that leaves a reference cycle per rejection must pay for it here.
     """
-    best = dict.fromkeys(fns, float("inf"))
-
-    async def rounds_async() -> None:
-        for _ in range(REPEATS):
-            for name, fn in fns.items():
-                best[name] = min(best[name], await _loop_async(fn, n, errors))
-
     if is_async:
-        asyncio.run(rounds_async())
-    else:
-        for _ in range(REPEATS):
-            for name, fn in fns.items():
-                best[name] = min(best[name], _loop_sync(fn, n, errors))
-    return best
+        return _harness.interleaved_async(
+            fns, number=n, rounds=REPEATS, errors=errors, gc_off=False
+        )
+    return _harness.interleaved(fns, number=n, rounds=REPEATS, errors=errors, gc_off=False)
 
 
 def trip_sync(fn: Callable[[], Any]) -> None:
@@ -170,57 +145,69 @@ ASYNC_PEERS = {
 }
 
 
-def table(title: str, rows: dict[str, float]) -> None:
+def table(title: str, samples: dict[str, list[float]]) -> None:
     print()
-    print(_harness.table(title, rows, baseline="resilient-pipeline"))
+    print(_harness.table(title, _harness.medians(samples), baseline="resilient-pipeline"))
 
 
-def sync_tables() -> None:
+OURS = "resilient-pipeline"
+
+
+def sync_samples() -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     success = {name: make(ok) for name, make in SYNC_PEERS.items()}
     success["(bare call)"] = ok
-    table("Sync success path", interleaved(success, SYNC_N))
     rejecting = {}
     for name, make in SYNC_PEERS.items():
         rejecting[name] = fn = make(boom)
         trip_sync(fn)
-    table("Sync rejection path (open circuit)", interleaved(rejecting, SYNC_N, (Exception,)))
+    return interleaved(success, SYNC_N), interleaved(rejecting, SYNC_N, (Exception,))
 
 
-def async_tables() -> None:
+def async_samples() -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     success = {name: make(aok) for name, make in ASYNC_PEERS.items()}
     success["(bare await)"] = aok
-    table("Async success path (asyncio)", interleaved(success, ASYNC_N, is_async=True))
     rejecting = {}
     for name, make in ASYNC_PEERS.items():
         rejecting[name] = fn = make(aboom)
         asyncio.run(trip_async(fn))
-    rows = interleaved(rejecting, ASYNC_N, (Exception,), is_async=True)
-    table("Async rejection path (asyncio)", rows)
+    return (
+        interleaved(success, ASYNC_N, is_async=True),
+        interleaved(rejecting, ASYNC_N, (Exception,), is_async=True),
+    )
 
 
-def redis_table() -> None:
-    import redis
+def _with_fastest_peer(samples: dict[str, list[float]]) -> dict[str, list[float]]:
+    peers = [values for name, values in samples.items() if name != OURS and name[0] != "("]
+    return samples | {"fastest peer": [min(round_) for round_ in zip(*peers, strict=True)]}
 
+
+def redis_samples() -> dict[str, list[float]] | str:
+    """ns/call of ours and pybreaker over Redis-shared state, or why it could not run."""
+    try:
+        import redis
+    except ImportError:
+        return "redis-py not installed"
     from resilient_pipeline.breaker import RedisBreakerStore
 
     client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        return f"no Redis at 127.0.0.1:6379 ({type(exc).__name__})"
     prefix = f"rp-bench:{uuid.uuid4().hex[:8]}:"
     try:
         store = RedisBreakerStore(client, prefix=prefix)
-        ours_redis = CircuitBreaker(name="ads", store=store)(ok)
         storage = pybreaker.CircuitRedisStorage(
             pybreaker.STATE_CLOSED, client, namespace=f"{prefix}pybreaker"
         )
-        theirs = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=3600, state_storage=storage)(ok)
-        rows = {
-            "resilient-pipeline": 1e9 / interleaved({"x": ours_redis}, 50_000)["x"],
-            "pybreaker": 1e9 / interleaved({"x": theirs}, 2_000)["x"],
+        fns = {
+            OURS: CircuitBreaker(name="ads", store=store)(ok),
+            "pybreaker": pybreaker.CircuitBreaker(
+                fail_max=5, reset_timeout=3600, state_storage=storage
+            )(ok),
         }
-        print("\n### Redis-shared state, success path (calls/s per process)\n")
-        print("| breaker | calls/s | resilient-pipeline is |")
-        print("|---|---:|---:|")
-        for name, value in rows.items():
-            print(f"| {name} | {value:,.0f} | {rows['resilient-pipeline'] / value:.1f}x faster |")
+        return _harness.interleaved(fns, number=500 if QUICK else 2_000, rounds=REPEATS)
     finally:
         keys = list(client.scan_iter(match=f"{prefix}*"))
         if keys:
@@ -228,8 +215,67 @@ def redis_table() -> None:
         client.close()
 
 
-if __name__ == "__main__":
+def goals_from(
+    sync: tuple[dict[str, list[float]], dict[str, list[float]]],
+    asyn: tuple[dict[str, list[float]], dict[str, list[float]]],
+    shared: dict[str, list[float]] | str,
+) -> list[_harness.Goal]:
+    goals = []
+    for mode, (success, rejecting) in (("sync", sync), ("async (asyncio)", asyn)):
+        goals.append(
+            _harness.ratio_goal(
+                f"circuit breaker, {mode} success path",
+                "cheaper than every peer: <= 1x the fastest peer",
+                _with_fastest_peer(success),
+                ours=OURS,
+                peer="fastest peer",
+                limit=1.0,
+            )
+        )
+        goals.append(
+            _harness.ratio_goal(
+                f"circuit breaker, {mode} rejection path (open circuit)",
+                "<= 0.6x circuitbreaker",
+                rejecting,
+                ours=OURS,
+                peer="circuitbreaker",
+                limit=0.6,
+            )
+        )
+    what, goal = "circuit breaker, Redis-shared state, success path", ">= 10x pybreaker's Redis"
+    if isinstance(shared, str):
+        goals.append(_harness.Goal(what, goal, None, None, None, 10.0, True, note=shared))
+    else:
+        goals.append(
+            _harness.ratio_goal(
+                what, goal, shared, ours=OURS, peer="pybreaker", limit=10.0, higher_is_better=True
+            )
+        )
+    return goals
+
+
+def goals(quick: bool) -> list[_harness.Goal]:
+    """The breaker's goals (see the module docstring)."""
+    global SYNC_N, ASYNC_N, REPEATS
+    if quick:
+        SYNC_N, ASYNC_N, REPEATS = 10_000, 5_000, 5
+    return goals_from(sync_samples(), async_samples(), redis_samples())
+
+
+def main() -> None:
     print(f"## Circuit breaker ({datetime.date.today().isoformat()})")
-    sync_tables()
-    async_tables()
-    redis_table()
+    sync, asyn, shared = sync_samples(), async_samples(), redis_samples()
+    table("Sync success path", sync[0])
+    table("Sync rejection path (open circuit)", sync[1])
+    table("Async success path (asyncio)", asyn[0])
+    table("Async rejection path (asyncio)", asyn[1])
+    if isinstance(shared, str):
+        print(f"\n### Redis-shared state: not measured, {shared}")
+    else:
+        table("Redis-shared state, success path", shared)
+    print()
+    print(_harness.verdicts(goals_from(sync, asyn, shared)))
+
+
+if __name__ == "__main__":
+    main()

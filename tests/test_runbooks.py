@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from examples.kpi_collector.cli import parse_args
-from examples.kpi_collector.pipeline import prepare
+from examples.kpi_collector.suite import prepare
 from resilient_pipeline import Partition, PartitionLedger, SQLiteStore, unit_of_work
 from resilient_pipeline._cli import main
 from resilient_pipeline.ledger import daily

@@ -238,7 +238,7 @@ def _absolute(path: Path | None) -> Path | None:
 
 
 def _cmd_demo(args: argparse.Namespace, out: IO[str]) -> int:
-    from .pipeline import run_demo
+    from .demo import run_demo
 
     settings = _settings(
         args,
@@ -264,7 +264,7 @@ def _cmd_collect(args: argparse.Namespace, out: IO[str]) -> int:
 
 def _cmd_aggregate(args: argparse.Namespace, out: IO[str]) -> int:
     from . import repository
-    from .pipeline import open_store
+    from .suite import open_store
 
     store = open_store(args.db)
     try:
@@ -290,8 +290,8 @@ def _cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def _cmd_report(args: argparse.Namespace, out: IO[str]) -> int:
-    from .pipeline import open_store
     from .report import render_report
+    from .suite import open_store
 
     store = open_store(args.db)
     try:

@@ -26,7 +26,7 @@ from resilient_pipeline.observability import configure_logging, redact
 if TYPE_CHECKING:
     from resilient_pipeline.ledger import BackfillReport
 
-    from .pipeline import RunSummary
+    from .summary import RunSummary
 
 __all__ = ["LEVELS", "print_pass", "print_summary", "render_summary", "setup_logging"]
 

@@ -15,9 +15,11 @@ import attrs
 import pytest
 
 from examples.kpi_collector.cli import main
+from examples.kpi_collector.demo import run_demo
 from examples.kpi_collector.fakeapi import FakeAdsAPI, Faults, GroundTruth
-from examples.kpi_collector.pipeline import RunSummary, prepare, run_demo
 from examples.kpi_collector.settings import Settings
+from examples.kpi_collector.suite import prepare
+from examples.kpi_collector.summary import RunSummary
 from resilient_pipeline import Partition, PartitionLedger, SQLiteStore, unit_of_work
 from resilient_pipeline.storage import PostgresStore, Store
 from resilient_pipeline.testing import set_testing

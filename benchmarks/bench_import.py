@@ -9,7 +9,8 @@ lazy ``from resilient_pipeline import name`` includes the import it triggers).
 Rounds interleave ours and the peers', in a rotating order; the best of
 ``ROUNDS`` is reported, after one uncounted round that warms the bytecode caches.
 The goal: ``import resilient_pipeline`` and ``from resilient_pipeline import
-retry_with_backoff`` each cost no more than ``import tenacity``.
+retry_with_backoff`` each cost no more than ``import tenacity``; ``goals()``
+(collected by ``run_all.py``) reports the median of the per-round ratios.
 
 ``--why`` adds, for each of our statements, where the time goes according to
 ``python -X importtime`` (best of ``WHY_ROUNDS`` runs): our own modules per
@@ -25,6 +26,10 @@ import re
 import subprocess
 import sys
 from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _harness import Goal, ratio_goal
 
 ROUNDS = 15
 WHY_ROUNDS = 7
@@ -62,19 +67,43 @@ def measure(statement: str) -> tuple[float, int, int]:
     return float(out[0]), int(out[1]), int(out[2])
 
 
-def best_of(rounds: int) -> dict[str, tuple[float, int, int]]:
-    """Best time per statement over interleaved rounds, each round in a rotated order."""
-    times: dict[str, list[float]] = {statement: [] for statement in STATEMENTS}
+def rounds_of(
+    rounds: int, statements: tuple[str, ...] = STATEMENTS
+) -> tuple[dict[str, list[float]], dict[str, tuple[int, int]]]:
+    """Every round's seconds per statement (order rotating), and the modules each loaded."""
+    times: dict[str, list[float]] = {statement: [] for statement in statements}
     loaded: dict[str, tuple[int, int]] = {}
-    for statement in STATEMENTS:  # warm-up: writes any missing .pyc files
+    for statement in statements:  # warm-up: writes any missing .pyc files
         measure(statement)
     for round_ in range(rounds):
-        shift = round_ % len(STATEMENTS)
-        for statement in STATEMENTS[shift:] + STATEMENTS[:shift]:
+        shift = round_ % len(statements)
+        for statement in statements[shift:] + statements[:shift]:
             seconds, ours, modules = measure(statement)
             times[statement].append(seconds)
             loaded[statement] = (ours, modules)
+    return times, loaded
+
+
+def best_of(rounds: int) -> dict[str, tuple[float, int, int]]:
+    """Best time per statement over interleaved rounds, each round in a rotated order."""
+    times, loaded = rounds_of(rounds)
     return {s: (min(t), *loaded[s]) for s, t in times.items()}
+
+
+def goals(quick: bool) -> list[Goal]:
+    """Each GOAL statement against ``import tenacity``: median of per-round ratios."""
+    times, _ = rounds_of(5 if quick else ROUNDS, (*GOAL, BASELINE))
+    return [
+        ratio_goal(
+            "import time",
+            f"`{statement}` <= `{BASELINE}`",
+            times,
+            ours=statement,
+            peer=BASELINE,
+            limit=1.0,
+        )
+        for statement in GOAL
+    ]
 
 
 def table(rows: dict[str, tuple[float, int, int]]) -> str:

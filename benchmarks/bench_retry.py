@@ -9,6 +9,11 @@ Prints ns/call and ratios, in one process, for:
 Every retrying implementation is configured alike: 3 attempts, retry on any
 Exception, no waiting. Logging is left at each library's default (ours and
 stamina's log a retry through stdlib logging; with no handler configured).
+
+Every table is the median of interleaved rounds (every contender in every
+round, the order rotating). Goals (``goals()``, collected by ``run_all.py``):
+the success path costs at most 2x the hand-written loop, and fail-once is
+cheaper than every peer (ours / the round's fastest peer <= 1), sync and async.
 """
 
 from __future__ import annotations
@@ -26,7 +31,15 @@ warnings.simplefilter("ignore")
 import backoff  # noqa: E402
 import stamina  # noqa: E402
 import tenacity  # noqa: E402
-from _harness import ns_per_acall, ns_per_call, table  # noqa: E402
+from _harness import (  # noqa: E402
+    Goal,
+    interleaved,
+    interleaved_async,
+    medians,
+    ratio_goal,
+    table,
+    verdicts,
+)
 
 from resilient_pipeline import retry_with_backoff  # noqa: E402
 
@@ -110,24 +123,83 @@ def afail_once() -> Callable[[], Awaitable[int]]:
     return fn
 
 
-def run() -> str:
-    sections = []
+OURS = "resilient_pipeline"
+PEERS = ("tenacity", "backoff", "stamina")
+
+
+def samples(quick: bool) -> dict[str, dict[str, list[float]]]:
+    """Interleaved ns/call of every contender, per scenario."""
+    n_ok, n_fail, rounds = (20_000, 2_000, 5) if quick else (N_OK, N_FAIL, 7)
     sync = decorators()
-    rows = {"bare call": ns_per_call(ok, number=N_OK)}
-    rows |= {name: ns_per_call(deco(ok), number=N_OK) for name, deco in sync.items()}
-    sections.append(table("Sync success path", rows, baseline=HAND))
-
-    rows = {name: ns_per_call(deco(fail_once()), number=N_FAIL) for name, deco in sync.items()}
-    sections.append(table("Sync fail once, then succeed (zero wait)", rows, baseline=HAND))
-
     asyn = decorators() | {HAND: ahand_loop}
-    rows = {"bare await": ns_per_acall(aok, number=N_OK)}
-    rows |= {name: ns_per_acall(deco(aok), number=N_OK) for name, deco in asyn.items()}
-    sections.append(table("Async success path (asyncio)", rows, baseline=HAND))
+    return {
+        "sync success": interleaved(
+            {"bare call": ok} | {name: deco(ok) for name, deco in sync.items()},
+            number=n_ok,
+            rounds=rounds,
+        ),
+        "sync fail once": interleaved(
+            {name: deco(fail_once()) for name, deco in sync.items()}, number=n_fail, rounds=rounds
+        ),
+        "async success": interleaved_async(
+            {"bare await": aok} | {name: deco(aok) for name, deco in asyn.items()},
+            number=n_ok // 2,
+            rounds=rounds,
+        ),
+        "async fail once": interleaved_async(
+            {name: deco(afail_once()) for name, deco in asyn.items()},
+            number=n_fail,
+            rounds=rounds,
+        ),
+    }
 
-    rows = {name: ns_per_acall(deco(afail_once()), number=N_FAIL) for name, deco in asyn.items()}
-    title = "Async fail once, then succeed (zero wait, asyncio)"
-    sections.append(table(title, rows, baseline=HAND))
+
+def goals_from(measured: dict[str, dict[str, list[float]]]) -> list[Goal]:
+    goals = []
+    for mode in ("sync", "async (asyncio)"):
+        key = mode.split()[0]
+        goals.append(
+            ratio_goal(
+                f"retry, {mode} success path",
+                "<= 2x a hand-written loop",
+                measured[f"{key} success"],
+                ours=OURS,
+                peer=HAND,
+                limit=2.0,
+            )
+        )
+        failing = measured[f"{key} fail once"]
+        fastest = [min(round_) for round_ in zip(*(failing[p] for p in PEERS), strict=True)]
+        goals.append(
+            ratio_goal(
+                f"retry, {mode} fail once then succeed",
+                "cheaper than every peer: <= 1x the fastest peer",
+                failing | {"fastest peer": fastest},
+                ours=OURS,
+                peer="fastest peer",
+                limit=1.0,
+            )
+        )
+    return goals
+
+
+def goals(quick: bool) -> list[Goal]:
+    """The retry goals (see the module docstring)."""
+    return goals_from(samples(quick))
+
+
+def run() -> str:
+    measured = samples(QUICK)
+    titles = {
+        "sync success": "Sync success path",
+        "sync fail once": "Sync fail once, then succeed (zero wait)",
+        "async success": "Async success path (asyncio)",
+        "async fail once": "Async fail once, then succeed (zero wait, asyncio)",
+    }
+    sections = [
+        table(title, medians(measured[key]), baseline=HAND) for key, title in titles.items()
+    ]
+    sections.append(verdicts(goals_from(measured)))
     return "\n\n".join(sections)
 
 

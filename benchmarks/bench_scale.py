@@ -15,7 +15,8 @@ each curve is measured at several sizes, not one:
    one ledger (each ``concurrency=1``, all started together on the same range):
    partitions/s of the whole, the claim's latency (median and 95th percentile,
    measured inside each worker), the commit's latency, and lock waits (the
-   parent samples ``pg_locks`` for ungranted locks every 20 ms). Two kinds of
+   parent samples ``pg_locks`` for ungranted locks every 20 ms), and the CPU the
+   PostgreSQL server spent per partition (its processes' times in /proc). Two kinds of
    partition: a 10-row write, and no data at all (the ledger's own cost: its
    ceiling, from which the projected limit of one ledger is read).
 3. The SQL quarantine at 10,000, 100,000 and 1,000,000 records (100 sources),
@@ -241,6 +242,26 @@ def _lock_sampler(stop: threading.Event, samples: list[int]) -> None:
             stop.wait(0.02)
 
 
+def server_cpu() -> float | None:
+    """CPU seconds used so far by every PostgreSQL process on this machine (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    found = False
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() not in ("postgres", "postmaster"):
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        # utime, stime, and those of exited children (the postmaster reaps backends)
+        total += sum(int(field) for field in fields[11:15])
+        found = True
+    return total / tick if found else None
+
+
 def bench_backfill(quick: bool) -> None:
     keys_n, days = (40, 10) if quick else (200, 10)
     total = keys_n * days
@@ -251,7 +272,7 @@ def bench_backfill(quick: bool) -> None:
     )
     print(
         f"{'partition':<12}{'workers':>8}{'part/s':>9}{'claim ms p50':>14}{'p95':>7}"
-        f"{'commit ms p50':>15}{'p95':>7}{'lock waits':>12}{'max':>5}"
+        f"{'commit ms p50':>15}{'p95':>7}{'lock waits':>12}{'max':>5}{'server CPU ms':>15}"
     )
     ctx = multiprocessing.get_context("spawn")
     with postgres_schema() as schema:
@@ -277,9 +298,10 @@ def bench_backfill(quick: bool) -> None:
                 stop, waits = threading.Event(), []
                 sampler = threading.Thread(target=_lock_sampler, args=(stop, waits))
                 sampler.start()
-                t0 = time.perf_counter()
+                cpu0 = server_cpu()
                 go.set()
                 results = [out.get(timeout=600) for _ in procs]
+                cpu1 = server_cpu()
                 elapsed = max(r["seconds"] for r in results)
                 stop.set()
                 sampler.join()
@@ -290,7 +312,8 @@ def bench_backfill(quick: bool) -> None:
                 assert not any(r["failed"] or r["lost"] for r in results), results
                 claims = sorted(c for r in results for c in r["claims"])
                 commits = sorted(c for r in results for c in r["commits"])
-                del t0
+                # the server's CPU per partition (every backend, the WAL writer, ...)
+                per = "-" if cpu0 is None or cpu1 is None else f"{(cpu1 - cpu0) / total * 1000:.2f}"
 
                 def pct(values: list[float], q: float) -> float:
                     return values[min(len(values) - 1, int(q * len(values)))] * 1000
@@ -300,7 +323,7 @@ def bench_backfill(quick: bool) -> None:
                     f"{label:<12}{workers:>8}{total / elapsed:>9.0f}"
                     f"{pct(claims, 0.5):>14.2f}{pct(claims, 0.95):>7.2f}"
                     f"{pct(commits, 0.5):>15.2f}{pct(commits, 0.95):>7.2f}"
-                    f"{waiting:>11.0%} {max(waits, default=0):>4}",
+                    f"{waiting:>11.0%} {max(waits, default=0):>4}{per:>15}",
                     flush=True,
                 )
         store.close()

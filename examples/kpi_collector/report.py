@@ -41,6 +41,7 @@ from typing import Any
 import attrs
 
 from resilient_pipeline import PartitionLedger, __version__
+from resilient_pipeline.exceptions import LedgerError
 from resilient_pipeline.ledger import PartitionRecord
 from resilient_pipeline.storage import Store
 
@@ -184,7 +185,7 @@ def _records(
 ) -> tuple[list[PartitionRecord], str | None]:
     try:
         return ledger.records(platform, start, end), None
-    except ValueError as exc:  # a status this version of the library does not know
+    except LedgerError as exc:  # a status this version of the library does not know
         return [], f"{platform}: {exc}"
 
 

@@ -215,3 +215,40 @@ async def test_enclosing_deadline_cancels_the_first_attempt() -> None:
     with deadline_scope(0.03), pytest.raises(DeadlineExceededError):
         await fetch()
     assert [1] == calls
+
+
+async def test_timed_attempt_with_its_own_scopes_is_cancelled_and_retried() -> None:
+    """Scopes an attempt opens before it first suspends nest inside the attempt's scope."""
+    calls = []
+
+    @retry_with_backoff(attempt_timeout=0.01, base_delay=0, max_attempts=2)
+    async def fetch() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            with anyio.CancelScope():
+                async with anyio.create_task_group() as group:
+                    group.start_soon(anyio.sleep_forever)
+                    await anyio.sleep_forever()
+        return "ok"
+
+    assert "ok" == await fetch()
+    assert 2 == len(calls)
+
+
+async def test_timed_attempt_gets_every_value_it_awaits() -> None:
+    """A timed attempt that suspends many times receives each awaited value."""
+    send, receive = anyio.create_memory_object_stream[int](0)
+
+    @retry_with_backoff(attempt_timeout=30.0, base_delay=0)
+    async def total() -> int:
+        async with receive:
+            return sum([value async for value in receive])
+
+    async def produce() -> None:
+        async with send:
+            for value in (4, 50, 600):
+                await send.send(value)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(produce)
+        assert 654 == await total()

@@ -13,7 +13,7 @@ Other packages import from here, never from the modules behind it.
 
 from __future__ import annotations
 
-from ._cancel import cancel_scope
+from ._cancel import armed, cancel_scope
 from ._clock import (
     DEFAULT_CLOCK,
     SYSTEM_CLOCK,
@@ -77,6 +77,7 @@ __all__ = [
     "SupportsRetryAfter",
     "SystemClock",
     "add_note",
+    "armed",
     "bind_context",
     "bound_context",
     "callable_or_none",

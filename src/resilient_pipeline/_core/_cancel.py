@@ -1,4 +1,8 @@
-"""``cancel_scope()``: ``anyio.CancelScope()`` without the backend lookup on every call.
+"""Cancel scopes for timed attempts, at the cost they must have and no more.
+
+* ``cancel_scope()``: ``anyio.CancelScope()`` without the backend lookup on every call;
+* ``armed()``: await a call inside an entered scope, setting the scope's
+  deadline only if the call suspends.
 
 ``anyio.CancelScope()`` first finds out which event loop runs (sniffio, then
 the backend registry) and only then builds the backend's scope: two thirds of
@@ -12,12 +16,18 @@ public constructor is used as it is.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+import types
+from collections.abc import Awaitable, Generator
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
     import anyio
 
-__all__ = ["cancel_scope"]
+    from ._protocols import Clock
+
+T = TypeVar("T")
+
+__all__ = ["armed", "cancel_scope"]
 
 # The asyncio backend's CancelScope class, per type of running asyncio loop.
 _ASYNCIO_SCOPES: dict[type[Any], Any] = {}
@@ -52,3 +62,43 @@ def cancel_scope() -> anyio.CancelScope:
     if loop is not None and type(scope).__module__.endswith("._asyncio"):
         _ASYNCIO_SCOPES[type(loop)] = type(scope)
     return scope
+
+
+@types.coroutine
+def armed(
+    awaitable: Awaitable[T], scope: anyio.CancelScope, clock: Clock, at: float
+) -> Generator[Any, Any, T]:
+    """Await ``awaitable``, giving ``scope`` its deadline (``at`` on ``clock``) if it suspends.
+
+    A cancel scope can only cancel a suspended task, so a call that finishes
+    without suspending needs no timer: arming the deadline at the first
+    suspension costs such calls nothing, and cancels every other call at the
+    same instant as a deadline set on entry would.
+    """
+    steps = awaitable.__await__()
+    try:
+        signal = steps.send(None)
+    except StopIteration as done:
+        return cast("T", done.value)
+    import anyio  # loaded already: a scope is open
+
+    scope.deadline = anyio.current_time() + (at - clock.monotonic())
+    # What `yield from` does, for an iterator already started.
+    while True:
+        try:
+            sent = yield signal
+        except GeneratorExit:  # noqa: PERF203 -- the loop is the forwarding itself
+            close = getattr(steps, "close", None)
+            if close is not None:
+                close()
+            raise
+        except BaseException as exc:  # thrown in by the event loop (cancellation)
+            try:
+                signal = steps.throw(exc)
+            except StopIteration as done:
+                return cast("T", done.value)
+        else:
+            try:
+                signal = steps.send(sent)
+            except StopIteration as done:
+                return cast("T", done.value)

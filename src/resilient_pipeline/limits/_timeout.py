@@ -25,11 +25,9 @@ import contextvars
 import functools
 import logging
 import threading
-import types
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, ParamSpec, TypeVar, cast
 
-import anyio
 import attrs
 
 from resilient_pipeline._core import (
@@ -37,6 +35,7 @@ from resilient_pipeline._core import (
     DEFAULT_CLOCK,
     Clock,
     EventHandler,
+    armed,
     cancel_scope,
     check_callable,
     emit,
@@ -99,44 +98,6 @@ class _Outcome:
             self.error = exc
         finally:
             self.done.set()
-
-
-@types.coroutine
-def _armed(
-    awaitable: Awaitable[T], scope: anyio.CancelScope, clock: Clock, at: float
-) -> Generator[Any, Any, T]:
-    """Await ``awaitable``, giving ``scope`` its deadline (``at`` on ``clock``) if it suspends.
-
-    A cancel scope can only cancel a suspended task, so a call that finishes
-    without suspending needs no timer: arming the deadline at the first
-    suspension costs such calls nothing, and cancels every other call at the
-    same instant as a deadline set on entry would.
-    """
-    steps = awaitable.__await__()
-    try:
-        signal = steps.send(None)
-    except StopIteration as done:
-        return cast("T", done.value)
-    scope.deadline = anyio.current_time() + (at - clock.monotonic())
-    # What `yield from` does, for an iterator already started.
-    while True:
-        try:
-            sent = yield signal
-        except GeneratorExit:  # noqa: PERF203 -- the loop is the forwarding itself
-            close = getattr(steps, "close", None)
-            if close is not None:
-                close()
-            raise
-        except BaseException as exc:  # thrown in by the event loop (cancellation)
-            try:
-                signal = steps.throw(exc)
-            except StopIteration as done:
-                return cast("T", done.value)
-        else:
-            try:
-                signal = steps.send(sent)
-            except StopIteration as done:
-                return cast("T", done.value)
 
 
 @attrs.frozen
@@ -230,9 +191,9 @@ class Timeout:
             clock, at = DEADLINE.get()  # type: ignore[misc]  # just set by _enter
             try:
                 # The scope is entered first, so it nests like any other; its
-                # deadline is armed only if the call suspends (see _armed).
+                # deadline is armed only if the call suspends (see armed()).
                 with cancel_scope() as scope:
-                    return await _armed(fn(*args, **kwargs), scope, clock, at)
+                    return await armed(fn(*args, **kwargs), scope, clock, at)
             finally:
                 DEADLINE.reset(token)
             # Reached only when our own scope cancelled the call.

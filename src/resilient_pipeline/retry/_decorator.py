@@ -9,7 +9,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
-from resilient_pipeline._core import DEADLINE, DEFAULT_HANDLERS, GLOBAL_HANDLERS
+from resilient_pipeline._core import (
+    DEADLINE,
+    DEFAULT_HANDLERS,
+    GLOBAL_HANDLERS,
+    armed,
+    cancel_scope,
+)
 from resilient_pipeline.exceptions import ConfigurationError, DeadlineExceededError
 
 from ._engine import NO_RESULT, Call
@@ -126,11 +132,11 @@ async def _attempt_async(
     at = call.attempt_at  # set by call.begin() for this attempt
     if at is None or not call.cancel:
         return await fn(*args, **kwargs)
-    import anyio  # only timed attempts need it; keeps it off `import` of the decorator
-
     budget = at - call.clock.monotonic()
-    with anyio.CancelScope(deadline=anyio.current_time() + max(budget, 0.0)) as scope:
-        return await fn(*args, **kwargs)
+    # The deadline is armed only if the attempt suspends: one that does not
+    # cannot be cancelled anyway, and is spared the timer (see armed()).
+    with cancel_scope() as scope:
+        return await armed(fn(*args, **kwargs), scope, call.clock, at)
     if not scope.cancelled_caught:  # pragma: no cover - the block returned or raised
         raise AssertionError("unreachable")
     overall = call.deadline_at is not None and at >= call.deadline_at

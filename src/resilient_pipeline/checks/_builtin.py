@@ -28,8 +28,10 @@ Examples:
 from __future__ import annotations
 
 import datetime as dt
+import math
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from resilient_pipeline.alerting import Severity
@@ -72,6 +74,30 @@ def _pick(row: Row, key: Sequence[str]) -> dict[str, Any]:
 
 def _offending(row: Row, key: Sequence[str], *columns: str) -> dict[str, Any]:
     return {**_pick(row, key), **{c: row.get(c) for c in columns}}
+
+
+Number = int | float | Decimal
+"""What a numeric column holds: PostgreSQL's ``NUMERIC`` (and its ``SUM`` of a
+``BIGINT``) arrives as a :class:`~decimal.Decimal`, ``REAL`` as a float."""
+
+
+def _number(value: object, column: str) -> Number:
+    """``value`` of ``column`` as a number (``None`` is 0); anything else is named."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise TypeError(f"column {column!r} holds a {type(value).__name__}, not a number")
+    return value
+
+
+def _aligned(a: Number, b: Number) -> tuple[Number, Number]:
+    """``a`` and ``b`` in one arithmetic: exact (int, Decimal) unless either is a float.
+
+    Python refuses ``Decimal + float``: once a float is involved, both are floats.
+    """
+    if isinstance(a, float) or isinstance(b, float):
+        return float(a), float(b)
+    return a, b
 
 
 def spend_without_conversions(
@@ -136,7 +162,16 @@ def rate_out_of_bounds(
 ) -> Check:
     """Rows whose ``numerator / denominator`` is outside ``[minimum, maximum]`` (default CR ≤ 10%).
 
-    Rows with a zero or missing denominator are skipped.
+    Rows with a zero or missing denominator are skipped. Integers and
+    Decimals (PostgreSQL's ``NUMERIC``) divide exactly; a float on either
+    side makes the rate a float.
+
+    Examples:
+        >>> from decimal import Decimal
+        >>> check = rate_out_of_bounds(maximum=0.5)
+        >>> rows = [{"client_id": 1, "conversions": Decimal("3"), "clicks": 4.0}]
+        >>> [r["rate"] for r in check.run(datasets={"rows": rows}).offending]
+        [0.75]
     """
     if not minimum <= maximum:
         raise ConfigurationError.for_option("maximum", maximum, f"must be >= minimum={minimum}")
@@ -144,9 +179,10 @@ def rate_out_of_bounds(
     def body(rows: list[Row]) -> list[Row]:
         bad: list[Row] = []
         for r in rows:
-            den = r.get(denominator) or 0
+            den = _number(r.get(denominator), denominator)
             if den:
-                rate = (r.get(numerator) or 0) / den
+                num, den = _aligned(_number(r.get(numerator), numerator), den)
+                rate = num / den  # type: ignore[operator]  # _aligned: never Decimal / float
                 if not minimum <= rate <= maximum:
                     bad.append({**_offending(r, key, numerator, denominator), "rate": rate})
         return bad
@@ -291,6 +327,8 @@ def row_count_anomaly(
         raise ConfigurationError.for_option(
             "window", window, "window and min_history must be >= 1 and k > 0"
         )
+    # A Decimal k would meet the float MAD in k * mad: Python refuses to mix them.
+    k = float(k)
 
     def body(rows: list[Row]) -> CheckOutcome:
         counts: dict[Any, int] = {}
@@ -337,7 +375,7 @@ def sums_agree(
     summary_key: Sequence[str] | Callable[[Row], Any],
     detail: str = "detail",
     summary: str = "summary",
-    tolerance: float = 0.01,
+    tolerance: float | Decimal | None = None,
     severity: Severity = "error",
     name: str | None = None,
 ) -> Check:
@@ -346,20 +384,52 @@ def sums_agree(
     E.g. daily rows summed per (client, month) against the monthly table:
     ``detail_key=lambda r: (r["client_id"], r["date"][:7])``,
     ``summary_key=("client_id", "month")``. A group on one side only offends too.
+
+    Integers and Decimals (PostgreSQL's ``NUMERIC``, and its ``SUM`` of an
+    integer column) are summed exactly; a float on either side of a group
+    makes that group's sums floats. ``tolerance`` is the largest difference
+    that still agrees: by default none for exact sums, and ``0.01`` once a
+    float is involved.
+
+    Examples:
+        >>> from decimal import Decimal
+        >>> check = sums_agree(column="spend", detail_key=("month",), summary_key=("month",))
+        >>> detail = [{"month": "2026-11", "spend": 2}, {"month": "2026-11", "spend": 1.5}]
+        >>> summary = [{"month": "2026-11", "spend": Decimal("3.5")}]
+        >>> check.run(datasets={"detail": detail, "summary": summary}).status
+        'passed'
+        >>> exact = [{"month": "2026-11", "spend": Decimal("3.5")}]
+        >>> summary = [{"month": "2026-11", "spend": Decimal("3.49")}]
+        >>> [r["difference"] for r in check.run(
+        ...     datasets={"detail": exact, "summary": summary}).offending]
+        [Decimal('0.01')]
     """
     by_detail, by_summary = _grouper(detail_key), _grouper(summary_key)
+    given: object = tolerance  # checked as untyped callers may pass anything
+    if given is not None and (
+        isinstance(given, bool)
+        or not isinstance(given, (int, float, Decimal))
+        or not math.isfinite(given)  # NaN and infinities, float or Decimal
+        or given < 0
+    ):
+        raise ConfigurationError.for_option(
+            "tolerance", tolerance, "must be a finite number >= 0, or None"
+        )
 
     def body(context: CheckContext) -> CheckOutcome:
-        totals: dict[Any, list[float]] = {}
-        for row in context.rows(detail):
-            totals.setdefault(by_detail(row), [0.0, 0.0])[0] += row.get(column) or 0
-        for row in context.rows(summary):
-            totals.setdefault(by_summary(row), [0.0, 0.0])[1] += row.get(column) or 0
-        bad = [
-            {"group": group, "detail": d, "summary": s, "difference": d - s}
-            for group, (d, s) in sorted(totals.items(), key=lambda kv: str(kv[0]))
-            if abs(d - s) > tolerance
-        ]
+        totals: dict[Any, list[Number]] = {}
+        for side, (dataset, group_of) in enumerate(((detail, by_detail), (summary, by_summary))):
+            for row in context.rows(dataset):
+                sums = totals.setdefault(group_of(row), [0, 0])
+                total, value = _aligned(sums[side], _number(row.get(column), column))
+                sums[side] = total + value  # type: ignore[operator]
+        bad = []
+        for group, sums in sorted(totals.items(), key=lambda kv: str(kv[0])):
+            d, s = _aligned(*sums)
+            difference = d - s  # type: ignore[operator]
+            limit = tolerance if tolerance is not None else (0.01 if isinstance(d, float) else 0)
+            if abs(difference) > limit:
+                bad.append({"group": group, "detail": d, "summary": s, "difference": difference})
         return CheckOutcome(bad)
 
     return Check(

@@ -14,7 +14,9 @@ matches a ``DATE`` column as well as the text ``'2026-11-28'``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from resilient_pipeline._core import non_empty_str, number
@@ -76,17 +78,64 @@ def _table(context: CheckContext, table: str, schema: str | None) -> str:
     return quoted if schema is None else f"{quote_identifier(schema, option='schema')}.{quoted}"
 
 
-def _range(column: str, periods: list[Any] | None) -> tuple[str, dict[str, Any]]:
-    """A ``WHERE`` clause bounding ``column`` to the periods' range, and its params."""
-    if periods is None:
-        return "", {}
-    bound = [_param(p) for p in periods]
-    try:
-        lo, hi = min(bound), max(bound)
-    except TypeError:
-        raise ValueError(f"periods of mixed types cannot be ordered: {periods!r}") from None
-    where = f" WHERE {quote_identifier(column)} >= :rp_lo AND {quote_identifier(column)} <= :rp_hi"
-    return where, {"rp_lo": lo, "rp_hi": hi}
+_FILTER_TYPES = (str, int, float, Decimal, dt.date)
+
+
+def _filters(where: Mapping[str, object] | None, *, taken: Iterable[str] = ()) -> dict[str, Any]:
+    """``where=`` checked: column names validated, each value one scalar to bind.
+
+    Only equalities, ``column = value`` joined by ``AND``: no SQL text is
+    accepted, so a filter cannot inject anything. ``taken`` are columns the
+    check compares itself (a filter on them would hide what it looks for).
+    """
+    if where is None:
+        return {}
+    if not isinstance(where, Mapping):
+        raise ConfigurationError.for_option(
+            "where", where, "must be a mapping of column names to values"
+        )
+    filters: dict[str, Any] = {}
+    for column, value in where.items():
+        if not isinstance(column, str):
+            raise ConfigurationError.for_option("where", column, "column names must be str")
+        validate_identifier(column, option="where")
+        if column in taken:
+            raise ConfigurationError.for_option(
+                "where", column, "is a column the check compares itself: filter another column"
+            )
+        if value is None or isinstance(value, bool) or not isinstance(value, _FILTER_TYPES):
+            raise ConfigurationError.for_option(
+                "where",
+                value,
+                f"the value for {column!r} must be a str, number or date "
+                "(None never equals anything in SQL)",
+            )
+        if isinstance(value, float) and math.isnan(value):  # NaN equals nothing
+            raise ConfigurationError.for_option("where", value, f"{column!r} must not be NaN")
+        filters[column] = value
+    return filters
+
+
+def _conditions(
+    column: str | None, periods: list[Any] | None, filters: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """A ``WHERE`` clause: ``column`` within the periods' range and every filter, and its params."""
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    if column is not None and periods is not None:
+        bound = [_param(p) for p in periods]
+        try:
+            lo, hi = min(bound), max(bound)
+        except TypeError:
+            raise ValueError(f"periods of mixed types cannot be ordered: {periods!r}") from None
+        quoted = quote_identifier(column)
+        clauses.append(f"{quoted} >= :rp_lo AND {quoted} <= :rp_hi")
+        params.update(rp_lo=lo, rp_hi=hi)
+    for index, (name, value) in enumerate(filters.items()):
+        # The parameter's name is ours (rp_w0, ...): a column name never reaches it.
+        clauses.append(f"{quote_identifier(name)} = :rp_w{index}")
+        params[f"rp_w{index}"] = _param(value)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 def _shown(pairs: Sequence[tuple[Any, Any]]) -> str:
@@ -103,6 +152,7 @@ def missing_keys(
     periods: Values | None = None,
     period_param: str = "day",
     schema: str | None = None,
+    where: Mapping[str, object] | None = None,
     severity: Severity = "error",
     name: str | None = None,
 ) -> Check:
@@ -112,6 +162,9 @@ def missing_keys(
     ``keys`` and ``periods`` are values or functions of the run's context;
     without ``periods`` the run's ``params[period_param]`` is the one period.
     The query reads the distinct pairs between the first and last period.
+    ``where`` reads only the rows whose columns equal these values
+    (``{"platform": "meta_ads"}`` for one platform of a shared table): names
+    are validated and quoted, values bound, never SQL text.
 
     Examples:
         >>> from resilient_pipeline import SQLiteStore, unit_of_work
@@ -130,16 +183,17 @@ def missing_keys(
     if schema is not None:
         validate_identifier(schema, option="schema")
     non_empty_str().check("period_param", period_param)
+    filters = _filters(where, taken=(key, period))
     expected_keys = _values("keys", keys)
     expected_periods = None if periods is None else _values("periods", periods)
 
     def body(context: CheckContext) -> CheckOutcome:
         wanted = _resolve("keys", expected_keys, context)
         spans = _periods(expected_periods, period_param, context)
-        where, params = _range(period, spans)
+        clause, params = _conditions(period, spans, filters)
         sql = (
             f"SELECT DISTINCT {quote_identifier(key)} AS k, {quote_identifier(period)} AS p "  # noqa: S608 -- quoted
-            f"FROM {_table(context, table, schema)}{where}"
+            f"FROM {_table(context, table, schema)}{clause}"
         )
         present = {(_text(r["k"]), _text(r["p"])) for r in context.query(sql, params)}
         missing = [(k, p) for p in spans for k in wanted if (_text(k), _text(p)) not in present]
@@ -171,6 +225,7 @@ def unpaired_rows(
     periods: Values | None = None,
     period_param: str = "day",
     schema: str | None = None,
+    where: Mapping[str, object] | None = None,
     severity: Severity = "error",
     name: str | None = None,
 ) -> Check:
@@ -183,7 +238,9 @@ def unpaired_rows(
     no spend. Offending rows hold the key, both sums (``None`` for a side with
     no row) and ``problem``. With ``period`` set, both tables are read for the
     run's periods only (``periods``, or ``params[period_param]``); ``period=None``
-    reads the whole tables.
+    reads the whole tables. ``where`` reads, in both tables, only the rows
+    whose columns equal these values (``{"platform": "meta_ads"}``): names
+    validated and quoted, values bound, never SQL text.
 
     Examples:
         >>> from resilient_pipeline import SQLiteStore, unit_of_work
@@ -221,6 +278,8 @@ def unpaired_rows(
     if schema is not None:
         validate_identifier(schema, option="schema")
     non_empty_str().check("period_param", period_param)
+    compared = (*columns, left_value, right_value, *(() if period is None else (period,)))
+    filters = _filters(where, taken=compared)
     expected_periods = None if periods is None else _values("periods", periods)
     keys = ", ".join(quote_identifier(c) for c in columns)
     lv, rv = quote_identifier(left_value), quote_identifier(right_value)
@@ -230,7 +289,7 @@ def unpaired_rows(
 
     def body(context: CheckContext) -> CheckOutcome:
         spans = None if period is None else _periods(expected_periods, period_param, context)
-        where, params = ("", {}) if period is None else _range(period, spans)
+        where, params = _conditions(period, spans, filters)
         left_table, right_table = _table(context, left, schema), _table(context, right, schema)
 
         sql = (

@@ -211,3 +211,20 @@ def test_a_row_that_contains_itself_is_an_error() -> None:
     row["self"] = row
     with pytest.raises(ValueError, match="Circular reference"):
         fingerprint([row])
+
+
+def test_a_claim_follows_a_changed_key_list(any_store: Store) -> None:
+    """The claim condition is reused only for the same tuples: a list changed in place is new."""
+    ledger = PartitionLedger(any_store)
+    ledger.plan("ads", ["a", "b"], D1, D1)
+    keys = ["a"]
+    first = ledger.claim_many("ads", D1, D1, run_id="r", keys=keys)
+    keys[0] = "b"
+    second = ledger.claim_many("ads", D1, D1, run_id="r", keys=keys)
+    same = ("a",)
+    third = ledger.claim_many("ads", D1, D1, run_id="r", keys=same)
+    assert (["a"], ["b"], []) == (
+        [c.partition.key for c in first],
+        [c.partition.key for c in second],
+        [c.partition.key for c in third],
+    )

@@ -524,15 +524,25 @@ class CircuitOpenError(RejectedError):
             when unknown (half-open with every permit taken, or forced open).
             ``retry_with_backoff`` waits exactly that long when it fits the
             remaining deadline, and stops otherwise.
+        opened_by: The failure that opened the circuit (``"TypeName:
+            message"``, secrets masked), when this process's in-memory
+            breaker saw it; ``None`` otherwise (forced open, a bad result, a
+            Redis breaker). For a keyed breaker it is that key's failure.
+        opened_by_class: That failure's class (``"httpx.HTTPStatusError"``), or ``None``.
 
     Examples:
         >>> err = CircuitOpenError("ads-api", state="open", retry_after=12.5)
         >>> str(err), err.retry_after, isinstance(err, RejectedError)
         ("circuit 'ads-api' is open; a probe is allowed in 12.50 s", 12.5, True)
+        >>> err.opened_by is None
+        True
     """
 
     state: str = "open"
     retry_after: float | None = None
+    # (description, class, epoch seconds): set by the breaker on each rejection
+    # from what it stored once when it tripped, so a rejection costs one attribute.
+    trip_cause: tuple[str, str, float] | None = None
 
     def __init__(self, name: str, *, state: str = "open", retry_after: float | None = None) -> None:
         # Lean on purpose: rejections come by the thousand while a circuit is
@@ -547,6 +557,16 @@ class CircuitOpenError(RejectedError):
     def name(self) -> str:
         """The breaker's name."""
         return str(self.args[0])
+
+    @property
+    def opened_by(self) -> str | None:
+        """The failure that opened the circuit, secrets masked (``None``: not known)."""
+        return None if self.trip_cause is None else self.trip_cause[0]
+
+    @property
+    def opened_by_class(self) -> str | None:
+        """The class of :attr:`opened_by`'s error (``None``: not known)."""
+        return None if self.trip_cause is None else self.trip_cause[1]
 
     def __str__(self) -> str:
         wait = (

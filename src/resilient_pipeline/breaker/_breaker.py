@@ -253,6 +253,8 @@ class CircuitBreaker:
         """``fn`` wrapped in this breaker (sync); the decorator's and ``call``'s engine."""
         backend = self._backend
         admit, record = backend.admit, backend.record
+        # An in-memory backend keeps the failure that trips it (CircuitOpenError.opened_by).
+        causes = isinstance(backend, MemoryBackend)
         outcome_of, finished, announce = self._outcome, self._finished, self._announce
         debug_on = functools.partial(_breaker_logger.isEnabledFor, logging.DEBUG)
         cached, debug = _debug_levels(), logging.DEBUG
@@ -282,7 +284,10 @@ class CircuitBreaker:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
                 outcome, hint = outcome_of(exc, None)
-                record(ticket, outcome, clock, hint)
+                if causes and outcome == FAILURE:
+                    record(ticket, outcome, clock, hint, exc)  # type: ignore[call-arg]
+                else:
+                    record(ticket, outcome, clock, hint)
                 raise
             if breaker._plain:
                 record(ticket, SUCCESS, clock, None)
@@ -298,6 +303,7 @@ class CircuitBreaker:
         backend = self._backend
         # A backend that never does I/O is called directly: no coroutine per step.
         direct = bool(getattr(backend, "nonblocking", False))
+        causes = isinstance(backend, MemoryBackend)  # keeps the failure that trips it
         admit, record = backend.admit, backend.record
         aadmit, arecord = backend.aadmit, backend.arecord
         outcome_of, finished, announce = self._outcome, self._finished, self._announce
@@ -327,7 +333,9 @@ class CircuitBreaker:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
                 outcome, hint = outcome_of(exc, None)
-                if direct:
+                if causes and outcome == FAILURE:
+                    record(ticket, outcome, clock, hint, exc)  # type: ignore[call-arg]
+                elif direct:
                     record(ticket, outcome, clock, hint)
                 else:
                     await arecord(ticket, outcome, clock, hint)
@@ -404,6 +412,15 @@ class CircuitBreaker:
             return (ticket, *self._finished(None, started, clock, checked=False))
         return (ticket, *self._outcome(exc, None))
 
+    def _record(
+        self, ticket: int, outcome: int, clock: Clock, hint: float | None, exc: BaseException | None
+    ) -> None:
+        backend = self._backend
+        if outcome == FAILURE and exc is not None and isinstance(backend, MemoryBackend):
+            backend.record(ticket, outcome, clock, hint, exc)
+        else:
+            backend.record(ticket, outcome, clock, hint)
+
     def __enter__(self) -> CircuitBreaker:
         clock = resolve_clock(self.clock)
         self._entered(self._backend.admit(clock), clock)
@@ -417,7 +434,7 @@ class CircuitBreaker:
     ) -> None:
         clock = resolve_clock(self.clock)
         ticket, outcome, hint = self._exited(exc, clock)
-        self._backend.record(ticket, outcome, clock, hint)
+        self._record(ticket, outcome, clock, hint, exc)
 
     async def __aenter__(self) -> CircuitBreaker:
         clock = resolve_clock(self.clock)
@@ -432,7 +449,11 @@ class CircuitBreaker:
     ) -> None:
         clock = resolve_clock(self.clock)
         ticket, outcome, hint = self._exited(exc, clock)
-        await self._backend.arecord(ticket, outcome, clock, hint)
+        backend = self._backend
+        if isinstance(backend, MemoryBackend):  # no I/O: recorded directly, with the cause
+            self._record(ticket, outcome, clock, hint, exc)
+        else:
+            await backend.arecord(ticket, outcome, clock, hint)
 
     # -- manual control -----------------------------------------------------------
     def force_open(self) -> None:

@@ -9,6 +9,7 @@ Examples:
 
 from __future__ import annotations
 
+import builtins
 import itertools
 import threading
 from collections.abc import Callable
@@ -16,8 +17,10 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from resilient_pipeline._core import describe_error
 from resilient_pipeline.exceptions import CircuitOpenError
 
+from ._events import CircuitOpened
 from ._machine import Machine
 from ._policy import ConsecutiveFailures
 
@@ -35,7 +38,7 @@ _new_error = BaseException.__new__
 class MemoryBackend:
     """The breaker state machine behind a lock held only for state changes."""
 
-    __slots__ = ("_emit", "_lock", "_plain", "_rejected", "_successes", "machine")
+    __slots__ = ("_emit", "_lock", "_plain", "_rejected", "_successes", "machine", "trip_cause")
 
     nonblocking = True  # no I/O: async drivers may call the sync methods directly
 
@@ -47,6 +50,9 @@ class MemoryBackend:
         self._successes = itertools.count()
         self._rejected = itertools.count()
         self._plain = isinstance(config.trip, ConsecutiveFailures)
+        # The failure that last opened the circuit, described once when it tripped
+        # (never per rejection): each rejection carries it to whoever records causes.
+        self.trip_cause: tuple[str, str, float] | None = None
 
     def admit(self, clock: Clock) -> int | CircuitOpenError:
         machine = self.machine
@@ -63,6 +69,7 @@ class MemoryBackend:
             # "open" is the class default for its state.
             error = _new_error(CircuitOpenError, machine.name)
             error.retry_after = machine.open_until - now
+            error.trip_cause = self.trip_cause
             return error
         events: list[Event] = []
         with self._lock:
@@ -71,11 +78,20 @@ class MemoryBackend:
                 rejection = CircuitOpenError(
                     machine.name, state=machine.state, retry_after=machine.retry_after(now)
                 )
+                rejection.trip_cause = self.trip_cause
         for event in events:
             self._emit(event)
         return ticket if ticket >= 0 else rejection
 
-    def record(self, ticket: int, outcome: int, clock: Clock, hint: float | None) -> None:
+    def record(
+        self,
+        ticket: int,
+        outcome: int,
+        clock: Clock,
+        hint: float | None,
+        error: BaseException | None = None,
+    ) -> None:
+        """Count an outcome; ``error``: the failure raised, kept (described) if it trips."""
         machine = self.machine
         if ticket == 0 and outcome == 0 and self._plain:
             # A closed-state success under ConsecutiveFailures: no clock read, and
@@ -89,19 +105,30 @@ class MemoryBackend:
         events: list[Event] = []
         with self._lock:
             machine.record(ticket, outcome, clock.monotonic(), hint, events)
+            if events and any(isinstance(event, CircuitOpened) for event in events):
+                # Under the lock: no rejection of this opening carries an older cause.
+                self.trip_cause = None if error is None else _cause_of(error, clock.time())
         for event in events:
             self._emit(event)
 
     async def aadmit(self, clock: Clock) -> int | CircuitOpenError:
         return self.admit(clock)
 
-    async def arecord(self, ticket: int, outcome: int, clock: Clock, hint: float | None) -> None:
-        self.record(ticket, outcome, clock, hint)
+    async def arecord(
+        self,
+        ticket: int,
+        outcome: int,
+        clock: Clock,
+        hint: float | None,
+        error: BaseException | None = None,
+    ) -> None:
+        self.record(ticket, outcome, clock, hint, error)
 
     def force(self, state: State | None, clock: Clock) -> None:
         events: list[Event] = []
         with self._lock:
             self.machine.force(state, clock.monotonic(), events)
+            self.trip_cause = None  # forced open, or reset: no failure opened it
         for event in events:
             self._emit(event)
 
@@ -124,6 +151,15 @@ class MemoryBackend:
 
     def last_state(self) -> State:
         return self.machine.state
+
+
+def _cause_of(error: BaseException, at: float) -> tuple[str, str, float]:
+    """``(description, class, epoch time)`` of the failure that tripped a breaker, masked."""
+    kind = type(error)
+    name = kind.__qualname__
+    module = kind.__module__
+    described = describe_error(error)
+    return described, (name if module == builtins.__name__ else f"{module}.{name}"), at
 
 
 def _value(counter: itertools.count[int]) -> int:

@@ -89,8 +89,11 @@ def root_cause(
     * the fetch failed, then something *because of it* stopped the call (a
       breaker's rejection, a retry deadline, a timeout): the fetch's last error;
     * the fetch never ran (the circuit was already open): an upstream error in
-      ``final``'s chain, else the last upstream error of this run (what opened
-      the circuit), noted as such; and it is not an attempt.
+      ``final``'s chain, else the failure that opened *that* circuit
+      (:attr:`~resilient_pipeline.exceptions.CircuitOpenError.opened_by`: for a
+      keyed breaker, that key's failure) unless the partition already recorded
+      an error of its own, else the last upstream error of this run, noted as
+      such; and it is not an attempt.
 
     Examples:
         >>> trace = Trace()
@@ -98,6 +101,13 @@ def root_cause(
         >>> cause = root_cause(CircuitOpenError("api"), trace, now=9.0)
         >>> cause.error, cause.at, cause.counted
         ('ConnectionError: 503 from api', 5.0, True)
+        >>> rejected = CircuitOpenError("api")
+        >>> rejected.trip_cause = ("TimeoutError: timed out", "TimeoutError", 8.0)
+        >>> cause = root_cause(rejected, Trace(), now=9.0, run_last=(OSError("other"), 7.0))
+        >>> cause.error
+        "TimeoutError: timed out (not attempted: CircuitOpenError: circuit 'api' is open)"
+        >>> cause.error_class, cause.at, cause.counted
+        ('TimeoutError', 8.0, False)
     """
     counted = trace.calls > 0
     if trace.error is not None and final is not trace.error:
@@ -105,9 +115,19 @@ def root_cause(
         return Cause(describe_error(chosen), error_class(chosen), at, counted)
     if not isinstance(final, RejectedError):
         return Cause(describe_error(final), error_class(final), trace.error_at or now, counted)
+    rejections = []
     for error in _chain(final):
         if not isinstance(error, RejectedError):
             return Cause(describe_error(error), error_class(error), now, counted)
+        rejections.append(error)
+    for error in rejections:
+        # The breaker's own record of what opened it beats the run's last error,
+        # which may be another partition's (another key's breaker).
+        trip = error.trip_cause if isinstance(error, CircuitOpenError) else None
+        if trip is not None:
+            text = f"{trip[0]} (not attempted: {describe_error(final)})"
+            # bare: an error this partition recorded itself (an earlier run) still explains more.
+            return Cause(text, trip[1], trip[2], counted, bare=True)
     if run_last is not None and isinstance(final, CircuitOpenError):
         upstream, at = run_last
         text = f"{describe_error(upstream)} (not attempted: {describe_error(final)})"

@@ -157,6 +157,29 @@ def _commit() -> str:
     return "unknown"
 
 
+def _servers() -> str:
+    """SQLite's version, and PostgreSQL's and Redis's where the test servers answer."""
+    import sqlite3
+
+    found = [f"SQLite {sqlite3.sqlite_version}"]
+    with contextlib.suppress(Exception):  # no driver, no server: left out
+        import psycopg
+
+        dsn = "postgresql://postgres@127.0.0.1:5432/test"
+        with psycopg.connect(dsn, connect_timeout=2) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            found.append(f"PostgreSQL {row[0].split()[0] if row else '?'}")
+    with contextlib.suppress(Exception):
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=6379, socket_timeout=2)
+        try:
+            found.append(f"Redis {client.info('server')['redis_version']}")
+        finally:
+            client.close()
+    return ", ".join(found)
+
+
 def environment(load_before: tuple[float, ...], quick: bool) -> str:
     """The machine, the versions and the date, for the docs."""
     versions = []
@@ -172,6 +195,7 @@ def environment(load_before: tuple[float, ...], quick: bool) -> str:
             f"load average {load_before[0]:.1f} before and {load_after[0]:.1f} after",
             f"- Python {platform.python_version()} ({platform.python_implementation()})",
             f"- versions: {', '.join(versions)}",
+            f"- servers: {_servers()}",
         ]
     )
 

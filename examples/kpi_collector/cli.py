@@ -4,6 +4,10 @@
     KPI_META_TOKEN=... KPI_GOOGLE_TOKEN=... python -m examples.kpi_collector collect \\
         --base-url https://ads-proxy.internal --clients-file clients.txt --db "$KPI_DB"
 
+``--serve-metrics PORT`` serves ``/healthz``, ``/readyz`` and ``/metrics``
+while the run goes on (``0``: a free port; the URL is printed on stderr);
+feature flags come from ``RP_FLAG_*`` variables and ``--flags-file``.
+
 Exit codes are the library's check exit codes (``CheckExitCode``): 0 every
 partition complete and every check passed, 1 warnings only, 2 data missing or
 wrong, 3 something could not run (the API or the database unreachable), 64 a
@@ -18,9 +22,9 @@ import contextlib
 import datetime as dt
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import attrs
 
@@ -38,6 +42,9 @@ from .settings import (
     read_clients_file,
     tokens_from_env,
 )
+
+if TYPE_CHECKING:
+    from .monitoring import RunMonitor
 
 __all__ = ["main", "parse_args"]
 
@@ -69,6 +76,16 @@ def _non_negative(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be an integer >= 0, not {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, not {value}")
     return value
 
 
@@ -143,6 +160,24 @@ def _common(p: argparse.ArgumentParser, *, db: str, collecting: bool) -> None:
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None)
     bar.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument(
+        "--serve-metrics",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="serve /healthz, /readyz and /metrics on PORT while running (0: any free port)",
+    )
+    p.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address for --serve-metrics (default 127.0.0.1; 0.0.0.0 for every interface)",
+    )
+    p.add_argument(
+        "--flags-file",
+        type=Path,
+        default=None,
+        help="TOML/JSON feature flags, re-read when it changes (RP_FLAG_* variables win)",
+    )
 
 
 def _clients_options(p: argparse.ArgumentParser) -> None:
@@ -229,6 +264,7 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
         slack_webhook=getattr(args, "slack_webhook", None) or None,
         webhook=getattr(args, "webhook", None) or None,
         progress=getattr(args, "progress", None),
+        flags_file=_absolute(getattr(args, "flags_file", None)),
         **extra,
     )
 
@@ -237,7 +273,30 @@ def _absolute(path: Path | None) -> Path | None:
     return None if path is None else path.expanduser().resolve()
 
 
-def _cmd_demo(args: argparse.Namespace, out: IO[str]) -> int:
+@attrs.frozen
+class _Hooks:
+    err: IO[str]
+    # Called with the --serve-metrics URL at the end of a run, before the server stops (tests).
+    at_run_end: Callable[[str | None], None] | None = None
+
+
+@contextlib.contextmanager
+def _monitor(args: argparse.Namespace, hooks: _Hooks) -> Iterator[RunMonitor | None]:
+    """A serving :class:`RunMonitor` for ``--serve-metrics``, stopped after the run."""
+    if args.serve_metrics is None:
+        yield None
+        return
+    from .monitoring import RunMonitor
+
+    with RunMonitor() as monitor:
+        url = monitor.serve(args.metrics_host, args.serve_metrics)
+        print(f"serving {url}/metrics, {url}/healthz and {url}/readyz", file=hooks.err, flush=True)
+        if hooks.at_run_end is not None:
+            monitor.at_end.append(hooks.at_run_end)
+        yield monitor
+
+
+def _cmd_demo(args: argparse.Namespace, out: IO[str], hooks: _Hooks) -> int:
     from .demo import run_demo
 
     settings = _settings(
@@ -247,22 +306,24 @@ def _cmd_demo(args: argparse.Namespace, out: IO[str]) -> int:
         fault_rate=args.fault_rate,
         **DEMO_TUNING,
     )
-    summary = run_demo(settings, on_pass=console.print_pass)
+    with _monitor(args, hooks) as monitor:
+        summary = run_demo(settings, on_pass=console.print_pass, monitor=monitor)
     console.print_summary(summary, out=out)
     return summary.exit_code
 
 
-def _cmd_collect(args: argparse.Namespace, out: IO[str]) -> int:
+def _cmd_collect(args: argparse.Namespace, out: IO[str], hooks: _Hooks) -> int:
     from .pipeline import run
 
     base = _settings(args)
     settings = attrs.evolve(base, base_url=args.base_url, tokens=tokens_from_env(base.platforms))
-    summary = run(settings, on_pass=console.print_pass)
+    with _monitor(args, hooks) as monitor:
+        summary = run(settings, on_pass=console.print_pass, monitor=monitor)
     console.print_summary(summary, out=out)
     return summary.exit_code
 
 
-def _cmd_aggregate(args: argparse.Namespace, out: IO[str]) -> int:
+def _cmd_aggregate(args: argparse.Namespace, out: IO[str], _hooks: _Hooks) -> int:
     from . import repository
     from .suite import open_store
 
@@ -281,7 +342,7 @@ def _cmd_aggregate(args: argparse.Namespace, out: IO[str]) -> int:
     return 0
 
 
-def _cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
+def _cmd_check(args: argparse.Namespace, out: IO[str], _hooks: _Hooks) -> int:
     from .pipeline import run_checks
 
     report = run_checks(_settings(args))
@@ -289,7 +350,7 @@ def _cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
     return int(report.exit_code)
 
 
-def _cmd_report(args: argparse.Namespace, out: IO[str]) -> int:
+def _cmd_report(args: argparse.Namespace, out: IO[str], _hooks: _Hooks) -> int:
     from .report import render_report
     from .suite import open_store
 
@@ -302,7 +363,7 @@ def _cmd_report(args: argparse.Namespace, out: IO[str]) -> int:
     return 0
 
 
-_COMMANDS: dict[str, Callable[[argparse.Namespace, IO[str]], int]] = {
+_COMMANDS: dict[str, Callable[[argparse.Namespace, IO[str], _Hooks], int]] = {
     "demo": _cmd_demo,
     "collect": _cmd_collect,
     "backfill": _cmd_collect,
@@ -317,8 +378,13 @@ def main(
     *,
     out: IO[str] | None = None,
     err: IO[str] | None = None,
+    at_run_end: Callable[[str | None], None] | None = None,
 ) -> int:
-    """Run one command; returns the exit code (problems are one line on ``err``)."""
+    """Run one command; returns the exit code (problems are one line on ``err``).
+
+    ``at_run_end`` is called with the ``--serve-metrics`` URL at the end of a
+    run, while the server still answers (tests scrape it there).
+    """
     out = out or sys.stdout
     err = err or sys.stderr
     try:
@@ -328,7 +394,7 @@ def main(
         return exc.code if isinstance(exc.code, int) else int(CheckExitCode.USAGE)
     try:
         console.setup_logging(args.log_level, args.log_format, stream=err)
-        return _COMMANDS[args.command](args, out)
+        return _COMMANDS[args.command](args, out, _Hooks(err, at_run_end))
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=err)
         return 130

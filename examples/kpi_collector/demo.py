@@ -25,6 +25,7 @@ from .summary import RunSummary
 
 if TYPE_CHECKING:
     from .fakeapi import FakeAdsAPI, GroundTruth
+    from .monitoring import RunMonitor
 
 __all__ = ["TRUTH_CHECK", "ground_truth_check", "run_demo", "truth_differences"]
 
@@ -152,6 +153,7 @@ def run_demo(
     api: FakeAdsAPI | None = None,
     store: Store | None = None,
     on_pass: Callable[[str, BackfillReport], None] = lambda _kind, _report: None,
+    monitor: RunMonitor | None = None,
 ) -> RunSummary:
     """The demo: one run against the local flaky API, checked against the API's ground truth.
 
@@ -161,6 +163,7 @@ def run_demo(
             default: one for ``settings.seed`` and ``settings.fault_rate``, for this run.
         store: An open store (default: ``settings.db``).
         on_pass: Called after each backfill pass.
+        monitor: Health checks and metrics of the run (``--serve-metrics``).
     """
     if api is None:
         from .fakeapi import FakeAdsAPI, Faults, GroundTruth
@@ -170,10 +173,10 @@ def run_demo(
             Faults.demo(seed=settings.seed, rate=settings.fault_rate), hang=DEMO_HANG
         )
         with FakeAdsAPI(truth, faults) as started:
-            return run_demo(settings, api=started, store=store, on_pass=on_pass)
+            return run_demo(settings, api=started, store=store, on_pass=on_pass, monitor=monitor)
     local = attrs.evolve(settings, base_url=api.base_url, tokens=dict(api.tokens))
     check = ground_truth_check(api.truth, local)
-    summary = run(local, store=store, extra_checks=[check], on_pass=on_pass)
+    summary = run(local, store=store, extra_checks=[check], on_pass=on_pass, monitor=monitor)
     if summary.checks is None:
         return summary
     mismatches = [

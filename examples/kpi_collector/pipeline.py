@@ -47,6 +47,7 @@ from resilient_pipeline import (
 from resilient_pipeline.alerting import Route, SlackNotifier, WebhookNotifier
 from resilient_pipeline.breaker import (
     CircuitBreaker,
+    CircuitBreakerRegistry,
     CircuitOpened,
     ConsecutiveFailures,
     HalfOpen,
@@ -59,6 +60,7 @@ from resilient_pipeline.checks import (
 )
 from resilient_pipeline.events import Event
 from resilient_pipeline.exceptions import ResilientPipelineError
+from resilient_pipeline.flags import Flags
 from resilient_pipeline.ledger import BackfillReport, Partition, PartitionFailure
 from resilient_pipeline.observability import redact
 from resilient_pipeline.retry import RetryScheduled
@@ -66,10 +68,11 @@ from resilient_pipeline.storage import Store, Transaction
 from resilient_pipeline.validation import CheckedUnit, PartitionQuarantined, unit_of_record
 
 from . import repository
+from .monitoring import RunMonitor
 from .platforms import PLATFORMS
 from .platforms.base import retryable as retryable_call
 from .platforms.base import upstream_failed
-from .settings import Settings
+from .settings import Settings, load_flags
 from .suite import build_checks, open_store, prepare, shown_db
 from .summary import EXIT_MEANINGS, PlatformStats, RunSummary
 
@@ -224,12 +227,27 @@ async def _collect_platform(
     sink: SQLQuarantine,
     name: str,
     on_pass: Callable[[str, BackfillReport], None],
+    flags: Flags,
+    monitor: RunMonitor | None,
 ) -> tuple[PlatformStats, list[Alert]]:
     platform = PLATFORMS[name]
     tally = _Tally()
     ledger = PartitionLedger(
         store, max_attempts=settings.max_attempts, lease=settings.lease, on_event=tally
     )
+    # One breaker per account, made from this template; a registry, so /readyz lists them.
+    breakers = CircuitBreakerRegistry(
+        template=CircuitBreaker(
+            name=name,
+            trip=ConsecutiveFailures(threshold=5),
+            open_duration=OpenDuration(seconds=settings.breaker_open),
+            half_open=HalfOpen(permits=4),  # several days of one account are in flight
+            failure_if=upstream_failed,
+            on_event=tally,
+        )
+    )
+    if monitor is not None:
+        monitor.watch_platform(name, ledger, breakers)
     fetcher = platform.fetcher(
         base_url=settings.base_url,
         token=settings.token(name),
@@ -245,15 +263,7 @@ async def _collect_platform(
             name=f"{name} call",
             on_event=tally,
         ),
-        # One breaker per account, made from this template.
-        breaker=CircuitBreaker(
-            name=name,
-            trip=ConsecutiveFailures(threshold=5),
-            open_duration=OpenDuration(seconds=settings.breaker_open),
-            half_open=HalfOpen(permits=4),  # several days of one account are in flight
-            failure_if=upstream_failed,
-            on_event=tally,
-        ),
+        breaker=breakers,
         # One fetcher per platform per run: one bucket per token.
         limiter=RateLimiter(
             rate=settings.rate_limit,
@@ -262,6 +272,8 @@ async def _collect_platform(
             name=f"{name} quota",
             on_event=tally,
         ),
+        # New code paths per client (the new conversions endpoint).
+        flags=flags,
     )
     # Partition-level retry: an incomplete unit (campaigns without conversions, an empty
     # answer) is asked again at once; the fetcher retries HTTP faults on its own.
@@ -442,6 +454,8 @@ async def arun(
     alerter: Alerter | None = None,
     extra_checks: Sequence[Check] = (),
     on_pass: Callable[[str, BackfillReport], None] = lambda _kind, _report: None,
+    flags: Flags | None = None,
+    monitor: RunMonitor | None = None,
 ) -> RunSummary:
     """Collect, recover, aggregate, check, alert, and write the report if asked.
 
@@ -451,6 +465,10 @@ async def arun(
         alerter: Where alerts go (default: :func:`build_alerter`).
         extra_checks: More checks (the demo compares the database with the ground truth).
         on_pass: Called after each backfill pass (the console prints a line).
+        flags: Feature flags (default: ``load_flags(settings.flags_file)``: the
+            ``RP_FLAG_*`` variables, then the flags file).
+        monitor: Health checks and metrics to keep up to date while running
+            (``--serve-metrics``); its ``at_end`` hooks run before the store closes.
 
     Raises:
         UpstreamUnreachableError: Nothing answers at ``settings.base_url``.
@@ -459,10 +477,15 @@ async def arun(
     started = dt.datetime.now(dt.timezone.utc)
     for name in settings.platforms:
         settings.token(name)  # a missing token fails before anything runs
+    # A bad flags file fails before anything runs too.
+    flags = load_flags(settings.flags_file) if flags is None else flags
     await anyio.to_thread.run_sync(check_reachable, settings.base_url, settings.fetch_timeout)
     own = store is None
     store = open_store(settings.db, workers=settings.workers) if store is None else store
     alerter = build_alerter(settings) if alerter is None else alerter
+    if monitor is not None:
+        monitor.watch_store(store)
+        monitor.start_recording()
     try:
         await anyio.to_thread.run_sync(prepare, store, settings.platforms)
         sink = SQLQuarantine(store)
@@ -471,7 +494,9 @@ async def arun(
         results: dict[str, tuple[PlatformStats, list[Alert]]] = {}
 
         async def collect(name: str) -> None:
-            results[name] = await _collect_platform(settings, store, sink, name, on_pass)
+            results[name] = await _collect_platform(
+                settings, store, sink, name, on_pass, flags, monitor
+            )
 
         # Platforms run side by side: each has its own token, quota and breakers.
         async with anyio.create_task_group() as group:
@@ -483,10 +508,16 @@ async def arun(
         # Months whose days changed since they were last aggregated (a crash in between
         # is caught up by the next run: the bookkeeping commits with the data).
         await anyio.to_thread.run_sync(lambda: repository.aggregate_months(store))
+        if monitor is not None:
+            await anyio.to_thread.run_sync(
+                monitor.record_spend, store, settings.platforms, settings.start, settings.end
+            )
         suite = build_checks(store, settings, extra=extra_checks)
         report = await suite.arun(
             {"start": settings.start.isoformat(), "end": settings.end.isoformat()}
         )
+        if monitor is not None:
+            monitor.checked(report)
         alerts += report.alerts()
         deliveries = await anyio.to_thread.run_sync(alerter.send_all, alerts)
         code = int(report.exit_code)
@@ -507,8 +538,14 @@ async def arun(
             end=settings.end,
             clients=len(settings.clients),
         )
-        return await anyio.to_thread.run_sync(_write_report, store, summary)
+        summary = await anyio.to_thread.run_sync(_write_report, store, summary)
+        if monitor is not None:
+            monitor.stop_recording()
+            await anyio.to_thread.run_sync(monitor.finished)
+        return summary
     finally:
+        if monitor is not None:
+            monitor.stop_recording()
         if own:
             store.close()
 

@@ -26,15 +26,18 @@ from typing import Any
 import attrs
 
 from resilient_pipeline.exceptions import ConfigurationError
+from resilient_pipeline.flags import EnvSource, FileSource, Flags
 
 __all__ = [
     "DEMO_END",
     "DEMO_HANG",
     "DEMO_TUNING",
+    "FLAGS_RELOAD",
     "KNOWN_PLATFORMS",
     "TOKEN_ENV",
     "Settings",
     "demo_settings",
+    "load_flags",
     "parse_clients",
     "read_clients_file",
     "tokens_from_env",
@@ -134,6 +137,9 @@ class Settings:
         progress: Progress bar: ``None`` on a terminal only, ``True``, ``False``.
         seed: The fake API's seed (demo only).
         fault_rate: The fake API's share of faulty answers (demo only).
+        flags_file: A TOML or JSON file of feature flags, read again when it
+            changes (``RP_FLAG_*`` environment variables win over it); see
+            :func:`load_flags`.
     """
 
     db: str = attrs.field(validator=_check_db, repr=False)
@@ -162,6 +168,7 @@ class Settings:
     progress: bool | None = None
     seed: int = 13
     fault_rate: float = 0.2
+    flags_file: Path | None = None
 
     def __attrs_post_init__(self) -> None:
         end: object = self.end
@@ -171,6 +178,8 @@ class Settings:
             raise ConfigurationError.for_option(
                 "lookback", self.lookback, f"must not exceed days={self.days}"
             )
+        if self.flags_file is not None and not isinstance(self.flags_file, Path):
+            raise ConfigurationError.for_option("flags_file", self.flags_file, "must be a Path")
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ConfigurationError.for_option("fault_rate", self.fault_rate, "must be in [0, 1]")
         positive = ["retry_delay", "fetch_timeout", "rate_limit", "breaker_open"]
@@ -229,6 +238,35 @@ def demo_settings(db: str = "kpi-demo.sqlite3", **changes: Any) -> Settings:
         (True, '2026-11-29', 3)
     """
     return Settings(**{"db": db, **DEMO_TUNING, **changes})
+
+
+FLAGS_RELOAD = 5.0
+"""Seconds between two looks at the flags file: a rollback reaches a running collector this fast."""
+
+
+def load_flags(
+    flags_file: Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> Flags:
+    """The run's feature flags: ``RP_FLAG_*`` environment variables, then ``flags_file``.
+
+    The first source that defines a flag decides it, so an environment
+    variable pins one process whatever the file says. A flag neither defines
+    is off. A file that cannot be read or holds a bad flag is a
+    ``ConfigurationError`` naming it, before anything runs; once running, a
+    bad rewrite is ignored (a ``FlagSourceFailed`` warning) and the last good
+    flags stay.
+
+    Example:
+        >>> flags = load_flags(environ={"RP_FLAG_NEW_CONVERSIONS_ENDPOINT": "25%"})
+        >>> flags.get("new_conversions_endpoint").percentage
+        25.0
+        >>> [c for c in range(1, 17) if flags.enabled("new_conversions_endpoint", key=c)]
+        [1, 3, 4, 8, 11, 12, 15]
+    """
+    sources: list[Any] = [EnvSource(environ=environ)]
+    if flags_file is not None:
+        sources.append(FileSource(flags_file, reload_interval=FLAGS_RELOAD))
+    return Flags(sources)
 
 
 def tokens_from_env(

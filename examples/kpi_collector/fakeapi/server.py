@@ -11,6 +11,11 @@ must bridge them):
   strings, spend as a decimal string of the currency ("12.34"), conversions
   as an ``actions`` list (``click_to_call``, ``email_contact``,
   ``reservation``; zero actions left out, unrelated ones mixed in).
+  The new conversions version, ``GET /meta/v20.0/act_{client}/conversions?date=D``
+  (endpoint ``meta.conversions_v20``, rolled out behind a feature flag in the
+  collector), answers the same truth in another shape: one row per campaign
+  with ``date_start``/``date_stop`` and ``actions`` an object of action type
+  to an integer count (``{"click_to_call": 3, "reservation": 2}``).
 * Google-Ads-like, ``POST /google/v17/customers/{client}/googleAds:search``
   with ``{"query": GAQL, "pageSize": N, "pageToken": T}``:
   ``{"results": [...], "nextPageToken": T}`` (``results`` left out when there
@@ -57,6 +62,7 @@ DEMO_TOKENS: Mapping[str, str] = {
 
 _PREFIX = {"meta_ads": "meta", "google_ads": "google"}
 _META = re.compile(r"/meta/v19\.0/act_(\d+)/(insights|conversions)")
+_META_V20 = re.compile(r"/meta/v20\.0/act_(\d+)/(conversions)")
 _GOOGLE = re.compile(r"/google/v17/customers/(\d+)/googleAds:search")
 _OAUTH = re.compile(r"/(meta|google)/oauth/token")
 _GAQL_DATE = re.compile(r"segments\.date\s*=\s*'(\d{4}-\d{2}-\d{2})'")
@@ -75,8 +81,9 @@ class Served:
     """One request as the server saw it (for tests and the demo's statistics).
 
     Attributes:
-        endpoint: ``"meta.insights"``, ``"meta.conversions"``, ``"google.campaigns"``,
-            ``"google.conversions"``, ``"meta.oauth"``, ``"google.oauth"`` or ``"unknown"``.
+        endpoint: ``"meta.insights"``, ``"meta.conversions"``, ``"meta.conversions_v20"``,
+            ``"google.campaigns"``, ``"google.conversions"``, ``"meta.oauth"``,
+            ``"google.oauth"`` or ``"unknown"``.
         client: The account asked for (``0`` when none).
         day: The day asked for (``None`` when none).
         page: The page's cursor (``""`` for the first page).
@@ -111,7 +118,9 @@ class _BadRequest(Exception):
 @attrs.frozen
 class _Request:
     platform: str
-    endpoint: str  # meta.insights | meta.conversions | google.campaigns | google.conversions
+    # meta.insights | meta.conversions | meta.conversions_v20 | google.campaigns
+    # | google.conversions
+    endpoint: str
     client: int
     day: dt.date
     limit: int | None
@@ -235,7 +244,7 @@ class FakeAdsAPI:
         if method == "POST" and (oauth := _OAUTH.fullmatch(url.path)):
             return self._oauth(oauth.group(1), body)
         platform = None
-        if method == "GET" and _META.fullmatch(url.path):
+        if method == "GET" and (_META.fullmatch(url.path) or _META_V20.fullmatch(url.path)):
             platform = "meta_ads"
         elif method == "POST" and _GOOGLE.fullmatch(url.path):
             platform = "google_ads"
@@ -286,9 +295,11 @@ class FakeAdsAPI:
         return _Answer(200, body_out), Served(endpoint)
 
     def _parse(self, method: str, path: str, query: str, body: bytes) -> _Request | None:
-        if method == "GET" and (meta := _META.fullmatch(path)):
+        meta = _META.fullmatch(path) or _META_V20.fullmatch(path)
+        if method == "GET" and meta:
             params = {k: v[-1] for k, v in parse_qs(query).items()}
             client, kind = int(meta.group(1)), meta.group(2)
+            version = "_v20" if meta.re is _META_V20 else ""
             if kind == "insights":
                 if params.get("level") != "campaign":
                     raise _BadRequest("level must be 'campaign'")
@@ -307,7 +318,7 @@ class FakeAdsAPI:
                 day = params.get("date", "")
             return _Request(
                 "meta_ads",
-                f"meta.{kind}",
+                f"meta.{kind}{version}",
                 client,
                 self._day(day),
                 self._limit(params.get("limit")),
@@ -384,13 +395,13 @@ class FakeAdsAPI:
         applicable = list(TRANSPORT_KINDS)
         if not request.cursor and items:
             applicable.append("empty")
-        if items and request.endpoint.endswith("conversions"):
+        if items and _is_conversions(request.endpoint):
             applicable.append("partial")
-        if items and not request.endpoint.endswith("conversions"):
+        if items and not _is_conversions(request.endpoint):
             applicable.append("illogical")
         fault = faults.decide(thing, ask, applicable)
         scripted = (platform, request.client, request.day) in faults.illogical
-        if scripted and not request.cursor and items and "conversions" not in request.endpoint:
+        if scripted and not request.cursor and items and not _is_conversions(request.endpoint):
             fault = fault if fault in TRANSPORT_KINDS else "illogical"
         if fault is not None:
             with self._lock:
@@ -421,7 +432,7 @@ class FakeAdsAPI:
     def _page(self, request: _Request) -> tuple[list[dict[str, Any]], str | None]:
         """The page's truth rows and the cursor of the next page (``None``: last)."""
         unit = self.truth.unit(request.platform, request.client, request.day)
-        rows = unit["conversions" if request.endpoint.endswith("conversions") else "campaigns"]
+        rows = unit["conversions" if _is_conversions(request.endpoint) else "campaigns"]
         offset = self._offset(request) if request.cursor else 0
         size = min(request.limit or self.page_size, self.page_size)
         end = offset + size
@@ -450,12 +461,12 @@ class FakeAdsAPI:
 
     def _shape(self, request: _Request, items: list[dict[str, Any]], after: str | None) -> Any:
         if request.platform == "meta_ads":
-            data = [
-                self._meta_campaign(row)
-                if request.endpoint == "meta.insights"
-                else self._meta_conv(row)
-                for row in items
-            ]
+            shape = {
+                "meta.insights": self._meta_campaign,
+                "meta.conversions": self._meta_conv,
+                "meta.conversions_v20": self._meta_conv_v20,
+            }[request.endpoint]
+            data = [shape(row) for row in items]
             body: dict[str, Any] = {"data": data}
             if data:
                 paging: dict[str, Any] = {"cursors": {"before": request.cursor or "start"}}
@@ -477,14 +488,15 @@ class FakeAdsAPI:
 
     @staticmethod
     def _meta_path(request: _Request) -> str:
-        kind = request.endpoint.split(".")[1]
+        kind, _, version = request.endpoint.split(".")[1].partition("_")
         day = request.day.isoformat()
         if kind == "conversions":
             query = urlencode({"date": day})
         else:
             span = json.dumps({"since": day, "until": day})
             query = urlencode({"level": "campaign", "time_range": span, "fields": _FIELDS})
-        return f"/meta/v19.0/act_{request.client}/{kind}?{query}"
+        number = "v20.0" if version == "v20" else "v19.0"
+        return f"/meta/{number}/act_{request.client}/{kind}?{query}"
 
     @staticmethod
     def _meta_campaign(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -512,6 +524,19 @@ class FakeAdsAPI:
         return {
             "campaign_id": row["campaign_id"],
             "date": row["date"].isoformat(),
+            "actions": actions,
+        }
+
+    @staticmethod
+    def _meta_conv_v20(row: Mapping[str, Any]) -> dict[str, Any]:
+        # v20.0: the actions as one object by type, counts as numbers, the day as a span.
+        actions: dict[str, int] = {"link_click": 12}
+        actions.update({action: row[kind] for kind, action in _META_ACTIONS.items() if row[kind]})
+        day = row["date"].isoformat()
+        return {
+            "campaign_id": row["campaign_id"],
+            "date_start": day,
+            "date_stop": day,
             "actions": actions,
         }
 
@@ -572,6 +597,11 @@ class FakeAdsAPI:
         """Keep ``served`` (the handler calls this once per request)."""
         with self._lock:
             self.served.append(served)
+
+
+def _is_conversions(endpoint: str) -> bool:
+    """Whether ``endpoint`` answers conversions (any version)."""
+    return endpoint.rsplit(".", maxsplit=1)[-1].startswith("conversions")
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -42,8 +42,9 @@ from resilient_pipeline import (
     Validator,
     resilient,
 )
-from resilient_pipeline.breaker import HalfOpen
+from resilient_pipeline.breaker import CircuitBreakerRegistry, HalfOpen
 from resilient_pipeline.exceptions import ConfigurationError, DeadlineExceededError, RejectedError
+from resilient_pipeline.flags import Flags
 from resilient_pipeline.http import is_retryable_http_error
 from resilient_pipeline.limits import Timeout
 from resilient_pipeline.typing import Clock, EventHandler
@@ -284,7 +285,9 @@ class PerKey:
 
     ``key`` computes the key parts from the call's arguments (like
     ``RateLimiter(key=...)``); the breaker's :meth:`~CircuitBreaker.for_key`
-    keeps one breaker per key, so one failing account does not stop the others.
+    (or a :class:`~resilient_pipeline.breaker.CircuitBreakerRegistry`'s ``get``,
+    which a health check can list) keeps one breaker per key, so one failing
+    account does not stop the others.
 
     Examples:
         >>> import anyio
@@ -296,24 +299,25 @@ class PerKey:
         ('7', 'meta_ads[7]')
     """
 
-    breaker: CircuitBreaker
+    breaker: CircuitBreaker | CircuitBreakerRegistry
     key: Callable[..., tuple[Hashable, ...]]
 
     def __call__(self, fn: Callable[P, T], /) -> Callable[P, T]:
         """Guard ``fn`` (sync or async) with the breaker of each call's key."""
-        breaker, key = self.breaker, self.key
+        key = self.key
+        of = self.breaker.for_key if isinstance(self.breaker, CircuitBreaker) else self.breaker.get
         if inspect.iscoroutinefunction(fn):
             afn = cast("Callable[P, Awaitable[Any]]", fn)
 
             @functools.wraps(fn)
             async def aguarded(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await breaker.for_key(*key(*args, **kwargs)).acall(afn, *args, **kwargs)
+                return await of(*key(*args, **kwargs)).acall(afn, *args, **kwargs)
 
             return cast("Callable[P, T]", aguarded)
 
         @functools.wraps(fn)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
-            return breaker.for_key(*key(*args, **kwargs)).call(fn, *args, **kwargs)
+            return of(*key(*args, **kwargs)).call(fn, *args, **kwargs)
 
         return guarded
 
@@ -363,9 +367,12 @@ class Fetcher:
         page_size: Rows asked for per page (the server may give fewer).
         retry: The retry policy per call (default: 6 attempts, exponential
             backoff from 0.5 s, ``Retry-After`` honoured, 120 s deadline).
-        breaker: The breaker template; one breaker per account is made from it
-            (default: open after 5 failures in a row, for 5 s).
+        breaker: The breaker template, or a ``CircuitBreakerRegistry`` of them;
+            one breaker per account is made from it (default: open after 5
+            failures in a row, for 5 s).
         limiter: The rate limiter (default: 20 calls/s per token, adaptive to 429s).
+        flags: Feature flags choosing new code paths per client (``None``: every
+            flag off).
     """
 
     platform: ClassVar[str]
@@ -379,8 +386,9 @@ class Fetcher:
     timeout: float = attrs.field(default=10.0, validator=_positive)
     page_size: int = attrs.field(default=500, validator=_page_size)
     retry: RetryPolicy | None = None
-    breaker: CircuitBreaker | None = None
+    breaker: CircuitBreaker | CircuitBreakerRegistry | None = None
     limiter: RateLimiter | None = None
+    flags: Flags | None = attrs.field(default=None, repr=False)
 
     token_refreshes: int = attrs.field(default=0, init=False)
     _access: str = attrs.field(init=False, repr=False)
@@ -394,6 +402,8 @@ class Fetcher:
             raise ConfigurationError.for_option("token", "***", "must be a non-empty str")
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigurationError.for_option("base_url", self.base_url, "must be an http(s) URL")
+        if self.flags is not None and not isinstance(self.flags, Flags):
+            raise ConfigurationError.for_option("flags", self.flags, "must be a Flags or None")
         self._access = self.token
         name, clock, handlers = self.platform, self.clock, self.on_event
         if self.retry is None:
@@ -619,8 +629,9 @@ class Platform:
         timeout: float = 10.0,
         page_size: int = 500,
         retry: RetryPolicy | None = None,
-        breaker: CircuitBreaker | None = None,
+        breaker: CircuitBreaker | CircuitBreakerRegistry | None = None,
         limiter: RateLimiter | None = None,
+        flags: Flags | None = None,
     ) -> Fetcher:
         """A fetcher of this platform's units (see :class:`Fetcher` for the options)."""
         return self.fetcher_type(
@@ -634,4 +645,5 @@ class Platform:
             retry=retry,
             breaker=breaker,
             limiter=limiter,
+            flags=flags,
         )

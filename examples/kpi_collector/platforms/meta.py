@@ -10,6 +10,11 @@ Its shape, which :func:`transform` turns into the unit:
   [{"campaign_id", "date", "actions": [{"action_type": "click_to_call",
   "value": "3"}, ...]}]}``; zero actions are left out, other action types
   (``link_click``, ...) are not conversions and are ignored.
+* the new version, ``GET /meta/v20.0/act_{client}/conversions?date=D``, used for
+  the clients the ``new_conversions_endpoint`` feature flag turns on:
+  ``{"data": [{"campaign_id", "date_start", "date_stop", "actions":
+  {"click_to_call": 3, ...}}]}``: the actions as one object by type, the day
+  as a span (:func:`transform_v20` turns it into the old shape).
 """
 
 from __future__ import annotations
@@ -29,13 +34,16 @@ from .base import (
     iso_day,
 )
 
-__all__ = ["ACTIONS", "MetaFetcher", "transform"]
+__all__ = ["ACTIONS", "NEW_CONVERSIONS_FLAG", "MetaFetcher", "transform", "transform_v20"]
 
 PLATFORM = "meta_ads"
 ACTIONS = {"click_to_call": "calls", "email_contact": "emails", "reservation": "reservations"}
 """Meta action type → the unit's conversion field."""
 
 _FIELDS = "campaign_id,campaign_name,impressions,clicks,spend"
+
+NEW_CONVERSIONS_FLAG = "new_conversions_endpoint"
+"""The feature flag (keyed by client id) that sends a client's conversions to v20.0."""
 
 
 def _rows(rows: Sequence[object], what: str) -> list[Mapping[str, Any]]:
@@ -112,6 +120,38 @@ def transform(client_id: int, insights: Sequence[object], conversions: Sequence[
     return {"campaigns": campaigns, "conversions": converted}
 
 
+def transform_v20(conversions: Sequence[object]) -> list[object]:
+    """v20.0 conversions rows in the v19.0 shape, for :func:`transform`.
+
+    Anything unexpected is passed on as it came (a span of days stays a span,
+    an ``actions`` that is not an object is given as is), so :func:`transform`
+    and the contract name it.
+
+    Examples:
+        >>> transform_v20([{"campaign_id": "1", "date_start": "2026-11-28",
+        ...                 "date_stop": "2026-11-28",
+        ...                 "actions": {"link_click": 5, "reservation": 2}}])
+        [{'campaign_id': '1', 'date': '2026-11-28', 'actions': [{'action_type': 'link_click', \
+'value': 5}, {'action_type': 'reservation', 'value': 2}]}]
+    """
+    rows: list[object] = []
+    for index, row in enumerate(conversions):
+        if not isinstance(row, Mapping):
+            raise UnexpectedAnswerError(f"{PLATFORM}: conversions[{index}] is not an object")
+        start, stop = row.get("date_start"), row.get("date_stop")
+        actions = row.get("actions") or {}
+        if not isinstance(actions, Mapping):
+            raise UnexpectedAnswerError(f"{PLATFORM}: v20.0 conversions actions is not an object")
+        rows.append(
+            {
+                "campaign_id": row.get("campaign_id"),
+                "date": start if start == stop else f"{start}..{stop}",
+                "actions": [{"action_type": k, "value": v} for k, v in actions.items()],
+            }
+        )
+    return rows
+
+
 class MetaFetcher(Fetcher):
     """Fetches Meta-like units: insights and conversions, every page (see :class:`Fetcher`)."""
 
@@ -126,7 +166,13 @@ class MetaFetcher(Fetcher):
             f"{base}/insights",
             {"level": "campaign", "fields": _FIELDS, "time_range": span},
         )
-        conversions = await self._pages(client_id, f"{base}/conversions", {"date": day.isoformat()})
+        if self.flags is not None and self.flags.enabled(NEW_CONVERSIONS_FLAG, key=client_id):
+            path = f"/meta/v20.0/act_{client_id}/conversions"
+            answer = await self._pages(client_id, path, {"date": day.isoformat()})
+            conversions = transform_v20(answer)
+        else:
+            path = f"{base}/conversions"
+            conversions = await self._pages(client_id, path, {"date": day.isoformat()})
         return transform(client_id, insights, conversions)
 
     async def _pages(self, client_id: int, path: str, params: Mapping[str, str]) -> list[object]:

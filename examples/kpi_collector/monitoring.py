@@ -35,7 +35,7 @@ from resilient_pipeline import PartitionLedger, subscribe
 from resilient_pipeline.breaker import CircuitBreaker, CircuitBreakerRegistry
 from resilient_pipeline.checks import CheckReport
 from resilient_pipeline.events import Subscription
-from resilient_pipeline.exceptions import ConfigurationError
+from resilient_pipeline.exceptions import ConfigurationError, MissingDependencyError
 from resilient_pipeline.health import (
     HealthRegistry,
     HealthServer,
@@ -68,7 +68,8 @@ class RunMonitor:
     ledgers and breakers as health checks, sets the spend gauge after
     collecting and the check report after checking, and calls each
     :attr:`at_end` hook (with the server's URL) before it closes its store.
-    One monitor watches one run.
+    One monitor watches one run. Needs ``prometheus-client`` (the
+    ``prometheus`` extra).
 
     Args:
         metrics_registry: The ``prometheus_client`` registry for the run's
@@ -85,8 +86,12 @@ class RunMonitor:
         cache_ttl: float = 1.0,
     ) -> None:
         if metrics_registry is None:
-            from prometheus_client import CollectorRegistry
-
+            try:
+                from prometheus_client import CollectorRegistry
+            except ImportError:
+                raise MissingDependencyError(
+                    package="prometheus-client", extra="prometheus", feature="--serve-metrics"
+                ) from None
             metrics_registry = CollectorRegistry()
         self.metrics = PrometheusMetrics(registry=metrics_registry)
         self.spend = self.metrics.business_gauge(

@@ -355,9 +355,12 @@ class _Run:
         else:
             fingerprint, count = q.fingerprint(payload), len(payload)
         measure = _measure_of(self.measure, payload)
+        look_up = False  # whether another worker may have quarantined this unit meanwhile
 
         def once() -> tuple[Outcome, list[Claimed]]:
+            nonlocal look_up
             with unit_of_work(ledger.store, name=f"collect {partition}") as tx:
+                look_up = self._may_be_quarantined(tx, claimed)
                 # Identical data: nothing to write, only the ledger row.
                 if claimed.fingerprint != fingerprint:
                     self.write(tx, partition, payload)
@@ -370,6 +373,10 @@ class _Run:
                     run_id=self.run_id,
                     measure=measure,
                 )
+                if look_up and self._sink_in_store():
+                    # In the data's unit of work: the records go if and only if it commits.
+                    self._discard_unit_records(partition, tx)
+                    look_up = False
                 return outcome, ([] if then is None else then(tx))
 
         outcome, following = _WRITE_RETRY(once)()
@@ -393,8 +400,61 @@ class _Run:
             ),
             ledger.on_event,
         )
+        if look_up:  # a sink elsewhere (a file, another database): once the data is in
+            self._discard_unit_records(partition)
         self._resolve_quarantine(partition)
         return outcome, following
+
+    # -- quarantine records of a unit collected whole ------------------------------------
+    def _sink_in_store(self) -> bool:
+        """Whether the sink is a table in the ledger's own store (it joins our unit of work)."""
+        return self.sink is not None and getattr(self.sink, "store", None) is self.ledger.store
+
+    def _may_be_quarantined(self, tx: Transaction, claimed: Claimed) -> bool:
+        """Whether the unit may have quarantine records this run did not load at its start.
+
+        A record is written only by a failure, which the ledger keeps until a
+        success: a partition claimed as failed, exhausted or from a dead
+        worker's lease may have one; a look-back re-check only if its row still
+        holds an error (one indexed read). Records older than the run were
+        loaded when it started. No sink: no look-up at all.
+        """
+        if self.sink is None:
+            return False
+        if claimed.recovered or claimed.status in ("failed", "exhausted", "running"):
+            return True
+        if claimed.status != "succeeded":
+            return False
+        current = self.ledger._current(tx, claimed.partition)
+        return current is not None and current[7] is not None
+
+    def _discard_unit_records(self, partition: Partition, tx: Transaction | None = None) -> None:
+        """Discard every quarantine record of ``partition``'s unit, whoever wrote it.
+
+        With ``tx`` the sink joins that unit of work (a savepoint): the discard
+        commits with the data. A sink that cannot be read or written leaves
+        the records (logged): the data is what matters, a stale record only waits.
+        """
+        sink, unit_id = self.sink, str(partition)
+        if sink is None:
+            return
+        try:
+            with contextlib.nullcontext() if tx is None else tx.savepoint():
+                ids = [
+                    record.id
+                    for record in sink.records(source=partition.source)
+                    if (unit := unit_of_record(record)) is not None and unit.unit_id == unit_id
+                ]
+                if ids:
+                    sink.discard(ids)
+        except Exception as exc:
+            _log.warning(
+                "%s: its quarantine records could not be discarded: %s",
+                partition,
+                describe_error(exc),
+            )
+            return
+        self.quarantined.pop(unit_id, None)  # discarded above, if it was still there
 
     def _resolve_quarantine(self, partition: Partition) -> None:
         """Discard the unit's older quarantine records (collected whole, or set aside anew)."""
@@ -410,6 +470,16 @@ class _Run:
                 ids,
                 describe_error(exc),
             )
+
+    def _discard_own(self, partition: Partition, record_id: str) -> None:
+        """Take back the record this worker set aside for a unit it no longer holds."""
+        if self.quarantined.get(str(partition)) == [record_id]:
+            del self.quarantined[str(partition)]
+        try:
+            if self.sink is not None:
+                self.sink.discard([record_id])
+        except Exception as exc:
+            _log.warning("%s: record %s stays: %s", partition, record_id, describe_error(exc))
 
     def _quarantine(self, unit: object, partition: Partition) -> tuple[str | None, str]:
         if self.sink is None or not isinstance(unit, CheckedUnit):
@@ -442,7 +512,17 @@ class _Run:
         )
         unit = error.unit if isinstance(error, PartitionContractError) else None
         quarantine_id, note = None, ""
-        if isinstance(error, InvalidPartitionError):  # wrong rows: set the whole unit aside now
+        # Set aside before the ledger records the failure, which ends our lease: a
+        # worker that claims the unit next and collects it whole then sees the record.
+        predicted, _ = after_failure(
+            claimed.status,
+            claimed.attempts,
+            counted=cause.counted,
+            max_attempts=ledger.max_attempts,
+        )
+        if isinstance(error, InvalidPartitionError) or (  # wrong rows: the whole unit now
+            predicted == "exhausted" and unit is not None  # incomplete, out of attempts
+        ):
             quarantine_id, note = self._quarantine(unit, partition)
         try:
             status = _WRITE_RETRY(ledger.fail)(
@@ -457,6 +537,8 @@ class _Run:
             )
         except LeaseLostError:
             self.lost.append(partition)
+            if quarantine_id is not None:  # the unit is another worker's now: not our record
+                self._discard_own(partition, quarantine_id)
             return
         except Exception as exc:  # the database: the lease expires, a later run takes it over
             self.failures.append(
@@ -567,8 +649,10 @@ async def abackfill(
             by later runs); an invalid one is quarantined whole and the
             partition fails (a later run fetches it again).
         quarantine: Where incomplete-and-exhausted and invalid units go (with
-            ``contract``). Once a unit is collected whole, its older
-            quarantine records are discarded.
+            ``contract``). Once a unit is collected whole, every quarantine
+            record of it is discarded, also those other workers wrote during
+            this run (in the same commit when the sink is a ``SQLQuarantine``
+            of the ledger's store).
         heartbeat: Seconds between lease renewals of the partitions in flight
             (default: the ledger's ``lease / 3``; real time).
 

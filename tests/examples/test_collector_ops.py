@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -360,6 +361,20 @@ def test_bad_metrics_port_is_a_usage_error(port: str) -> None:
     assert 64 == code
     assert "--serve-metrics" in err
     assert 1 == len(err.strip().splitlines())
+
+
+def test_metrics_port_in_use_stops_before_anything_runs(tmp_path: Path) -> None:
+    """A port another process listens on: exit 64 naming it, no database written."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        db = tmp_path / "kpi.sqlite3"
+        code, _, err = run_cli("demo", "--serve-metrics", port, "--db", str(db), "--days", "1")
+    assert 64 == code
+    assert f"port={port} is invalid: cannot listen" in err
+    assert 1 == len(err.strip().splitlines())
+    assert not db.exists()
 
 
 # --------------------------------------------------------------- the feature flag

@@ -116,9 +116,15 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_page(chromium_path: str) -> Iterator[Page]:
-    """One headless chromium page (a new empty profile), shared by the browser tests."""
+    """One headless chromium page (a new empty profile), shared by one module's tests.
+
+    Module scope, not session: Playwright's sync API keeps an asyncio loop
+    marked running in this thread until it stops, and every asyncio test
+    collected after the browser tests would fail with "Cannot run the event
+    loop while another loop is running".
+    """
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="rp-chromium-") as profile, sync_playwright() as pw:

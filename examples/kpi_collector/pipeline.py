@@ -65,7 +65,7 @@ from resilient_pipeline.ledger import BackfillReport, Partition, PartitionFailur
 from resilient_pipeline.observability import redact
 from resilient_pipeline.retry import RetryScheduled
 from resilient_pipeline.storage import Store, Transaction
-from resilient_pipeline.validation import CheckedUnit, PartitionQuarantined, unit_of_record
+from resilient_pipeline.validation import CheckedUnit, PartitionQuarantined
 
 from . import repository
 from .monitoring import RunMonitor
@@ -188,37 +188,6 @@ def _still_failing(
             continue  # collected (or re-checked) whole since
         kept.append(failure)
     return kept
-
-
-def _discard_resolved_quarantine(
-    ledger: PartitionLedger, sink: SQLQuarantine, source: str, settings: Settings
-) -> int:
-    """Discard quarantine records of units collected whole after they were set aside.
-
-    ``backfill`` discards a unit's records when it collects the unit, but only the
-    records it knew of when it started: with several workers, one may quarantine a
-    unit that another then collects. The ledger says which: succeeded, no error
-    since, updated after the record was written.
-    """
-    now = {str(r.partition): r for r in ledger.records(source, settings.start, settings.end)}
-    resolved = []
-    for record in sink.records(source=source):
-        unit = unit_of_record(record)
-        row = None if unit is None else now.get(unit.unit_id)
-        if (
-            row is not None
-            and row.status == "succeeded"
-            and row.last_error is None
-            and row.updated_at is not None
-            and record.quarantined_at <= row.updated_at
-        ):
-            resolved.append(record.id)
-    if resolved:
-        sink.discard(resolved)
-        _log.info(
-            "%s: %d quarantined unit(s) collected whole since: discarded", source, len(resolved)
-        )
-    return len(resolved)
 
 
 async def _collect_platform(
@@ -354,7 +323,6 @@ async def _collect_platform(
     final = await anyio.to_thread.run_sync(
         _still_failing, ledger, name, settings, _final_failures(passes)
     )
-    await anyio.to_thread.run_sync(_discard_resolved_quarantine, ledger, sink, name, settings)
     failed_before: dict[Partition, PartitionFailure] = {}
     for report in passes[:-1]:
         for failure in report.failures:

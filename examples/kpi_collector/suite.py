@@ -1,10 +1,9 @@
 """The collector's tables and the checks that read them.
 
 :func:`prepare` creates every table (data, ledger, quarantine) and one view
-per platform over the data tables: the library's data checks
-(``missing_keys``, ``unpaired_rows``) read a whole table, and both platforms
-share one, so each platform's checks read its own view. :func:`build_checks`
-is every check of a run.
+per platform over the data tables (for ad-hoc SQL and ``daily_checks``); the
+run's own data checks read the shared tables with ``where={"platform": ...}``.
+:func:`build_checks` is every check of a run.
 """
 
 from __future__ import annotations
@@ -130,24 +129,21 @@ def build_checks(
     after = (settings.end.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
     with unit_of_work(store, name="kpi check tables") as tx:
         summaries = tx.table("campaign_summaries")
-        views = {p: tuple(tx.table(v) for v in views_of(p)) for p in settings.platforms}
+        daily_q = tx.table("daily_kpi_data")
     suite: list[Check] = []
     datasets: dict[str, Any] = {}
     for platform in settings.platforms:
-        daily_view, campaign_view = views_of(platform)
-        daily_q, _ = views[platform]
+        one = {"platform": platform}  # both platforms share the data tables
         datasets[f"{platform}_days"] = checks.query_dataset(
             # identifiers from the store's quoting helper; values bound
             f"SELECT client_id, date, platform, impressions, clicks, spend_micros, conversions "  # noqa: S608
-            f"FROM {daily_q} WHERE date >= :lo AND date < :hi",
-            {"lo": first.isoformat(), "hi": after.isoformat()},
+            f"FROM {daily_q} WHERE platform = :platform AND date >= :lo AND date < :hi",
+            {"platform": platform, "lo": first.isoformat(), "hi": after.isoformat()},
         )
         datasets[f"{platform}_months"] = checks.query_dataset(
-            # CAST: PostgreSQL's SUM is a numeric (a Decimal), which sums_agree cannot add
-            # to its float totals.
-            f"SELECT client_id, month, CAST(SUM(spend_micros) AS BIGINT) AS spend_micros, "  # noqa: S608
-            f"CAST(SUM(clicks) AS BIGINT) AS clicks, "
-            f"CAST(SUM(calls + emails + reservations) AS BIGINT) AS conversions "
+            # PostgreSQL's SUMs are numerics (Decimals): sums_agree compares them exactly.
+            f"SELECT client_id, month, SUM(spend_micros) AS spend_micros, "  # noqa: S608
+            f"SUM(clicks) AS clicks, SUM(calls + emails + reservations) AS conversions "
             f"FROM {summaries} WHERE platform = :platform AND month >= :m0 AND month <= :m1 "
             f"GROUP BY client_id, month",
             {"platform": platform, "m0": months[0], "m1": months[-1]},
@@ -157,11 +153,16 @@ def build_checks(
                 platform, settings.keys, start=settings.start, end=settings.end
             ),
             checks.missing_keys(
-                table=daily_view, keys=settings.clients, periods=days, name=f"{platform}_daily_rows"
+                table="daily_kpi_data",
+                keys=settings.clients,
+                periods=days,
+                where=one,
+                name=f"{platform}_daily_rows",
             ),
             checks.unpaired_rows(
-                left=campaign_view,
-                right=daily_view,
+                left="campaign_daily",
+                right="daily_kpi_data",
+                where=one,
                 left_value="spend_micros",
                 right_value="conversions",
                 periods=days,

@@ -198,6 +198,18 @@ def test_breakers_closed_counts_every_key_of_a_registry(clock: FakeClock) -> Non
     )
 
 
+def test_breakers_closed_counts_the_keyed_breakers_of_a_template(clock: FakeClock) -> None:
+    """A template's for_key breakers (one per account) are counted, the open one named."""
+    template = CircuitBreaker(name="meta", trip=ConsecutiveFailures(threshold=1), clock=clock)
+    template.for_key("1")
+    template.for_key("7").force_open()
+    result = run_one(breakers_closed(template))
+    assert ("failing", "open: meta[7]") == (result.status, result.detail)
+    template.for_key("7").reset()
+    result = run_one(breakers_closed(template))
+    assert ("ok", "3 closed") == (result.status, result.detail)
+
+
 @pytest.mark.parametrize("given", [(), ("ads",)])
 def test_breakers_closed_refuses_bad_input(given: tuple[object, ...]) -> None:
     """No breaker, or something else than a breaker, is a ConfigurationError."""

@@ -523,3 +523,18 @@ class CircuitBreaker:
             registry = type(self).registry_type(template=self, max_keys=self.max_keys)
             self._registry = registry
         return cast("CircuitBreaker", registry.get(*key))
+
+    def keyed_statistics(self) -> list[CircuitStatistics]:
+        """:meth:`statistics` of every breaker :meth:`for_key` made and still keeps.
+
+        Health checks and dashboards use it to see the per-account breakers
+        behind one template.
+
+        Examples:
+            >>> breaker = CircuitBreaker(name="ads")
+            >>> breaker.for_key("act_7").force_open()
+            >>> [(s.name, s.state) for s in breaker.keyed_statistics()]
+            [('ads[act_7]', 'forced_open')]
+        """
+        registry = self._registry
+        return [] if registry is None else list(registry.all_statistics())

@@ -159,7 +159,8 @@ def breakers_closed(
     """Every circuit breaker is closed: ``degraded`` while one is half-open, ``failing`` if open.
 
     A :class:`~resilient_pipeline.breaker.CircuitBreakerRegistry` counts as
-    every keyed breaker it holds at the time of the probe. The detail names
+    every keyed breaker it holds at the time of the probe, and a breaker as
+    itself plus every breaker its ``for_key`` made. The detail names
     the breakers that are not closed.
 
     Examples:
@@ -187,6 +188,7 @@ def breakers_closed(
                 stats.extend(breaker.all_statistics())
             else:
                 stats.append(breaker.statistics())
+                stats.extend(breaker.keyed_statistics())  # a template's for_key breakers
         opened = [_describe(s) for s in stats if _BREAKER_STATUS[s.state] == "failing"]
         trial = [s.name for s in stats if _BREAKER_STATUS[s.state] == "degraded"]
         parts = [f"open: {', '.join(opened)}"] if opened else []

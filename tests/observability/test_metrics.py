@@ -207,6 +207,30 @@ def test_ledger_metrics_from_a_real_backfill(clock: FakeClock) -> None:
     assert clock.time() == value("last_success_timestamp_seconds", source="meta_ads")
 
 
+def test_rows_of_a_quarantined_unit_count_as_quarantined(tmp_path: Any) -> None:
+    """A contract's whole-unit quarantine is counted in rows_total{outcome="quarantined"}."""
+    from resilient_pipeline.validation import (
+        Collection,
+        JSONLQuarantine,
+        PartitionContract,
+        quarantine_unit,
+    )
+
+    contract = PartitionContract(
+        collections={"campaigns": Collection(), "conversions": Collection()}
+    )
+    unit = contract.check(
+        {"campaigns": [{"spend": 1}, {"spend": 2}, {"spend": 3}], "conversions": []},
+        unit_id="meta_ads/7/2026-11-28",
+    )
+    registry = CollectorRegistry()
+    with subscribe(PrometheusMetrics(registry=registry)):
+        quarantine_unit(JSONLQuarantine(tmp_path / "q.jsonl"), unit, source="meta_ads")
+    assert 3.0 == registry.get_sample_value(
+        f"{NS}_rows_total", {"source": "meta_ads", "outcome": "quarantined"}
+    )
+
+
 def test_keyed_breakers_roll_up_to_one_label_value(clock: FakeClock) -> None:
     """1000 keys through a keyed breaker make one label value; the gauge is the worst key's."""
     registry = CollectorRegistry()

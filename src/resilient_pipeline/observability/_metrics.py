@@ -95,7 +95,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "",
         "source outcome",
         "Rows written by upserts (inserted, updated, unchanged, stale, duplicates) "
-        "or quarantined by validation.",
+        "or quarantined by validation (whole units of a partition contract included).",
     ),
     _spec(
         "partitions",
@@ -236,6 +236,11 @@ class _Recorder:
         if event.quarantined:
             self._put("rows", event.quarantined, source=source, outcome="quarantined")
 
+    def _unit_quarantined(self, event: Any, source: str) -> None:
+        # A partition contract quarantines a whole unit: every row of it counts.
+        if event.rows:
+            self._put("rows", event.rows, source=source, outcome="quarantined")
+
     def _partition_collected(self, event: Any, _source: str) -> None:
         source = _partition_source(event)
         self._put("partitions", 1, source=source, outcome=event.outcome)
@@ -323,6 +328,7 @@ _HANDLERS: dict[str, Callable[[_Recorder, Any, str], None]] = {
     **dict.fromkeys(_REJECTIONS, _Recorder._rejected),
     "RowsUpserted": _Recorder._rows_upserted,
     "RowsQuarantined": _Recorder._rows_quarantined,
+    "PartitionQuarantined": _Recorder._unit_quarantined,
     "PartitionCollected": _Recorder._partition_collected,
     "PartitionFailed": _Recorder._partition_failed,
     "PartitionRestated": _Recorder._partition_restated,

@@ -13,6 +13,7 @@ the success path; a native flag evaluation costs < 1 us.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import sys
@@ -24,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 warnings.simplefilter("ignore")
 
-from _harness import ns_per_call, table  # noqa: E402
+from _harness import Goal, interleaved, ns_per_call, ratio_goal, table  # noqa: E402
 from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
@@ -146,6 +147,41 @@ def run_flags() -> str:
     except ImportError:
         return "### Flag evaluation\n\nbenchmarks/bench_flags.py is missing: skipped."
     return str(bench_flags.run())
+
+
+def without_check(fn: Callable[..., int]) -> Callable[..., int]:
+    """The retry decorator's unobserved success path minus the subscribers' identity check."""
+
+    @functools.wraps(fn)
+    def plain(*args: Any, **kwargs: Any) -> int:
+        try:
+            return fn(*args, **kwargs)
+        except Exception:
+            raise
+
+    return plain
+
+
+def goals(quick: bool) -> list[Goal]:
+    """The events goal, for ``run_all.py``: what the one identity check adds to a success."""
+    samples = interleaved(
+        {
+            "the same wrapper without the check": without_check(ok),
+            "no subscribers": retry_with_backoff(base_delay=0, jitter=None, name="bench")(ok),
+        },
+        number=20_000 if quick else N_OK,
+        rounds=5 if quick else 7,
+    )
+    return [
+        ratio_goal(
+            "observability: events with no subscribers, retried call's success path",
+            "< 10 % over the same wrapper without events (<= 1.10x)",
+            samples,
+            ours="no subscribers",
+            peer="the same wrapper without the check",
+            limit=1.10,
+        )
+    ]
 
 
 if __name__ == "__main__":

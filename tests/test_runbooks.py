@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from examples.kpi_collector.cli import parse_args
+from examples.kpi_collector.settings import Settings
 from examples.kpi_collector.suite import prepare
 from resilient_pipeline import Partition, PartitionLedger, SQLiteStore, unit_of_work
 from resilient_pipeline._cli import main
@@ -19,7 +20,8 @@ RUNBOOKS = sorted((Path(__file__).parent.parent / "docs" / "runbooks").glob("*.m
 PROGRAMS = ("python -m resilient_pipeline", "python -m examples.kpi_collector")
 DAYS = daily(dt.date(2026, 11, 1), dt.date(2026, 11, 28))
 SOURCE = "meta_ads"
-CLIENTS = [f"{n:02d}" for n in range(1, 17)]
+# The keys exactly as the collector writes them in the ledger ("7", never "07").
+CLIENTS = Settings(db=":memory:", clients=tuple(range(1, 17))).keys
 
 
 def commands(text: str) -> list[str]:
@@ -50,7 +52,7 @@ def test_commands_are_found() -> None:
 
 
 def kpi_database(path: Path) -> None:
-    """The collector's tables and a ledger after a bad night: 07 exhausted, 12 failed."""
+    """The collector's tables and a ledger after a bad night: 7 exhausted, 12 failed."""
     store = SQLiteStore(path)
     prepare(store, ["meta_ads", "google_ads"])  # the collector's tables and views
     ledger = PartitionLedger(store, max_attempts=2)
@@ -58,10 +60,10 @@ def kpi_database(path: Path) -> None:
     with unit_of_work(store) as tx:
         for day in DAYS:
             for client in CLIENTS:
-                if (client, day) not in {("07", DAYS[-1]), ("12", DAYS[-1])}:
+                if (client, day) not in {("7", DAYS[-1]), ("12", DAYS[-1])}:
                     ledger.succeed(tx, Partition(SOURCE, client, day), rows=[])
     for attempt in range(2):
-        for client in ("07", "12")[: 2 - attempt]:
+        for client in ("7", "12")[: 2 - attempt]:
             partition = Partition(SOURCE, client, DAYS[-1])
             ledger.start(partition)
             ledger.fail(partition, ConnectionError("503 from upstream"))
@@ -83,6 +85,9 @@ def test_every_command_runs_as_written(
         assert "<" not in command, f"placeholder in: {command}"
         argv = shlex.split(command.replace('"$KPI_DB"', shlex.quote(str(db))))
         assert not [word for word in argv if "$" in word], f"unset variable in: {command}"
+        if "--keys" in argv:  # a key the collector never writes would match nothing
+            keys = argv[argv.index("--keys") + 1].split(",")
+            assert [] == [k for k in keys if k not in CLIENTS], f"unknown key in: {command}"
         if argv[2] == "examples.kpi_collector":
             # It runs the demo's fake API (seconds): here only its options are checked.
             options = parse_args(argv[3:])
@@ -95,7 +100,7 @@ def test_every_command_runs_as_written(
 def test_retry_in_the_runbook_fixes_the_exhausted_partition(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The daily runbook's retry turns 07 from exhausted to pending; its gaps command shows it."""
+    """The daily runbook's retry turns 7 from exhausted to pending; its gaps command shows it."""
     db = tmp_path / "kpi.sqlite3"
     kpi_database(db)
     page = (
@@ -107,6 +112,6 @@ def test_retry_in_the_runbook_fixes_the_exhausted_partition(
     store = SQLiteStore(db)
     records = {r.key: r for r in PartitionLedger(store).records(SOURCE, DAYS[-1], DAYS[-1])}
     store.close()
-    assert ("pending", 0) == (records["07"].status, records["07"].attempts)
+    assert ("pending", 0) == (records["7"].status, records["7"].attempts)
     assert ("pending", 0) == (records["12"].status, records["12"].attempts)
-    assert "succeeded" == records["01"].status
+    assert "succeeded" == records["1"].status

@@ -217,14 +217,15 @@ def start_worker(
         *(("--schema", schema) if schema else ()),
         *(() if go else ("--wait-for-go",)),
     ]
-    return subprocess.Popen(
-        command,
-        env=worker_env(api),
-        stdin=subprocess.DEVNULL if go else subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    with log.with_suffix(".stderr").open("a") as stderr:  # the child keeps its own copy
+        return subprocess.Popen(
+            command,
+            env=worker_env(api),
+            stdin=subprocess.DEVNULL if go else subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
+        )
 
 
 def go(worker: subprocess.Popen[str]) -> None:
@@ -284,7 +285,8 @@ def test_killed_ten_times_then_one_run_equals_truth_and_an_uninterrupted_run(
         started_workers.append(start_worker(config, api, log, go=False))
         return started_workers[-1]
 
-    with KillingAPI(truth, faults) as api:
+    api = KillingAPI(truth, faults)
+    with api:
         try:
             waiting = warm()
             for _ in range(10):
@@ -345,10 +347,10 @@ def test_killed_ten_times_then_one_run_equals_truth_and_an_uninterrupted_run(
         store.close()
 
     # The same run, never interrupted, gives the very same tables.
-    with FakeAdsAPI(truth, attrs.evolve(faults)) as api:
+    with FakeAdsAPI(truth, attrs.evolve(faults)) as calm_api:
         calm = SQLiteStore(tmp_path / "calm.sqlite3")
         try:
-            assert 0 == run(against(settings(":memory:"), api), store=calm).exit_code
+            assert 0 == run(against(settings(":memory:"), calm_api), store=calm).exit_code
             assert killed == stored(calm)
         finally:
             calm.close()
@@ -502,9 +504,14 @@ def test_zero_days_and_zero_conversion_rows_are_stored(tmp_path: Path) -> None:
             (c.platform, str(c.client_id), c.date, c.campaign_id): c
             for c in repository.campaign_days(store)
         }
-        for key in no_conversions:
-            assert (0, 0, 0) == (rows[key].calls, rows[key].emails, rows[key].reservations)
-            assert rows[key].spend_micros > 0
+        for row_key in no_conversions:
+            row = rows[row_key]
+            assert (0, 0, 0, True) == (
+                row.calls,
+                row.emails,
+                row.reservations,
+                row.spend_micros > 0,
+            )
         assert_exact(store, truth, config)
     finally:
         store.close()
@@ -574,7 +581,8 @@ def test_four_workers_on_postgres_collect_each_partition_once(
         codes = [w.wait(timeout=90) for w in workers]
         injected = dict(api.injected)
     ends = [line for log in logs for line in collected_lines(log) if "exit" in line]
-    assert [0, 0, 0, 0] == codes, ends
+    problems = [log.with_suffix(".stderr").read_text()[-3000:] for log in logs]
+    assert [0, 0, 0, 0] == codes, (ends, [p for p in problems if "Traceback" in p])
     assert sum(injected.values()) > 0
     lines = [line for log in logs for line in collected_lines(log)]
     collected: dict[str, list[str]] = {}
@@ -746,7 +754,8 @@ def test_a_transient_error_during_the_quarantine_replay_is_retried(tmp_path: Pat
     broken = ("google_ads", 3, END - dt.timedelta(days=2))
     store = SQLiteStore(tmp_path / "kpi.sqlite3")
     try:
-        with StutteringAPI(truth, Faults(illogical={broken}), account=broken[:2]) as api:
+        api = StutteringAPI(truth, Faults(illogical={broken}), account=broken[:2])
+        with api:
 
             def after_pass(kind: str, report: BackfillReport) -> None:
                 if kind == "main" and report.source == broken[0]:

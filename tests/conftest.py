@@ -11,6 +11,7 @@ with ``--hypothesis-seed``, and a failure prints its ``@reproduce_failure`` blob
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import socket
@@ -36,6 +37,31 @@ settings.load_profile(HYPOTHESIS_PROFILE)
 
 POSTGRES_DSN = os.environ.get("RP_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("RP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Undo what a test's code did to logging (the collector's CLI quiets the library's loggers).
+
+    Without this, one in-process run of the collector left ``resilient_pipeline.retry``
+    at CRITICAL, and a later test that reads the library's log lines saw none.
+    """
+    root = logging.getLogger()
+    handlers, level, factory = list(root.handlers), root.level, logging.getLogRecordFactory()
+    loggers = {
+        name: (logger.level, logger.propagate, list(logger.handlers))
+        for name, logger in logging.root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.setLogRecordFactory(factory)
+    for name, (logger_level, propagate, logger_handlers) in loggers.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(logger_level)
+        logger.propagate = propagate
+        logger.handlers[:] = logger_handlers
 
 
 @pytest.hookimpl(tryfirst=True)

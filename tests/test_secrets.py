@@ -27,7 +27,7 @@ from resilient_pipeline._cli import main
 from resilient_pipeline.checks import CheckExitCode
 from resilient_pipeline.http import is_retryable_http_error
 from resilient_pipeline.observability import JsonFormatter, RedactingFilter, redact
-from resilient_pipeline.retry import RetryExhausted, RetryScheduled
+from resilient_pipeline.retry import CallFinished, RetryExhausted, RetryScheduled
 from resilient_pipeline.testing import capture_events, set_testing
 
 SLOT = "<S>"
@@ -339,7 +339,9 @@ def check_retry_outputs(
 ) -> None:
     """No secret in any retry log record, event field or exception note."""
     assert leaks(str(error)), "the error itself must carry the secrets for this test to mean much"
-    assert [RetryScheduled, RetryScheduled, RetryExhausted] == [type(e) for e in events]
+    assert [RetryScheduled, RetryScheduled, RetryExhausted, CallFinished] == [
+        type(e) for e in events
+    ]
     records = [r for r in caplog.records if r.name.startswith("resilient_pipeline")]
     assert [logging.WARNING, logging.WARNING, logging.ERROR] == [r.levelno for r in records]
     for record in records:

@@ -75,7 +75,9 @@ def test_capture_events_collects_only_inside_the_block() -> None:
         fn()
     fn2 = retry_with_backoff(base_delay=0, max_attempts=2)(_fails_once())
     fn2()
-    assert ["RetryScheduled", "RetrySucceeded", "CallFinished"] == [type(e).__name__ for e in events]
+    assert ["RetryScheduled", "RetrySucceeded", "CallFinished"] == [
+        type(e).__name__ for e in events
+    ]
 
 
 def _fails_once() -> object:

@@ -17,6 +17,7 @@ import datetime as dt
 import inspect
 import logging
 import sys
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -611,6 +612,7 @@ async def abackfill(
     contract: PartitionContract | None = None,
     quarantine: QuarantineSink | None = None,
     heartbeat: float | None = None,
+    limit: int | None = None,
 ) -> BackfillReport:
     """Collect every gap of ``source`` x ``keys`` x [start, end] with ``concurrency`` workers.
 
@@ -655,6 +657,10 @@ async def abackfill(
             of the ledger's store).
         heartbeat: Seconds between lease renewals of the partitions in flight
             (default: the ledger's ``lease / 3``; real time).
+        limit: Claim at most this many partitions in this run (``None``: until
+            no gap is left). A worker of a distributed engine takes its share
+            this way and leaves the rest to the others; what it does not claim
+            stays a gap for the next worker or run.
 
     Returns:
         A :class:`BackfillReport`; partition failures never raise: see
@@ -677,6 +683,8 @@ async def abackfill(
         (4, 4, [])
     """
     interval = _check_options(ledger, concurrency, measure, contract, quarantine, heartbeat)
+    if limit is not None and (type(limit) is not int or limit < 1):
+        raise ConfigurationError.for_option("limit", limit, "must be an int >= 1 or None")
     run_id = run_id or uuid.uuid4().hex[:12]
     clock = resolve_clock(ledger.clock)
     started = clock.monotonic()
@@ -719,20 +727,34 @@ async def abackfill(
     # Tuples: the ledger builds the claim's key and period condition once for the run.
     claim_keys, claim_periods = tuple(key_list), tuple(period_list)
 
+    claims = [0]  # made so far, against ``limit``; workers claim from several threads
+    claims_lock = threading.Lock()
+
     def claim_in(tx: Transaction | None) -> list[Claimed]:
         """This worker's next partition: in ``tx`` (committed with the previous one) or alone."""
-        return ledger.claim_many(
-            source,
-            lo,
-            hi,
-            run_id=run_id,
-            limit=1,
-            keys=claim_keys,
-            periods=claim_periods,
-            include_exhausted=include_exhausted,
-            recheck=recheck,
-            tx=tx,
-        )
+        with claims_lock:
+            if limit is not None and claims[0] >= limit:
+                return []
+            claims[0] += 1
+        claimed: list[Claimed] = []
+        try:
+            claimed = ledger.claim_many(
+                source,
+                lo,
+                hi,
+                run_id=run_id,
+                limit=1,
+                keys=claim_keys,
+                periods=claim_periods,
+                include_exhausted=include_exhausted,
+                recheck=recheck,
+                tx=tx,
+            )
+        finally:
+            if not claimed:  # nothing taken (or the claim failed): the budget is not spent
+                with claims_lock:
+                    claims[0] -= 1
+        return claimed
 
     @contextlib.contextmanager
     def working(claimed: Claimed) -> Iterator[Trace]:

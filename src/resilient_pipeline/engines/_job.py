@@ -1,0 +1,301 @@
+"""A backfill job that an engine's worker builds in its own process, runs, and reports on."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeAlias
+
+import attrs
+
+from resilient_pipeline.exceptions import ConfigurationError
+from resilient_pipeline.ledger import BackfillReport, PartitionLedger, abackfill, backfill
+
+__all__ = ["Job", "JobFactory", "WorkResult", "arun_job", "load_job", "run_job"]
+
+JSONValue: TypeAlias = "str | int | float | bool | list[JSONValue] | dict[str, JSONValue] | None"
+JobFactory: TypeAlias = Callable[..., "Job"]
+
+
+@attrs.frozen(kw_only=True)
+class Job:
+    """One source's backfill, as every worker of a fleet runs it: the arguments of ``backfill``.
+
+    A worker never receives a ``Job`` over the wire (a ledger holds a database
+    connection; ``fetch`` and ``write`` are code): it receives a *reference*,
+    ``"package.module:factory"``, and JSON parameters, imports the factory and
+    calls it with the parameters in its own process. Secrets (tokens, DSN
+    passwords) belong in the worker's environment, never in the parameters,
+    which brokers store and dashboards show.
+
+    Attributes:
+        ledger: The PostgreSQL ledger every worker shares (SQLite for one machine).
+        source: The source name.
+        keys: The expected keys.
+        fetch: ``fetch(partition)``, sync or async.
+        write: ``write(tx, partition, rows_or_unit)``.
+        start: First period ...
+        end: ... and last one; or ``periods``.
+        periods: The expected periods themselves.
+        concurrency: Partitions in flight at once in one worker.
+        options: Any other keyword argument of
+            :func:`~resilient_pipeline.ledger.backfill` (``contract``,
+            ``quarantine``, ``policies``, ``lookback``, ``measure``, ...).
+
+    Examples:
+        >>> import datetime as dt
+        >>> from resilient_pipeline import SQLiteStore, PartitionLedger
+        >>> job = Job(ledger=PartitionLedger(SQLiteStore(":memory:")), source="meta",
+        ...           keys=[1], start=dt.date(2026, 11, 1), end=dt.date(2026, 11, 2),
+        ...           fetch=lambda p: [], write=lambda tx, p, rows: None)
+        >>> job.run(progress=False).counts()["new"]
+        2
+    """
+
+    ledger: PartitionLedger
+    source: str
+    keys: Sequence[object]
+    fetch: Callable[..., Any]
+    write: Callable[..., object]
+    start: object = None
+    end: object = None
+    periods: Sequence[object] | None = None
+    concurrency: int = 1
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def _arguments(
+        self,
+        keys: Sequence[object] | None,
+        limit: int | None,
+        run_id: str | None,
+        concurrency: int | None,
+        progress: bool | None,
+    ) -> dict[str, Any]:
+        if "limit" in self.options or "keys" in self.options:
+            raise ConfigurationError.for_option(
+                "options", dict(self.options), "limit and keys are given per run, not in the job"
+            )
+        return {
+            **self.options,
+            "source": self.source,
+            "keys": self.keys if keys is None else keys,
+            "start": self.start,
+            "end": self.end,
+            "periods": self.periods,
+            "fetch": self.fetch,
+            "write": self.write,
+            "concurrency": self.concurrency if concurrency is None else concurrency,
+            "limit": limit,
+            "run_id": run_id,
+            "progress": progress,
+        }
+
+    def run(
+        self,
+        *,
+        keys: Sequence[object] | None = None,
+        limit: int | None = None,
+        run_id: str | None = None,
+        concurrency: int | None = None,
+        progress: bool | None = False,
+    ) -> BackfillReport:
+        """Run the backfill here (sync): the job's keys, or a chunk of them; at most ``limit``."""
+        return backfill(self.ledger, **self._arguments(keys, limit, run_id, concurrency, progress))
+
+    async def arun(
+        self,
+        *,
+        keys: Sequence[object] | None = None,
+        limit: int | None = None,
+        run_id: str | None = None,
+        concurrency: int | None = None,
+        progress: bool | None = False,
+    ) -> BackfillReport:
+        """:meth:`run` in a running event loop (asyncio or trio)."""
+        return await abackfill(
+            self.ledger, **self._arguments(keys, limit, run_id, concurrency, progress)
+        )
+
+
+@attrs.frozen(kw_only=True)
+class WorkResult:
+    """What one worker's run did, JSON-able (a Celery result, a Dask future's value).
+
+    Attributes:
+        run_id: The run's id in the ledger.
+        source: The source collected.
+        worker: ``host:pid`` of the process that ran it.
+        counts: :meth:`BackfillReport.counts` of the run.
+        collected: ``[key, period, outcome]`` of every partition committed.
+        failed: ``[key, period, status, error]`` of every partition that failed
+            (errors masked).
+        errors: Why the run stopped early, if it did.
+        duration: Seconds.
+
+    Examples:
+        >>> result = WorkResult(run_id="r1", source="meta", worker="h:1", counts={"new": 2})
+        >>> WorkResult.from_dict(result.to_dict()) == result, result.ok
+        (True, True)
+    """
+
+    run_id: str
+    source: str
+    worker: str
+    counts: Mapping[str, int] = attrs.field(factory=dict)
+    collected: tuple[tuple[str, str, str], ...] = ()
+    failed: tuple[tuple[str, str, str, str], ...] = ()
+    errors: tuple[str, ...] = ()
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """No partition failed and the run did not stop early."""
+        return not self.failed and not self.errors
+
+    @classmethod
+    def of(cls, report: BackfillReport) -> WorkResult:
+        """The result of a report, stamped with this process."""
+        return cls(
+            run_id=report.run_id,
+            source=report.source,
+            worker=f"{socket.gethostname()}:{os.getpid()}",
+            counts=report.counts(),
+            collected=tuple((p.key, p.period, outcome) for p, outcome in report.collected),
+            failed=tuple(
+                (f.partition.key, f.partition.period, f.status, f.error) for f in report.failures
+            ),
+            errors=report.errors,
+            duration=report.duration,
+        )
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        """Plain JSON types only (Celery's default serializer, a log line)."""
+        return {
+            "run_id": self.run_id,
+            "source": self.source,
+            "worker": self.worker,
+            "counts": dict(self.counts),
+            "collected": [list(c) for c in self.collected],
+            "failed": [list(f) for f in self.failed],
+            "errors": list(self.errors),
+            "duration": self.duration,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WorkResult:
+        """Back from :meth:`to_dict`."""
+        return cls(
+            run_id=str(data["run_id"]),
+            source=str(data["source"]),
+            worker=str(data["worker"]),
+            counts={str(k): int(v) for k, v in dict(data["counts"]).items()},
+            collected=tuple((str(a), str(b), str(c)) for a, b, c in data.get("collected", ())),
+            failed=tuple((str(a), str(b), str(c), str(d)) for a, b, c, d in data.get("failed", ())),
+            errors=tuple(str(e) for e in data.get("errors", ())),
+            duration=float(data.get("duration", 0.0)),
+        )
+
+
+def load_job(ref: str, params: Mapping[str, JSONValue] | None = None) -> Job:
+    """Import ``"package.module:name"`` and build the job: ``name(**params)``, or ``name`` itself.
+
+    Raises:
+        ConfigurationError: ``ref`` is malformed, cannot be imported, or does
+            not give a :class:`Job` (naming ``job``).
+
+    Examples:
+        >>> load_job("no-colon")
+        Traceback (most recent call last):
+        ...
+        resilient_pipeline.exceptions.ConfigurationError: job='no-colon' is invalid: ...
+    """
+    module_name, sep, attr = str(ref).partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigurationError.for_option("job", ref, "must be 'package.module:name'")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError.for_option("job", ref, f"cannot be imported: {exc}") from exc
+    job = target if isinstance(target, Job) else target(**dict(params or {}))
+    if not isinstance(job, Job):
+        raise ConfigurationError.for_option(
+            "job", ref, f"gave {type(job).__name__}, not a resilient_pipeline.engines.Job"
+        )
+    return job
+
+
+def run_job(
+    ref: str,
+    *,
+    params: Mapping[str, JSONValue] | None = None,
+    keys: Sequence[object] | None = None,
+    limit: int | None = None,
+    run_id: str | None = None,
+    concurrency: int | None = None,
+) -> WorkResult:
+    """The worker entry point every engine calls: build the job here, run its backfill, report.
+
+    The same code path as :func:`~resilient_pipeline.ledger.backfill`, so
+    the ledger's guarantees hold however the engine schedules, retries or
+    kills workers: a partition already succeeded is not collected again; two
+    deliveries of one task never hold one partition at the same time (its
+    lease); a killed worker's partitions are taken over when their lease ends.
+
+    Args:
+        ref: ``"package.module:factory"`` (see :func:`load_job`).
+        params: JSON parameters for the factory (no secrets).
+        keys: This worker's chunk of the job's keys (default: all of them; the
+            ledger shares them out between workers).
+        limit: Claim at most this many partitions.
+        run_id: The ledger's run id (default: a random one).
+        concurrency: Overrides the job's.
+
+    Examples:
+        >>> result = run_job("resilient_pipeline.engines._job:_example_job")
+        >>> result.counts["new"], result.ok
+        (2, True)
+    """
+    job = load_job(ref, params)
+    report = job.run(keys=keys, limit=limit, run_id=run_id, concurrency=concurrency)
+    return WorkResult.of(report)
+
+
+async def arun_job(
+    ref: str,
+    *,
+    params: Mapping[str, JSONValue] | None = None,
+    keys: Sequence[object] | None = None,
+    limit: int | None = None,
+    run_id: str | None = None,
+    concurrency: int | None = None,
+) -> WorkResult:
+    """:func:`run_job` in a running event loop (asyncio or trio).
+
+    Examples:
+        >>> import anyio
+        >>> anyio.run(lambda: arun_job("resilient_pipeline.engines._job:_example_job")).ok
+        True
+    """
+    job = load_job(ref, params)
+    report = await job.arun(keys=keys, limit=limit, run_id=run_id, concurrency=concurrency)
+    return WorkResult.of(report)
+
+
+def _example_job() -> Job:
+    """The docstrings' job: one key, two days, an in-memory ledger."""
+    from resilient_pipeline.storage import SQLiteStore
+
+    return Job(
+        ledger=PartitionLedger(SQLiteStore(":memory:")),
+        source="example",
+        keys=[1],
+        start=dt.date(2026, 11, 1),
+        end=dt.date(2026, 11, 2),
+        fetch=lambda p: [],
+        write=lambda tx, p, rows: None,
+    )

@@ -17,6 +17,14 @@ Examples:
 
 from __future__ import annotations
 
-from ._job import Job, JobFactory, WorkResult, arun_job, load_job, run_job
+from ._job import Job, JobFactory, WorkResult, arun_job, check_params, load_job, run_job
 
-__all__ = ["Job", "JobFactory", "WorkResult", "arun_job", "load_job", "run_job"]
+__all__ = [
+    "Job",
+    "JobFactory",
+    "WorkResult",
+    "arun_job",
+    "check_params",
+    "load_job",
+    "run_job",
+]

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import inspect
+import json
+import math
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 import attrs
 
+from resilient_pipeline._core import redact_data
 from resilient_pipeline.exceptions import ConfigurationError
 from resilient_pipeline.ledger import BackfillReport, PartitionLedger, abackfill, backfill
 
-__all__ = ["Job", "JobFactory", "WorkResult", "arun_job", "load_job", "run_job"]
+__all__ = ["Job", "JobFactory", "WorkResult", "arun_job", "check_params", "load_job", "run_job"]
 
 JSONValue: TypeAlias = "str | int | float | bool | list[JSONValue] | dict[str, JSONValue] | None"
 JobFactory: TypeAlias = Callable[..., "Job"]
@@ -199,6 +203,63 @@ class WorkResult:
         )
 
 
+def check_params(params: Mapping[str, JSONValue] | None) -> dict[str, JSONValue]:
+    """``params`` as a plain dict, once sure a broker may store it: JSON only, no secret.
+
+    Engines send the parameters through brokers and result stores and show
+    them in dashboards, so a DSN password or a token in them is refused: put
+    secrets in the worker's environment and read them in the factory.
+
+    Raises:
+        ConfigurationError: Not a mapping with str keys, not exact JSON (a
+            tuple, NaN, an object), or a value that looks like a secret (the
+            message shows it masked).
+
+    Examples:
+        >>> check_params({"platform": "meta", "clients": [1, 2]})
+        {'platform': 'meta', 'clients': [1, 2]}
+        >>> try:
+        ...     check_params({"db": "postgresql://etl:hunter2@db/prod"})
+        ... except ConfigurationError as exc:
+        ...     print(exc.option, "hunter2" in str(exc), str(exc)[:46])
+        params False params={'db': 'postgresql://etl:***@db/prod'}
+    """
+    if params is None:
+        return {}
+    if not isinstance(cast(object, params), Mapping) or not all(isinstance(k, str) for k in params):
+        raise ConfigurationError.for_option(
+            "params", redact_data(params), "must be a mapping with str keys"
+        )
+    plain = dict(params)
+    masked = redact_data(plain)
+    if masked != plain:
+        raise ConfigurationError.for_option(
+            "params",
+            masked,
+            "carries a secret: brokers store and dashboards show params; "
+            "read secrets from the worker's environment in the job factory",
+        )
+    try:
+        exact = json.loads(json.dumps(plain, allow_nan=False)) == plain
+    except (TypeError, ValueError):
+        exact = False
+    if not exact or _has_nan(plain):
+        raise ConfigurationError.for_option(
+            "params", masked, "must be plain JSON (str, int, float, bool, None, list, dict)"
+        )
+    return plain
+
+
+def _has_nan(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isnan(value)
+    if isinstance(value, dict):
+        return any(_has_nan(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_nan(v) for v in value)
+    return False
+
+
 def load_job(ref: str, params: Mapping[str, JSONValue] | None = None) -> Job:
     """Import ``"package.module:name"`` and build the job: ``name(**params)``, or ``name`` itself.
 
@@ -221,7 +282,21 @@ def load_job(ref: str, params: Mapping[str, JSONValue] | None = None) -> Job:
             target = getattr(target, part)
     except (ImportError, AttributeError) as exc:
         raise ConfigurationError.for_option("job", ref, f"cannot be imported: {exc}") from exc
-    job = target if isinstance(target, Job) else target(**dict(params or {}))
+    if isinstance(target, Job):
+        job: object = target
+    elif callable(target):
+        arguments = check_params(params)
+        try:
+            inspect.signature(target).bind(**arguments)
+        except TypeError as exc:
+            raise ConfigurationError.for_option(
+                "params", redact_data(arguments), f"do not fit {ref}: {exc}"
+            ) from exc
+        except ValueError:  # no signature to check (a builtin): the call tells
+            pass
+        job = target(**arguments)
+    else:
+        job = target
     if not isinstance(job, Job):
         raise ConfigurationError.for_option(
             "job", ref, f"gave {type(job).__name__}, not a resilient_pipeline.engines.Job"

@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,39 +38,20 @@ from resilient_pipeline import (
     Alerter,
     LoggingNotifier,
     PartitionLedger,
-    RateLimiter,
-    RetryPolicy,
     SQLQuarantine,
     abackfill,
 )
 from resilient_pipeline.alerting import Route, SlackNotifier, WebhookNotifier
-from resilient_pipeline.breaker import (
-    CircuitBreaker,
-    CircuitBreakerRegistry,
-    CircuitOpened,
-    ConsecutiveFailures,
-    HalfOpen,
-    OpenDuration,
-)
-from resilient_pipeline.checks import (
-    Check,
-    CheckExitCode,
-    CheckReport,
-)
-from resilient_pipeline.events import Event
+from resilient_pipeline.checks import Check, CheckExitCode, CheckReport
 from resilient_pipeline.exceptions import ResilientPipelineError
 from resilient_pipeline.flags import Flags
 from resilient_pipeline.ledger import BackfillReport, Partition, PartitionFailure
 from resilient_pipeline.observability import redact
-from resilient_pipeline.retry import RetryScheduled
-from resilient_pipeline.storage import Store, Transaction
-from resilient_pipeline.validation import CheckedUnit, PartitionQuarantined
+from resilient_pipeline.storage import Store
 
 from . import repository
+from .collection import Tally, build_collection, spend
 from .monitoring import RunMonitor
-from .platforms import PLATFORMS
-from .platforms.base import retryable as retryable_call
-from .platforms.base import upstream_failed
 from .settings import Settings, load_flags
 from .suite import build_checks, open_store, prepare, shown_db
 from .summary import EXIT_MEANINGS, PlatformStats, RunSummary
@@ -93,53 +73,7 @@ class UpstreamUnreachableError(ResilientPipelineError):
     """The API's base URL does not answer at all (nothing was collected)."""
 
 
-# ---------------------------------------------------------------- counting events
-@attrs.define
-class _Tally:
-    """One platform's counts, from the events of its own policies (platforms run at once)."""
-
-    counts: dict[str, int] = attrs.Factory(dict)
-    _lock: threading.Lock = attrs.Factory(threading.Lock)
-
-    def add(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self.counts[name] = self.counts.get(name, 0) + n
-
-    def get(self, name: str) -> int:
-        return self.counts.get(name, 0)
-
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, RetryScheduled):
-            self.add("retries")
-        elif isinstance(event, CircuitOpened):
-            self.add("breaker_openings")
-        elif isinstance(event, PartitionQuarantined):
-            self.add("rows_quarantined", event.rows)
-
-
 # ---------------------------------------------------------------- collecting
-def spend(unit: Any) -> float:
-    """The partition's measure for restatement sizes: its spend, in currency units."""
-    rows = unit.rows("campaigns") if isinstance(unit, CheckedUnit) else unit.get("campaigns", ())
-    return sum(int(row["spend_micros"]) for row in rows) / 1_000_000
-
-
-def _writer(tally: _Tally) -> Callable[[Transaction, Partition, Any], None]:
-    """``write`` for backfill: the checked unit into the tables, rows counted."""
-
-    def write(tx: Transaction, partition: Partition, unit: Any) -> None:
-        collections = (
-            {name: list(rows) for name, rows in unit.collections.items()}
-            if isinstance(unit, CheckedUnit)
-            else unit
-        )
-        result = repository.write_unit(tx, partition, collections)
-        tally.add("rows_inserted", result.inserted)
-        tally.add("rows_updated", result.updated + result.deleted)
-
-    return write
-
-
 def _final_failures(passes: Sequence[BackfillReport]) -> list[PartitionFailure]:
     """Each partition's failure in the last pass that tried it, unless a later pass collected it."""
     last: dict[Partition, PartitionFailure | None] = {}
@@ -199,71 +133,12 @@ async def _collect_platform(
     flags: Flags,
     monitor: RunMonitor | None,
 ) -> tuple[PlatformStats, list[Alert]]:
-    platform = PLATFORMS[name]
-    tally = _Tally()
-    ledger = PartitionLedger(
-        store, max_attempts=settings.max_attempts, lease=settings.lease, on_event=tally
-    )
-    # One breaker per account, made from this template; a registry, so /readyz lists them.
-    breakers = CircuitBreakerRegistry(
-        template=CircuitBreaker(
-            name=name,
-            trip=ConsecutiveFailures(threshold=5),
-            open_duration=OpenDuration(seconds=settings.breaker_open),
-            half_open=HalfOpen(permits=4),  # several days of one account are in flight
-            failure_if=upstream_failed,
-            on_event=tally,
-        )
-    )
+    tally = Tally()
+    collection = build_collection(settings, store, name, tally=tally, sink=sink, flags=flags)
+    ledger, fetcher = collection.ledger, collection.fetcher
     if monitor is not None:
-        monitor.watch_platform(name, ledger, breakers)
-    fetcher = platform.fetcher(
-        base_url=settings.base_url,
-        token=settings.token(name),
-        timeout=settings.fetch_timeout,
-        on_event=tally,
-        # Each page is retried on its own (Retry-After honoured, refusals waited out).
-        retry=RetryPolicy(
-            max_attempts=6,
-            base_delay=settings.retry_delay,
-            max_delay=max(5.0, settings.retry_delay),
-            deadline=60.0,
-            retry_if=retryable_call,
-            name=f"{name} call",
-            on_event=tally,
-        ),
-        breaker=breakers,
-        # One fetcher per platform per run: one bucket per token.
-        limiter=RateLimiter(
-            rate=settings.rate_limit,
-            per=1.0,
-            adaptive=settings.adaptive_quota,
-            name=f"{name} quota",
-            on_event=tally,
-        ),
-        # New code paths per client (the new conversions endpoint).
-        flags=flags,
-    )
-    # Partition-level retry: an incomplete unit (campaigns without conversions, an empty
-    # answer) is asked again at once; the fetcher retries HTTP faults on its own.
-    retry = RetryPolicy(
-        max_attempts=3,
-        base_delay=settings.retry_delay,
-        max_delay=max(settings.retry_delay * 8, 0.0),
-        name=f"{name} unit",
-        on_event=tally,
-    )
-    options: dict[str, Any] = {
-        "source": name,
-        "fetch": fetcher.fetch_unit,
-        "write": _writer(tally),
-        "concurrency": settings.workers,
-        "policies": (retry,),
-        "progress": settings.progress,
-        "contract": platform.contract,
-        "quarantine": sink,
-        "measure": spend,
-    }
+        monitor.watch_platform(name, ledger, collection.breakers)
+    options = collection.backfill_options()
     passes: list[BackfillReport] = []
     try:
         main = await abackfill(

@@ -373,6 +373,10 @@ class Fetcher:
         limiter: The rate limiter (default: 20 calls/s per token, adaptive to 429s).
         flags: Feature flags choosing new code paths per client (``None``: every
             flag off).
+        close_when_idle: Close the fetcher's own HTTP client (and make a new
+            lock) whenever no unit is being fetched, so that a fetcher used by
+            one event loop after another (a fleet job's, one loop per run)
+            opens its connections in the loop that uses them.
     """
 
     platform: ClassVar[str]
@@ -389,12 +393,14 @@ class Fetcher:
     breaker: CircuitBreaker | CircuitBreakerRegistry | None = None
     limiter: RateLimiter | None = None
     flags: Flags | None = attrs.field(default=None, repr=False)
+    close_when_idle: bool = False
 
     token_refreshes: int = attrs.field(default=0, init=False)
     _access: str = attrs.field(init=False, repr=False)
     _own_client: httpx.AsyncClient | None = attrs.field(default=None, init=False, repr=False)
     _lock: anyio.Lock = attrs.field(factory=anyio.Lock, init=False, repr=False)
     _call: Callable[..., Awaitable[Any]] = attrs.field(init=False, repr=False)
+    _in_flight: int = attrs.field(default=0, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         token: object = self.token
@@ -467,7 +473,15 @@ class Fetcher:
             UnexpectedAnswerError: An answer could not be read, or is for another day.
         """
         client_id, day = self._partition(partition)
-        unit = await self._fetch(client_id, day)
+        self._in_flight += 1
+        try:
+            unit = await self._fetch(client_id, day)
+        finally:
+            self._in_flight -= 1
+            if self.close_when_idle and not self._in_flight:
+                self._lock = anyio.Lock()  # nobody holds it: no unit is in flight
+                with anyio.CancelScope(shield=True):
+                    await self.aclose()
         for name, rows in unit.items():
             for index, row in enumerate(rows):
                 if isinstance(row.get("date"), dt.date) and row["date"] != day:
@@ -581,9 +595,10 @@ class Fetcher:
 
     async def aclose(self) -> None:
         """Close the fetcher's own HTTP client (a shared one stays open)."""
-        if self._own_client is not None:
-            await self._own_client.aclose()
-            self._own_client = None
+        # Detached first: a call starting meanwhile opens a new client, never the closing one.
+        client, self._own_client = self._own_client, None
+        if client is not None:
+            await client.aclose()
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -632,6 +647,7 @@ class Platform:
         breaker: CircuitBreaker | CircuitBreakerRegistry | None = None,
         limiter: RateLimiter | None = None,
         flags: Flags | None = None,
+        close_when_idle: bool = False,
     ) -> Fetcher:
         """A fetcher of this platform's units (see :class:`Fetcher` for the options)."""
         return self.fetcher_type(
@@ -646,4 +662,5 @@ class Platform:
             breaker=breaker,
             limiter=limiter,
             flags=flags,
+            close_when_idle=close_when_idle,
         )

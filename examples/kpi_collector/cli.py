@@ -37,6 +37,7 @@ from .settings import (
     DEMO_END,
     DEMO_TUNING,
     KNOWN_PLATFORMS,
+    REDIS_ENV,
     Settings,
     parse_clients,
     read_clients_file,
@@ -173,6 +174,12 @@ def _common(p: argparse.ArgumentParser, *, db: str, collecting: bool) -> None:
         help="address for --serve-metrics (default 127.0.0.1; 0.0.0.0 for every interface)",
     )
     p.add_argument(
+        "--redis-url",
+        default=os.environ.get(REDIS_ENV),
+        help="share the breakers and quotas of every worker through this Redis "
+        f"(default: ${REDIS_ENV}, the place for a URL with a password)",
+    )
+    p.add_argument(
         "--flags-file",
         type=Path,
         default=None,
@@ -265,6 +272,7 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
         webhook=getattr(args, "webhook", None) or None,
         progress=getattr(args, "progress", None),
         flags_file=_absolute(getattr(args, "flags_file", None)),
+        redis_url=getattr(args, "redis_url", None) or None,
         **extra,
     )
 

@@ -4,6 +4,14 @@ The collector's own run (:mod:`.pipeline`) and a fleet's job (:mod:`.jobs`)
 both build it with :func:`build_collection`, so they fetch, validate, write
 and quarantine the same way, through the same policies.
 
+With ``settings.redis_url`` the breakers (one per account) and the quota (one
+bucket per token) live in Redis, so every process of a fleet respects the
+API's quota together and all of them stop calling an account that one of them
+found dead. While Redis cannot be reached, each process falls back to its own
+breakers and quota (a ``CircuitStoreFailed`` / ``LimitStoreFailed`` event says
+so) and uses Redis again when it answers. The shared quota is not adaptive: a
+429's ``Retry-After`` is honoured by the retry of the call that got it.
+
 Examples:
     >>> from examples.kpi_collector.settings import Settings
     >>> from examples.kpi_collector.suite import open_store
@@ -18,6 +26,7 @@ Examples:
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from typing import Any
 
@@ -31,10 +40,13 @@ from resilient_pipeline.breaker import (
     ConsecutiveFailures,
     HalfOpen,
     OpenDuration,
+    RedisBreakerStore,
 )
 from resilient_pipeline.events import Event
+from resilient_pipeline.exceptions import MissingDependencyError
 from resilient_pipeline.flags import Flags
 from resilient_pipeline.ledger import Partition
+from resilient_pipeline.limits import RedisRateLimiter
 from resilient_pipeline.retry import RetryScheduled
 from resilient_pipeline.storage import Store, Transaction
 from resilient_pipeline.validation import CheckedUnit, PartitionQuarantined
@@ -45,7 +57,7 @@ from .platforms.base import retryable as retryable_call
 from .platforms.base import upstream_failed
 from .settings import Settings
 
-__all__ = ["Collection", "Tally", "build_collection", "spend"]
+__all__ = ["Collection", "Tally", "build_collection", "redis_client", "spend"]
 
 
 @attrs.define
@@ -79,6 +91,17 @@ def spend(unit: Any) -> float:
     return sum(int(row["spend_micros"]) for row in rows) / 1_000_000
 
 
+def redis_client(url: str) -> Any:
+    """A ``redis.Redis`` for ``url`` (the ``redis`` extra); connects on first use."""
+    try:
+        import redis
+    except ImportError as exc:  # pragma: no cover - the test extra installs it
+        raise MissingDependencyError(
+            package="redis", extra="redis", feature="Breakers and quotas shared by a fleet"
+        ) from exc
+    return redis.Redis.from_url(url)
+
+
 @attrs.frozen
 class _Writer:
     """``write`` for backfill: the checked unit into the tables, rows counted."""
@@ -110,6 +133,8 @@ class Collection:
         sink: Where invalid and incomplete-and-exhausted units go.
         concurrency: Partitions in flight at once.
         progress: The progress bar's setting.
+        redis: The Redis client of the shared breakers and quota (``None``: in-process).
+        owns_redis: :meth:`aclose` closes ``redis`` too.
     """
 
     source: str
@@ -121,6 +146,14 @@ class Collection:
     sink: SQLQuarantine
     concurrency: int
     progress: bool | None
+    redis: Any = attrs.field(default=None, repr=False)
+    owns_redis: bool = False
+
+    async def aclose(self) -> None:
+        """Close the fetcher's HTTP client, and the Redis client if this collection made it."""
+        await self.fetcher.aclose()
+        if self.owns_redis:
+            self.redis.close()
 
     def backfill_options(self) -> dict[str, Any]:
         """``backfill``'s keyword arguments except the ledger, the keys, the range and lookback."""
@@ -146,6 +179,7 @@ def build_collection(
     sink: SQLQuarantine | None = None,
     flags: Flags | None = None,
     close_when_idle: bool = False,
+    redis: Any = None,
 ) -> Collection:
     """Everything collecting platform ``name`` takes, as ``settings`` says.
 
@@ -158,7 +192,13 @@ def build_collection(
         flags: Feature flags for the fetcher (``None``: every flag off).
         close_when_idle: The fetcher closes its HTTP client whenever no unit is
             in flight (a job's fetcher, used by one event loop after another).
+        redis: A Redis client to share (a worker's, for every job it runs);
+            default: one for ``settings.redis_url``, closed by :meth:`Collection.aclose`.
     """
+    owns_redis = redis is None and settings.redis_url is not None
+    if owns_redis:
+        redis = redis_client(str(settings.redis_url))
+    token = settings.token(name)
     ledger = PartitionLedger(
         store, max_attempts=settings.max_attempts, lease=settings.lease, on_event=tally
     )
@@ -171,11 +211,14 @@ def build_collection(
             half_open=HalfOpen(permits=4),  # several days of one account are in flight
             failure_if=upstream_failed,
             on_event=tally,
+            store=None
+            if redis is None
+            else RedisBreakerStore(redis, prefix=f"{settings.redis_prefix}breaker:"),
         )
     )
     fetcher = PLATFORMS[name].fetcher(
         base_url=settings.base_url,
-        token=settings.token(name),
+        token=token,
         timeout=settings.fetch_timeout,
         on_event=tally,
         # Each page is retried on its own (Retry-After honoured, refusals waited out).
@@ -189,14 +232,7 @@ def build_collection(
             on_event=tally,
         ),
         breaker=breakers,
-        # One fetcher per platform per run: one bucket per token.
-        limiter=RateLimiter(
-            rate=settings.rate_limit,
-            per=1.0,
-            adaptive=settings.adaptive_quota,
-            name=f"{name} quota",
-            on_event=tally,
-        ),
+        limiter=_quota(settings, name, token, tally, redis),
         # New code paths per client (the new conversions endpoint).
         flags=flags,
         close_when_idle=close_when_idle,
@@ -220,4 +256,33 @@ def build_collection(
         sink=SQLQuarantine(store) if sink is None else sink,
         concurrency=settings.workers,
         progress=settings.progress,
+        redis=redis,
+        owns_redis=owns_redis,
+    )
+
+
+def _quota(
+    settings: Settings, name: str, token: str, tally: Tally, redis: Any
+) -> RateLimiter | RedisRateLimiter:
+    """The token's quota: in this process (one fetcher per platform), or shared in Redis."""
+    if redis is None:
+        # One fetcher per platform per run: its one bucket is the token's.
+        return RateLimiter(
+            rate=settings.rate_limit,
+            per=1.0,
+            adaptive=settings.adaptive_quota,
+            name=f"{name} quota",
+            on_event=tally,
+        )
+    # Every process with this token takes from one bucket; the token itself is never a key.
+    bucket = hashlib.sha256(token.encode()).hexdigest()[:12]
+    return RedisRateLimiter(
+        client=redis,
+        rate=settings.rate_limit,
+        per=1.0,
+        key=lambda *args, **kwargs: bucket,
+        key_label=lambda key: f"{name} token sha256:{key}",
+        prefix=f"{settings.redis_prefix}ratelimit:",
+        name=f"{name} quota",
+        on_event=tally,
     )

@@ -20,6 +20,11 @@ them): each worker reads the platform's token from ``KPI_META_TOKEN`` /
 ``KPI_GOOGLE_TOKEN``, and a database DSN or Redis URL holding a password from
 ``KPI_DB`` / ``KPI_REDIS_URL``. A parameter holding a password is refused.
 
+With a Redis URL (``redis_url``, or ``KPI_REDIS_URL`` in the workers'
+environment) every worker shares the breakers of the accounts and the quota
+of the token: ten workers together keep to the API's quota, and once one of
+them found an account dead none of them calls it until its circuit half-opens.
+
 Examples:
     ```python
     from resilient_pipeline.engines import run_job
@@ -45,14 +50,22 @@ import atexit
 import datetime as dt
 import os
 import threading
+from typing import Any
 
 from resilient_pipeline.engines import Job
 from resilient_pipeline.exceptions import ConfigurationError
 from resilient_pipeline.observability import redact
 from resilient_pipeline.storage import Store
 
-from .collection import Tally, build_collection
-from .settings import KNOWN_PLATFORMS, Settings, load_flags, parse_clients, tokens_from_env
+from .collection import Tally, build_collection, redis_client
+from .settings import (
+    KNOWN_PLATFORMS,
+    REDIS_ENV,
+    Settings,
+    load_flags,
+    parse_clients,
+    tokens_from_env,
+)
 from .suite import open_store, prepare
 
 __all__ = ["DB_ENV", "collector_job"]
@@ -61,7 +74,8 @@ DB_ENV = "KPI_DB"
 """The variable holding the database (a DSN with its password) when ``db`` is left out."""
 
 _stores: dict[tuple[int, str], Store] = {}
-_stores_lock = threading.Lock()
+_redis: dict[tuple[int, str], Any] = {}
+_shared_lock = threading.Lock()
 
 
 def _no_password(option: str, value: str, variable: str) -> str:
@@ -90,7 +104,7 @@ def _store(db: str, concurrency: int) -> Store:
     Keyed by process id too, so a forked worker never uses its parent's connections.
     """
     key = (os.getpid(), db)
-    with _stores_lock:
+    with _shared_lock:
         store = _stores.get(key)
         if store is None:
             store = open_store(db, workers=concurrency)
@@ -98,6 +112,24 @@ def _store(db: str, concurrency: int) -> Store:
             _stores[key] = store
             atexit.register(store.close)
         return store
+
+
+def _redis_client(url: str) -> Any:
+    """One Redis client (one connection pool) per URL per worker process, like the stores."""
+    key = (os.getpid(), url)
+    with _shared_lock:
+        client = _redis.get(key)
+        if client is None:
+            client = _redis[key] = redis_client(url)
+            atexit.register(client.close)
+        return client
+
+
+def _from_env(option: str, value: str | None, variable: str) -> str | None:
+    """``value`` (refused if it holds a password), else ``$variable``, else ``None``."""
+    if value is not None:
+        return _no_password(option, value, variable)
+    return os.environ.get(variable, "").strip() or None
 
 
 def collector_job(
@@ -108,6 +140,8 @@ def collector_job(
     start: str,
     end: str,
     db: str | None = None,
+    redis_url: str | None = None,
+    redis_prefix: str = "kpi:",
     lookback: int = 0,
     concurrency: int = 4,
     max_attempts: int = 5,
@@ -128,6 +162,10 @@ def collector_job(
         end: ... and the last, both included.
         db: A SQLite file (a path every worker sees) or a ``postgresql://`` DSN
             *without* a password; default: ``$KPI_DB``.
+        redis_url: A Redis every worker reaches, *without* a password, to share
+            the breakers and the quota; default: ``$KPI_REDIS_URL``; neither:
+            each worker keeps its own.
+        redis_prefix: Prepended to the Redis keys (one fleet per prefix).
         lookback: Days at the end of the range collected again (restatements).
         concurrency: Partitions in flight at once in one worker.
         max_attempts: Failed runs after which a partition is ``exhausted``.
@@ -143,16 +181,14 @@ def collector_job(
         ConfigurationError: A parameter is wrong or holds a password, the
             token's variable is not set, or there is no database (naming it).
     """
+    db = _from_env("db", db, DB_ENV)
     if db is None:
-        db = os.environ.get(DB_ENV, "").strip()
-        if not db:
-            raise ConfigurationError(
-                f"no database: give db (a path or a DSN without a password) or set {DB_ENV}",
-                option="db",
-                value=None,
-            )
-    else:
-        _no_password("db", db, DB_ENV)
+        raise ConfigurationError(
+            f"no database: give db (a path or a DSN without a password) or set {DB_ENV}",
+            option="db",
+            value=None,
+        )
+    redis_url = _from_env("redis_url", redis_url, REDIS_ENV)
     first, last = _day("start", start), _day("end", end)
     if first > last:
         raise ConfigurationError.for_option("start", start, f"is after end={end}")
@@ -180,6 +216,8 @@ def collector_job(
         fetch_timeout=fetch_timeout,
         breaker_open=breaker_open,
         progress=False,
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
     )
     collection = build_collection(
         settings,
@@ -188,6 +226,7 @@ def collector_job(
         tally=Tally(),
         flags=load_flags(),  # RP_FLAG_* of the worker's environment
         close_when_idle=True,  # Job.run runs each pass in an event loop of its own
+        redis=None if redis_url is None else _redis_client(redis_url),
     )
     options = collection.backfill_options()
     return Job(

@@ -135,7 +135,7 @@ async def _collect_platform(
 ) -> tuple[PlatformStats, list[Alert]]:
     tally = Tally()
     collection = build_collection(settings, store, name, tally=tally, sink=sink, flags=flags)
-    ledger, fetcher = collection.ledger, collection.fetcher
+    ledger = collection.ledger
     if monitor is not None:
         monitor.watch_platform(name, ledger, collection.breakers)
     options = collection.backfill_options()
@@ -187,7 +187,7 @@ async def _collect_platform(
             on_pass("catch-up", last)
             await recover()
     finally:
-        await fetcher.aclose()
+        await collection.aclose()
 
     # Each partition once, by what mattered most in any pass of the run.
     outcomes: dict[Partition, set[str]] = {}

@@ -34,6 +34,7 @@ __all__ = [
     "DEMO_TUNING",
     "FLAGS_RELOAD",
     "KNOWN_PLATFORMS",
+    "REDIS_ENV",
     "TOKEN_ENV",
     "Settings",
     "demo_settings",
@@ -48,6 +49,9 @@ KNOWN_PLATFORMS = ("meta_ads", "google_ads")
 
 TOKEN_ENV = {"meta_ads": "KPI_META_TOKEN", "google_ads": "KPI_GOOGLE_TOKEN"}
 """The environment variable holding each platform's API token."""
+
+REDIS_ENV = "KPI_REDIS_URL"
+"""The environment variable holding the Redis URL that shares breakers and quotas."""
 
 DEMO_END = dt.date(2026, 11, 29)
 """The demo's last day: "yesterday" of a fixed today (2026-11-30), so every run is the same."""
@@ -92,6 +96,17 @@ def _check_url(_instance: object, _attribute: object, value: Any) -> None:
         # The URL could carry credentials: name the problem, not the value.
         raise ConfigurationError(
             "base_url must be an http:// or https:// URL", option="base_url", value=None
+        )
+
+
+def _check_redis_url(_instance: object, _attribute: object, value: Any) -> None:
+    if value is None:
+        return
+    scheme = value.partition("://")[0] if isinstance(value, str) else ""
+    if scheme not in ("redis", "rediss", "unix"):
+        # The URL could carry a password: name the problem, not the value.
+        raise ConfigurationError(
+            "redis_url must be a redis://, rediss:// or unix:// URL", option="redis_url", value=None
         )
 
 
@@ -140,6 +155,10 @@ class Settings:
         flags_file: A TOML or JSON file of feature flags, read again when it
             changes (``RP_FLAG_*`` environment variables win over it); see
             :func:`load_flags`.
+        redis_url: A Redis every worker reaches (never shown): the breakers (one
+            per account) and the quotas (one per token) live there, shared by
+            every process of the fleet; ``None``: in each process's memory.
+        redis_prefix: Prepended to the collector's Redis keys (one fleet per prefix).
     """
 
     db: str = attrs.field(validator=_check_db, repr=False)
@@ -169,6 +188,8 @@ class Settings:
     seed: int = 13
     fault_rate: float = 0.2
     flags_file: Path | None = None
+    redis_url: str | None = attrs.field(default=None, repr=False, validator=_check_redis_url)
+    redis_prefix: str = "kpi:"
 
     def __attrs_post_init__(self) -> None:
         end: object = self.end

@@ -30,6 +30,7 @@ FAULTS = ("server_error", "throttle", "drop", "token_expiry", "empty", "partial"
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAdsAPI]:
     """The fake API with 20% transient faults; its tokens in the workers' environment."""
+    monkeypatch.delenv("KPI_REDIS_URL", raising=False)  # each worker keeps its own breakers
     with FakeAdsAPI(
         GroundTruth(seed=5), Faults(rate=0.2, seed=3, kinds=FAULTS, retry_after=0)
     ) as a:

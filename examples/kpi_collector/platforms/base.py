@@ -46,7 +46,7 @@ from resilient_pipeline.breaker import CircuitBreakerRegistry, HalfOpen
 from resilient_pipeline.exceptions import ConfigurationError, DeadlineExceededError, RejectedError
 from resilient_pipeline.flags import Flags
 from resilient_pipeline.http import is_retryable_http_error
-from resilient_pipeline.limits import Timeout
+from resilient_pipeline.limits import RedisRateLimiter, Timeout
 from resilient_pipeline.typing import Clock, EventHandler
 from resilient_pipeline.validation import Collection, any_row, paired
 from resilient_pipeline.validation.rules import compare, length, non_negative, one_of, positive
@@ -370,7 +370,8 @@ class Fetcher:
         breaker: The breaker template, or a ``CircuitBreakerRegistry`` of them;
             one breaker per account is made from it (default: open after 5
             failures in a row, for 5 s).
-        limiter: The rate limiter (default: 20 calls/s per token, adaptive to 429s).
+        limiter: The rate limiter, in this process or shared through Redis
+            (default: 20 calls/s per token, adaptive to 429s).
         flags: Feature flags choosing new code paths per client (``None``: every
             flag off).
         close_when_idle: Close the fetcher's own HTTP client (and make a new
@@ -391,7 +392,7 @@ class Fetcher:
     page_size: int = attrs.field(default=500, validator=_page_size)
     retry: RetryPolicy | None = None
     breaker: CircuitBreaker | CircuitBreakerRegistry | None = None
-    limiter: RateLimiter | None = None
+    limiter: RateLimiter | RedisRateLimiter | None = None
     flags: Flags | None = attrs.field(default=None, repr=False)
     close_when_idle: bool = False
 
@@ -645,7 +646,7 @@ class Platform:
         page_size: int = 500,
         retry: RetryPolicy | None = None,
         breaker: CircuitBreaker | CircuitBreakerRegistry | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: RateLimiter | RedisRateLimiter | None = None,
         flags: Flags | None = None,
         close_when_idle: bool = False,
     ) -> Fetcher:

@@ -465,6 +465,21 @@ async def test_aresults_waits_in_a_running_event_loop(
     assert ticks > 1
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_asynchronous_client_dispatches_and_awaits(
+    client: Client, schema: str, store: Store, tmp_path: Path, anyio_backend: str
+) -> None:
+    """Client(asynchronous=True) (asyncio only): dispatch as usual, await aresults()."""
+    dask_jobs.prepare(store)
+    params = squares_params(schema, tmp_path, keys=3, days=2)
+    async with Client(client.scheduler.address, asynchronous=True) as async_client:
+        fleet = dispatch(async_client, SQUARES, params=params)
+        results = await fleet.aresults(timeout=60)
+    assert WORKERS == len(results)
+    assert expected_squares(3, 2) == squares(store)
+
+
 # --------------------------------------------------------------- options
 @pytest.mark.parametrize(
     ("options", "option"),

@@ -10,8 +10,11 @@ task does, not Dask:
 
 * a worker process dies: Dask runs its task again elsewhere (up to
   ``distributed.scheduler.allowed-failures`` times). The new task skips every
-  partition already succeeded; the partition the dead one held is claimable
-  again once its lease ends, and any task of the run still claiming takes it;
+  partition already succeeded; the partitions the dead one held are claimable
+  again once their lease ends. A task that finds nothing left to claim while
+  a lease of its share is not being renewed waits for that lease to end and
+  takes the partition over before it returns, so :meth:`Dispatched.results`
+  never reports a run done while a dead worker's partition is still a gap;
 * a task runs twice (recomputed, resubmitted, retried with ``retries=``): a
   partition is leased by one process at a time, and one that succeeded is not
   collected again (in the same run not even re-checked by a look-back).

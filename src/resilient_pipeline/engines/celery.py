@@ -63,17 +63,16 @@ Examples:
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from resilient_pipeline._core import number, redact_data, resolve_clock
+from resilient_pipeline._core import number, resolve_clock
 from resilient_pipeline.exceptions import ConfigurationError, MissingDependencyError
 
-from ._job import JSONValue, WorkResult, load_job
+from ._job import JSONValue, WorkResult, check_params, load_job
 
 try:
     import celery  # type: ignore[import-untyped]
@@ -206,15 +205,6 @@ class Dispatched:
         return [WorkResult.from_dict(value) for value in values]
 
 
-def _check_json(option: str, value: object) -> None:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ConfigurationError.for_option(
-            option, redact_data(value), f"must be plain JSON: {exc}"
-        ) from None
-
-
 def _count(option: str, value: object) -> int | None:
     if value is not None and (type(value) is not int or value < 1):
         raise ConfigurationError.for_option(option, value, "must be an int >= 1 or None")
@@ -260,7 +250,8 @@ def dispatch(
             dashboards show them: no secrets (refused when they look like one).
         slots: Tasks that each run the whole job.
         chunks: Tasks that each run a chunk of ``keys``.
-        keys: The job's keys to collect (default: the job's own; required with ``chunks``).
+        keys: The job's keys to collect, sent as ``str`` (the ledger's form); default:
+            the job's own; required with ``chunks``.
         limit: Partitions each task claims at most.
         run_id: The ledger's run id (default: a new one).
         concurrency: Partitions in flight in each task (default: the job's).
@@ -296,17 +287,7 @@ def dispatch(
         raise ConfigurationError.for_option(
             "chunks", chunks, "give slots or chunks, not both (slots: each task runs every key)"
         )
-    if params is not None:
-        if not isinstance(params, Mapping):
-            raise ConfigurationError.for_option("params", params, "must be a mapping or None")
-        _check_json("params", params)
-        if redact_data(dict(params)) != dict(params):
-            raise ConfigurationError.for_option(
-                "params",
-                redact_data(dict(params)),
-                "looks like it holds a secret; the broker stores task arguments:"
-                " give secrets to the workers' environment",
-            )
+    plain = None if params is None else check_params(params)
     if run_id is not None and (type(run_id) is not str or not run_id):
         raise ConfigurationError.for_option("run_id", run_id, "must be a non-empty str or None")
     if isinstance(keys, (str, bytes)):
@@ -328,7 +309,7 @@ def dispatch(
             name,
             kwargs={
                 "ref": ref,
-                "params": None if params is None else dict(params),
+                "params": plain,
                 "keys": part,
                 "limit": limit,
                 "run_id": run_id,

@@ -20,10 +20,11 @@ import time
 import zlib
 from typing import Any
 
-from resilient_pipeline import PartitionLedger, PostgresStore, unit_of_work
+from resilient_pipeline import PartitionLedger, PostgresStore, SQLiteStore, unit_of_work
 from resilient_pipeline.engines import Job
 from resilient_pipeline.ledger import Partition
 from resilient_pipeline.storage import Store, Transaction
+from resilient_pipeline.testing import FakeClock
 
 DSN_ENV = "RP_TEST_POSTGRES_DSN"
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -120,5 +121,25 @@ def numbers_job(
         fetch=fetch,
         write=write,
         concurrency=concurrency,
+        options={"policies": ()},
+    )
+
+
+CLOCKS: list[FakeClock] = []
+"""The clock of every :func:`clocked_job` built in this process, newest last."""
+
+
+def clocked_job(*, lease: float = 5.0) -> Job:
+    """One key, two days, an in-memory ledger on a fake clock (appended to :data:`CLOCKS`)."""
+    clock = FakeClock()
+    CLOCKS.append(clock)
+    return Job(
+        ledger=PartitionLedger(SQLiteStore(":memory:"), lease=lease, clock=clock),
+        source="clocked",
+        keys=["1"],
+        start=dt.date(2026, 11, 1),
+        end=dt.date(2026, 11, 2),
+        fetch=lambda partition: [],
+        write=lambda tx, partition, rows: None,
         options={"policies": ()},
     )

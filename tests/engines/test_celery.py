@@ -13,6 +13,7 @@ test run's own. Its proofs:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import json
@@ -142,6 +143,25 @@ def test_slots_each_run_the_whole_job_under_one_run_id() -> None:
     assert 3 == len(set(run.task_ids))
 
 
+@pytest.mark.parametrize(("redelivered", "sleeps"), [(True, [4.0]), (False, [])])
+def test_a_redelivered_task_waits_one_lease_before_it_runs(
+    redelivered: bool, sleeps: list[float]
+) -> None:
+    """Redelivered (its worker may have died holding leases): it sleeps the job's lease and a
+    second on the ledger's clock, then collects; a first delivery runs at once."""
+    task = register(Celery("redelivery", broker="memory://"))
+    task.push_request(delivery_info={"redelivered": redelivered})
+    try:
+        result = task.run("tests.engines.jobs:clocked_job", params={"lease": 3.0})
+    finally:
+        task.pop_request()
+    assert sleeps == jobs.CLOCKS[-1].sleeps
+    assert (2, True) == (
+        WorkResult.from_dict(result).counts["new"],
+        WorkResult.from_dict(result).ok,
+    )
+
+
 # --------------------------------------------------------------- the fleet
 @pytest.fixture(scope="session")
 def amqp_url() -> str:
@@ -158,62 +178,71 @@ def amqp_url() -> str:
 
 @attrs.define
 class Fleet:
-    """Celery worker processes on a queue of their own, and the app that feeds them."""
+    """Celery worker processes on a queue of their own, and the app that feeds them.
+
+    Three solo-pool workers (one process each: a kill drops its broker connection) and one
+    prefork worker with one child (a killed child is a lost worker its parent reports).
+    """
 
     app: Celery
     queue: str
     env: dict[str, str]
     logs: Path
-    workers: list[subprocess.Popen[str]] = attrs.Factory(list)
+    pools: tuple[str, ...] = ("solo", "solo", "solo", "prefork")
+    workers: dict[int, tuple[subprocess.Popen[str], Path]] = attrs.Factory(dict)
     started: int = 0
 
-    def start(self) -> subprocess.Popen[str]:
+    def start(self, slot: int) -> None:
         self.started += 1
         name = f"w{self.started}"
         log = self.logs / f"{name}.log"
         command = [
             *(sys.executable, "-m", "celery", "-A", "tests.engines.celery_app", "worker"),
-            *(
-                "--pool=solo",
-                "--concurrency=1",
-                "-n",
-                f"{name}-{self.queue}@%h",
-                "-Q",
-                self.queue,
-                "-l",
-                os.environ.get("RP_TEST_CELERY_LOGLEVEL", "INFO"),
-            ),
+            *(f"--pool={self.pools[slot]}", "--concurrency=1", "-n", f"{name}-{self.queue}@%h"),
+            *("-Q", self.queue, "-l", os.environ.get("RP_TEST_CELERY_LOGLEVEL", "INFO")),
             *("--without-gossip", "--without-mingle", "--without-heartbeat"),
         ]
         with log.open("w") as out:  # the child keeps its own copy
             worker = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, text=True
+                command,
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,  # its own process group: a pool's children die with it
             )
-        self.workers.append(worker)
-        return worker
+        self.workers[slot] = (worker, log)
 
-    def alive(self) -> list[subprocess.Popen[str]]:
-        return [w for w in self.workers if w.poll() is None]
-
-    def ensure(self, n: int = WORKERS) -> None:
-        """``n`` live workers, each consuming (a dead one is replaced)."""
-        for _ in range(n - len(self.alive())):
-            self.start()
+    def ensure(self) -> None:
+        """A live, consuming worker in every slot (a dead one is replaced)."""
+        for slot in range(len(self.pools)):
+            if slot not in self.workers or self.workers[slot][0].poll() is not None:
+                self.start(slot)
         deadline = time.monotonic() + 30
-        for worker in self.alive():
-            log = self.logs / f"w{self.workers.index(worker) + 1}.log"
+        for worker, log in self.workers.values():
             while "ready." not in log.read_text():
                 assert worker.poll() is None, log.read_text()[-3000:]
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
                 time.sleep(0.05)
 
-    def pids(self) -> set[int]:
-        return {w.pid for w in self.alive()}
+    def pids(self, pool: str) -> set[int]:
+        """The processes that run tasks in workers of ``pool``: solo workers, prefork children."""
+        pids = set()
+        for slot, (worker, _) in self.workers.items():
+            if worker.poll() is not None or self.pools[slot] != pool:
+                continue
+            if pool == "solo":
+                pids.add(worker.pid)
+            else:
+                children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text()
+                pids.update(int(pid) for pid in children.split())
+        return pids
 
     def stop(self) -> None:
-        for worker in self.workers:
-            if worker.poll() is None:
-                worker.kill()  # a warm shutdown would wait for the running task
+        for worker, _ in self.workers.values():
+            with contextlib.suppress(ProcessLookupError):  # a warm shutdown waits for tasks
+                os.killpg(worker.pid, signal.SIGKILL)
             worker.wait(timeout=10)
         with self.app.connection_for_write() as conn:
             conn.default_channel.queue_delete(self.queue)
@@ -341,12 +370,19 @@ def ledger_of(run: NumbersRun) -> dict[tuple[str, str], Any]:
     }
 
 
+def owner_pid(record: Any) -> int:
+    """The process holding a ledger record's lease (``host:pid:random``)."""
+    return int(str(record.lease_owner).split(":")[1])
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
+@pytest.mark.parametrize("pool", ["solo", "prefork"])
 def test_a_killed_workers_task_is_redelivered_and_takes_its_partitions_over(
-    workers: Fleet, numbers_run: NumbersRun
+    workers: Fleet, numbers_run: NumbersRun, pool: str
 ) -> None:
-    """SIGKILL a worker mid-fetch: its task comes back, waits one lease, takes over; exact."""
+    """SIGKILL a solo worker (its connection drops) or a prefork child (its parent reports a
+    lost worker) mid-fetch: the task comes back, waits one lease, takes over; exact."""
     lease = 2.0
     params = job_params(numbers_run, lease=lease, pause=0.05)
     run = dispatch(workers.app, NUMBERS, params=params, slots=WORKERS)
@@ -354,19 +390,19 @@ def test_a_killed_workers_task_is_redelivered_and_takes_its_partitions_over(
     while sum(len(s) for s in spans_of(numbers_run.spans).values()) < 8:
         assert time.monotonic() < deadline, workers.problems()
         time.sleep(0.02)
-    held = {}
-    while not held:  # a worker holding a partition now: kill it mid-fetch
+    candidates = workers.pids(pool)
+    victim = 0
+    while not victim:  # a worker of that pool holding a partition now: kill it mid-fetch
         assert time.monotonic() < deadline, workers.problems()
-        held = {k: r for k, r in ledger_of(numbers_run).items() if r.status == "running"}
+        running = [r for r in ledger_of(numbers_run).values() if r.status == "running"]
+        victim = next((owner_pid(r) for r in running if owner_pid(r) in candidates), 0)
         time.sleep(0.01)
-    victim = int(next(iter(held.values())).lease_owner.split(":")[1])
-    assert victim in workers.pids()
     os.kill(victim, signal.SIGKILL)
     killed_at = time.time()
     held = {
         k: r
         for k, r in ledger_of(numbers_run).items()
-        if r.status == "running" and f":{victim}:" in f"{r.lease_owner}:"
+        if r.status == "running" and owner_pid(r) == victim
     }
     results = run.results(timeout=30)
 

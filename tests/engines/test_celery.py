@@ -1,15 +1,17 @@
 """The Celery engine: the task's options, and a real fleet (RabbitMQ, PostgreSQL, Redis).
 
-The fleet is four ``celery worker --pool=solo`` processes on a queue of this
-test run's own. Its proofs:
+The fleet is four ``celery worker`` processes (three ``--pool=solo``, one
+``--pool=prefork`` with one child) on a queue of this test run's own. Its proofs:
 
 * four workers collect the fake ad API under a 20% fault mix: every partition
-  equals the API's ground truth or is reported in the results, and no
-  partition is fetched by two workers at once;
-* a worker SIGKILLed mid-run: its task is redelivered, waits out one lease and
-  takes over the partition the dead worker held; the table is exact;
-* a run delivered twice writes nothing twice.
-"""
+  equals the API's ground truth or is reported in the results, never both,
+  none is collected twice, no lease is lost; later runs collect exactly what
+  was reported, and the tables equal the truth;
+* a solo worker, or a prefork child, SIGKILLed mid-fetch: its task is
+  redelivered, waits out one lease and takes over the partition the dead
+  worker held (never before its lease ended); the table is exact;
+* a run delivered twice at once, and once more after, fetches and writes each
+  partition once."""
 
 from __future__ import annotations
 

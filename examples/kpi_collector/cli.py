@@ -4,6 +4,9 @@
     KPI_META_TOKEN=... KPI_GOOGLE_TOKEN=... python -m examples.kpi_collector collect \\
         --base-url https://ads-proxy.internal --clients-file clients.txt --db "$KPI_DB"
 
+``--workers N --engine local|celery|dask`` runs each backfill pass in N
+workers sharing the ledger (see :mod:`examples.kpi_collector.fleet`), and
+``--redis-url`` (or ``KPI_REDIS_URL``) makes them share the breakers and quotas.
 ``--serve-metrics PORT`` serves ``/healthz``, ``/readyz`` and ``/metrics``
 while the run goes on (``0``: a free port; the URL is printed on stderr);
 feature flags come from ``RP_FLAG_*`` variables and ``--flags-file``.
@@ -36,6 +39,7 @@ from . import console
 from .settings import (
     DEMO_END,
     DEMO_TUNING,
+    ENGINES,
     KNOWN_PLATFORMS,
     REDIS_ENV,
     Settings,
@@ -143,7 +147,25 @@ def _common(p: argparse.ArgumentParser, *, db: str, collecting: bool) -> None:
     p.add_argument("--log-format", choices=("text", "json"), default="text")
     if not collecting:
         return
-    p.add_argument("--workers", type=_positive, default=8, help="partitions in flight (default 8)")
+    p.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=8,
+        help="partitions in flight per platform in each worker (default 8)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="workers sharing each pass: processes (--engine local), Celery or Dask tasks "
+        "(default 1: this process)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="where the workers run (default local: this machine)",
+    )
     p.add_argument(
         "--lookback", type=_non_negative, default=3, help="days re-checked for restatements"
     )
@@ -266,7 +288,9 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
         end=end,
         days=days,
         lookback=min(getattr(args, "lookback", 0), days),
-        workers=getattr(args, "workers", 8),
+        workers=getattr(args, "concurrency", 8),
+        slots=getattr(args, "workers", 1),
+        engine=getattr(args, "engine", "local"),
         report=_absolute(getattr(args, "out", None)),
         slack_webhook=getattr(args, "slack_webhook", None) or None,
         webhook=getattr(args, "webhook", None) or None,
@@ -324,7 +348,9 @@ def _cmd_collect(args: argparse.Namespace, out: IO[str], hooks: _Hooks) -> int:
     from .pipeline import run
 
     base = _settings(args)
-    settings = attrs.evolve(base, base_url=args.base_url, tokens=tokens_from_env(base.platforms))
+    # A Celery or Dask fleet's workers hold the tokens; this process only coordinates.
+    tokens = {} if base.engine != "local" else tokens_from_env(base.platforms)
+    settings = attrs.evolve(base, base_url=args.base_url, tokens=tokens)
     with _monitor(args, hooks) as monitor:
         summary = run(settings, on_pass=console.print_pass, monitor=monitor)
     console.print_summary(summary, out=out)

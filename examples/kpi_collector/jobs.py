@@ -137,8 +137,9 @@ def collector_job(
     platform: str,
     base_url: str,
     clients: str | list[int],
-    start: str,
-    end: str,
+    start: str | None = None,
+    end: str | None = None,
+    periods: list[str] | None = None,
     db: str | None = None,
     redis_url: str | None = None,
     redis_prefix: str = "kpi:",
@@ -159,7 +160,8 @@ def collector_job(
         base_url: The ads API's root URL.
         clients: Client ids: ``"1-16"``, ``"3,5,9"``, or a list of ints.
         start: The first day, ``YYYY-MM-DD`` ...
-        end: ... and the last, both included.
+        end: ... and the last, both included; or
+        periods: The days themselves (a recovery pass over some days).
         db: A SQLite file (a path every worker sees) or a ``postgresql://`` DSN
             *without* a password; default: ``$KPI_DB``.
         redis_url: A Redis every worker reaches, *without* a password, to share
@@ -189,9 +191,21 @@ def collector_job(
             value=None,
         )
     redis_url = _from_env("redis_url", redis_url, REDIS_ENV)
-    first, last = _day("start", start), _day("end", end)
-    if first > last:
-        raise ConfigurationError.for_option("start", start, f"is after end={end}")
+    if periods is not None:
+        if start is not None or end is not None or not periods:
+            raise ConfigurationError.for_option(
+                "periods", periods, "give a non-empty list of days, or start and end, not both"
+            )
+        days = sorted({_day("periods", p) for p in periods})
+        first, last = days[0], days[-1]
+    else:
+        if start is None or end is None:
+            raise ConfigurationError.for_option(
+                "start" if start is None else "end", None, "give start and end, or periods"
+            )
+        first, last = _day("start", start), _day("end", end)
+        if first > last:
+            raise ConfigurationError.for_option("start", start, f"is after end={end}")
     if platform not in KNOWN_PLATFORMS:
         raise ConfigurationError.for_option(
             "platform", platform, f"choose from {', '.join(KNOWN_PLATFORMS)}"
@@ -233,8 +247,9 @@ def collector_job(
         ledger=collection.ledger,
         source=options.pop("source"),
         keys=settings.keys,
-        start=settings.start,
-        end=settings.end,
+        start=None if periods is not None else settings.start,
+        end=None if periods is not None else settings.end,
+        periods=None if periods is None else [d.isoformat() for d in days],
         fetch=options.pop("fetch"),
         write=options.pop("write"),
         concurrency=options.pop("concurrency"),

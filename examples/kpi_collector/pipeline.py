@@ -25,7 +25,7 @@ import datetime as dt
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from resilient_pipeline import (
     abackfill,
 )
 from resilient_pipeline.alerting import Route, SlackNotifier, WebhookNotifier
+from resilient_pipeline.breaker import CircuitBreaker, CircuitBreakerRegistry
 from resilient_pipeline.checks import Check, CheckExitCode, CheckReport
 from resilient_pipeline.exceptions import ResilientPipelineError
 from resilient_pipeline.flags import Flags
@@ -51,6 +52,7 @@ from resilient_pipeline.storage import Store
 
 from . import repository
 from .collection import Tally, build_collection, spend
+from .fleet import check_engine, fleet_pass, uses_fleet
 from .monitoring import RunMonitor
 from .settings import Settings, load_flags
 from .suite import build_checks, open_store, prepare, shown_db
@@ -134,20 +136,26 @@ async def _collect_platform(
     monitor: RunMonitor | None,
 ) -> tuple[PlatformStats, list[Alert]]:
     tally = Tally()
-    collection = build_collection(settings, store, name, tally=tally, sink=sink, flags=flags)
-    ledger = collection.ledger
+    run_pass: Callable[..., Awaitable[BackfillReport]]
+    if uses_fleet(settings):
+        # The fleet's workers fetch and write; this process keeps the run's bookkeeping.
+        collection = None
+        ledger = PartitionLedger(store, max_attempts=settings.max_attempts, lease=settings.lease)
+        breakers = CircuitBreakerRegistry(template=CircuitBreaker(name=name))  # theirs, not here
+        run_pass = functools.partial(fleet_pass, settings, name)
+    else:
+        collection = build_collection(settings, store, name, tally=tally, sink=sink, flags=flags)
+        ledger, breakers = collection.ledger, collection.breakers
+        run_pass = functools.partial(abackfill, ledger, **collection.backfill_options())
     if monitor is not None:
-        monitor.watch_platform(name, ledger, collection.breakers)
-    options = collection.backfill_options()
+        monitor.watch_platform(name, ledger, breakers)
     passes: list[BackfillReport] = []
     try:
-        main = await abackfill(
-            ledger,
+        main = await run_pass(
             keys=settings.keys,
             start=settings.start,
             end=settings.end,
             lookback=dt.timedelta(days=settings.lookback) if settings.lookback else None,
-            **options,
         )
         passes.append(main)
         on_pass("main", main)
@@ -164,12 +172,8 @@ async def _collect_platform(
                     extra: dict[str, Any] = {}
                     if status == "succeeded":
                         extra["lookback"] = len(periods)
-                    again = await abackfill(
-                        ledger,
-                        keys=sorted({p.key for p in todo}),
-                        periods=periods,
-                        **extra,
-                        **options,
+                    again = await run_pass(
+                        keys=sorted({p.key for p in todo}), periods=periods, **extra
                     )
                     passes.append(again)
                     on_pass("recovery", again)
@@ -180,14 +184,13 @@ async def _collect_platform(
         # Other workers on the same database: wait for what they hold, then take over
         # what they left (their failures, a crashed worker's expired leases).
         if await _wait_for_others(ledger, name, settings):
-            last = await abackfill(
-                ledger, keys=settings.keys, start=settings.start, end=settings.end, **options
-            )
+            last = await run_pass(keys=settings.keys, start=settings.start, end=settings.end)
             passes.append(last)
             on_pass("catch-up", last)
             await recover()
     finally:
-        await collection.aclose()
+        if collection is not None:
+            await collection.aclose()
 
     # Each partition once, by what mattered most in any pass of the run.
     outcomes: dict[Partition, set[str]] = {}
@@ -318,8 +321,10 @@ async def arun(
         ConfigurationError: A token is missing, an option is wrong.
     """
     started = dt.datetime.now(dt.timezone.utc)
-    for name in settings.platforms:
-        settings.token(name)  # a missing token fails before anything runs
+    if settings.engine == "local":  # a Celery or Dask fleet's workers hold the tokens
+        for name in settings.platforms:
+            settings.token(name)  # a missing token fails before anything runs
+    check_engine(settings)  # so does a Celery broker not configured
     # A bad flags file fails before anything runs too.
     flags = load_flags(settings.flags_file) if flags is None else flags
     await anyio.to_thread.run_sync(check_reachable, settings.base_url, settings.fetch_timeout)

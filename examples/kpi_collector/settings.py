@@ -32,6 +32,7 @@ __all__ = [
     "DEMO_END",
     "DEMO_HANG",
     "DEMO_TUNING",
+    "ENGINES",
     "FLAGS_RELOAD",
     "KNOWN_PLATFORMS",
     "REDIS_ENV",
@@ -50,6 +51,9 @@ KNOWN_PLATFORMS = ("meta_ads", "google_ads")
 TOKEN_ENV = {"meta_ads": "KPI_META_TOKEN", "google_ads": "KPI_GOOGLE_TOKEN"}
 """The environment variable holding each platform's API token."""
 
+ENGINES = ("local", "celery", "dask")
+"""Where the backfill passes run: this machine's processes, Celery workers, a Dask cluster."""
+
 REDIS_ENV = "KPI_REDIS_URL"
 """The environment variable holding the Redis URL that shares breakers and quotas."""
 
@@ -61,6 +65,14 @@ def _positive_int(option: str, *, minimum: int = 1) -> Any:
     def check(_instance: object, _attribute: object, value: object) -> None:
         if type(value) is not int or value < minimum:
             raise ConfigurationError.for_option(option, value, f"must be an integer >= {minimum}")
+
+    return check
+
+
+def _one_of(option: str, choices: tuple[str, ...]) -> Any:
+    def check(_instance: object, _attribute: object, value: object) -> None:
+        if value not in choices:
+            raise ConfigurationError.for_option(option, value, f"choose from {', '.join(choices)}")
 
     return check
 
@@ -131,7 +143,14 @@ class Settings:
         days: How many days, ending with ``end``.
         lookback: Days at the end of the range collected again to catch
             restatements (``0``: none).
-        workers: Partitions in flight at once per platform.
+        workers: Partitions in flight at once per platform, in each worker
+            (``--concurrency``).
+        engine: Where the backfill passes run: ``"local"`` (this process, or
+            ``slots`` processes of this machine), ``"celery"`` or ``"dask"``
+            (see :mod:`examples.kpi_collector.fleet`).
+        slots: Workers of the fleet (``--workers``): processes, Celery tasks
+            or Dask tasks, each running the whole pass; the ledger shares the
+            partitions out. ``1`` with ``engine="local"``: this process.
         recovery_rounds: Extra passes over the partitions still failing after
             the main pass (quarantined units included), in the same run.
         retry_delay: Base delay (seconds) of the retries; tests use ``0``.
@@ -170,6 +189,8 @@ class Settings:
     days: int = attrs.field(default=30, validator=_positive_int("days"))
     lookback: int = attrs.field(default=3, validator=_positive_int("lookback", minimum=0))
     workers: int = attrs.field(default=8, validator=_positive_int("workers"))
+    engine: str = attrs.field(default="local", validator=_one_of("engine", ENGINES))
+    slots: int = attrs.field(default=1, validator=_positive_int("slots"))
     recovery_rounds: int = attrs.field(
         default=2, validator=_positive_int("recovery_rounds", minimum=0)
     )

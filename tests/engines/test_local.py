@@ -57,6 +57,7 @@ def test_workers_share_one_run_and_take_each_partition_once(
     assert 4 - len(every) == len(gaps)
 
 
+@pytest.mark.slow
 def test_three_collector_processes_store_the_truth(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

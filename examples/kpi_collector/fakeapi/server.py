@@ -643,6 +643,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # One connection per request (HTTP/1.0) from a fleet of workers: the default backlog
+    # of 5 drops connections under load, which a client sees as a connect timeout.
+    request_queue_size = 128
 
     def __init__(self, api: FakeAdsAPI) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

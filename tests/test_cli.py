@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -336,7 +337,7 @@ def test_gaps_on_a_mistyped_path_creates_nothing(tmp_path: Path) -> None:
 def test_gaps_on_a_database_without_a_ledger_creates_no_table(tmp_path: Path) -> None:
     """A database without the ledger table: "no ledger here", exit 3, no table made."""
     path = tmp_path / "other.db"
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("CREATE TABLE campaigns (x INTEGER)")
     before = path.read_bytes()
     code, _, err = run([*GAPS, "--db", str(path)])
@@ -344,7 +345,7 @@ def test_gaps_on_a_database_without_a_ledger_creates_no_table(tmp_path: Path) ->
     assert "no ledger here" in err
     assert "no table 'rp_partitions' (tables: campaigns)" in err
     assert before == path.read_bytes()
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         assert [("campaigns",)] == conn.execute("SELECT name FROM sqlite_master").fetchall()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import sqlite3
@@ -49,7 +50,7 @@ def test_two_workers_share_the_partitions_and_write_each_once(tmp_path: Any) -> 
     assert (4, 2, 0) == (first.counts["new"], second.counts["new"], again.counts["new"])
     assert [True, True, True] == [first.ok, second.ok, again.ok]
     assert not {c[:2] for c in first.collected} & {c[:2] for c in second.collected}
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
         rows = conn.execute("SELECT key, day, spend FROM spend ORDER BY day, key").fetchall()
     expected = [(key, f"2026-11-0{day}", SPEND[key]) for day in (1, 2, 3) for key in ("1", "2")]
     assert expected == rows

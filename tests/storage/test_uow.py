@@ -266,3 +266,25 @@ async def test_async_unit_of_work_commits_and_rolls_back(store: SQLiteStore) -> 
     async with unit_of_work(store) as tx:
         assert [(1,)] == await tx.fetchall("SELECT id FROM campaigns")
         assert (1,) == await tx.fetchone("SELECT count(*) FROM rp_once")
+
+
+def test_a_dropped_sqlite_store_closes_its_pooled_connections(tmp_path: Path) -> None:
+    """No unclosed-connection ResourceWarning when a store goes without close()."""
+    import gc
+    import sqlite3
+    import warnings
+    import weakref
+
+    store = SQLiteStore(str(tmp_path / "dropped.sqlite3"))
+    with unit_of_work(store) as tx:
+        tx.execute("CREATE TABLE t (x INTEGER)")
+    pooled = list(store._slots._idle)
+    assert 1 == len(pooled)
+    alive = weakref.ref(store)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        del store, tx
+        gc.collect()
+    assert alive() is None, "the pool must not keep its store alive"
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        pooled[0].execute("SELECT 1")

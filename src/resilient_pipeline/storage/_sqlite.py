@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import urllib.parse
+import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -130,6 +132,35 @@ def _healthy(connection: sqlite3.Connection) -> bool:
         return False
 
 
+def _open_connection(
+    path: str | os.PathLike[str], *, timeout: float, read_only: bool, wal: bool
+) -> sqlite3.Connection:
+    """A new connection; a function of the store's settings, never of the store itself."""
+    in_memory = os.fspath(path) == ":memory:"
+    try:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so the
+        # sqlite3 module never opens a transaction behind our back.
+        if read_only and not in_memory:
+            # A URI, so SQLite never creates the file; quoted, so "?" or "#"
+            # in a path is a file name, not the URI's query.
+            absolute = os.path.abspath(os.fspath(path))
+            return sqlite3.connect(
+                f"file:{urllib.parse.quote(absolute)}?mode=ro",
+                uri=True,
+                timeout=timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        connection = sqlite3.connect(
+            path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        if wal and not in_memory:
+            connection.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error as exc:
+        raise _translate(exc) from exc
+    return connection
+
+
 @attrs.define(eq=False)
 class SQLiteStore:
     """A SQLite database file, written through units of work and ``idempotent_upsert``.
@@ -190,12 +221,22 @@ class SQLiteStore:
         validate_identifier(self.once_table, option="once_table")
         size = 1 if self.in_memory else self.max_connections
         self._slots = ConnectionSlots(
-            open=self._open,
+            open=functools.partial(
+                _open_connection,
+                self.path,
+                timeout=self.timeout,
+                read_only=self.read_only,
+                wal=self.wal,
+            ),
             close_connection=sqlite3.Connection.close,
             healthy=_healthy,
             max_size=size,
             timeout=self.timeout,
         )
+        # A store dropped without close() closes its idle connections as it goes,
+        # rather than leaving them to the garbage collector (a ResourceWarning on
+        # Python 3.13). The pool holds nothing of the store, so the store can go.
+        weakref.finalize(self, self._slots.close)
 
     @property
     def in_memory(self) -> bool:
@@ -210,30 +251,6 @@ class SQLiteStore:
             return str(session.fetchall("PRAGMA journal_mode")[0][0])
         finally:
             session.release()
-
-    def _open(self) -> sqlite3.Connection:
-        try:
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so the
-            # sqlite3 module never opens a transaction behind our back.
-            if self.read_only and not self.in_memory:
-                # A URI, so SQLite never creates the file; quoted, so "?" or "#"
-                # in a path is a file name, not the URI's query.
-                path = os.path.abspath(os.fspath(self.path))
-                return sqlite3.connect(
-                    f"file:{urllib.parse.quote(path)}?mode=ro",
-                    uri=True,
-                    timeout=self.timeout,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
-            connection = sqlite3.connect(
-                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
-            )
-            if self.wal and not self.in_memory:
-                connection.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
-        return connection
 
     def connect(self) -> SQLiteSession:
         """Check out a connection (see :class:`~resilient_pipeline.storage.StoreSession`)."""

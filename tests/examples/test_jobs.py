@@ -13,10 +13,11 @@ from examples.kpi_collector import repository
 from examples.kpi_collector.demo import truth_differences
 from examples.kpi_collector.fakeapi import FakeAdsAPI, Faults, GroundTruth
 from examples.kpi_collector.jobs import collector_job
+from examples.kpi_collector.platforms import Fetcher
 from examples.kpi_collector.settings import TOKEN_ENV, Settings
 from examples.kpi_collector.suite import open_store
 from resilient_pipeline import PartitionLedger
-from resilient_pipeline.engines import run_job
+from resilient_pipeline.engines import load_job, run_job
 from resilient_pipeline.exceptions import ConfigurationError
 
 REF = "examples.kpi_collector.jobs:collector_job"
@@ -175,3 +176,17 @@ def test_a_missing_token_names_its_variable(
     with pytest.raises(ConfigurationError) as caught:
         run_job(REF, params=params(api, tmp_path / "x.sqlite3", "google_ads"))
     assert "KPI_GOOGLE_TOKEN" == caught.value.option
+
+
+def test_one_job_runs_in_one_event_loop_after_another(api: FakeAdsAPI, tmp_path: Path) -> None:
+    """A job built once runs twice (each run in an event loop of its own): its fetcher's HTTP
+    client is closed after each run and a new one opened in the next loop."""
+    job = load_job(REF, params(api, tmp_path / "twice.sqlite3", "meta_ads", lookback=1))
+    fetcher = getattr(job.fetch, "__self__", None)
+    assert isinstance(fetcher, Fetcher)
+    first = job.run(limit=6)
+    assert (6, None) == (len(first.collected), fetcher._own_client)
+    second = job.run()
+    assert (6, None) == (second.count("new"), fetcher._own_client)
+    assert {"new", "unchanged"} >= {outcome for _, outcome in second.collected}
+    assert [] == job.ledger.gaps("meta_ads", [str(c) for c in CLIENTS], START, END)

@@ -274,17 +274,8 @@ def test_demo_subprocess_from_another_directory(tmp_path: Path) -> None:
     )
     if importable.returncode != 0:  # a venv installed before dev-mode-dirs: reinstall fixes it
         env["PYTHONPATH"] = str(ROOT)
-    command = [
-        "demo",
-        "--clients",
-        "2",
-        "--days",
-        "2",
-        "--end",
-        END.isoformat(),
-        "--concurrency",
-        "4",
-    ]
+    command = ["demo", "--clients", "2", "--days", "2", "--end", END.isoformat()]
+    command += ["--concurrency", "4"]
     done = subprocess.run(
         [sys.executable, "-m", "examples.kpi_collector", *command],
         cwd=elsewhere,

@@ -73,7 +73,7 @@ __all__ = ["DB_ENV", "collector_job"]
 DB_ENV = "KPI_DB"
 """The variable holding the database (a DSN with its password) when ``db`` is left out."""
 
-_stores: dict[tuple[int, str], Store] = {}
+_stores: dict[tuple[int, int, str, int], Store] = {}
 _redis: dict[tuple[int, str], Any] = {}
 _shared_lock = threading.Lock()
 
@@ -97,13 +97,15 @@ def _day(option: str, value: object) -> dt.date:
 
 
 def _store(db: str, concurrency: int) -> Store:
-    """One store per database per worker process, reused by every job it runs.
+    """One store per database per worker thread, reused by every job the thread runs.
 
     A job has no end hook to close a store in, and a worker runs many jobs:
-    one pool per process, tables created once, closed when the process exits.
-    Keyed by process id too, so a forked worker never uses its parent's connections.
+    one connection pool each, tables created once, closed when the process
+    exits. Keyed by process (a forked worker never uses its parent's
+    connections), by thread (a worker running tasks in several threads gives
+    each a pool sized for its job) and by the job's concurrency.
     """
-    key = (os.getpid(), db)
+    key = (os.getpid(), threading.get_ident(), db, concurrency)
     with _shared_lock:
         store = _stores.get(key)
         if store is None:

@@ -860,6 +860,8 @@ async def abackfill(
                 )
                 continue
             for partition in lost:
+                if partition not in run.in_flight:  # committed (or failed) while we renewed
+                    continue
                 _log.warning(
                     "%s: the lease on %s was taken over by another worker", source, partition
                 )

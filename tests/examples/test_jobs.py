@@ -157,6 +157,8 @@ def test_the_database_comes_from_kpi_db(
         ({"clients": "a-b"}, "clients"),
         ({"concurrency": 0}, "concurrency"),
         ({"lookback": 5}, "lookback"),
+        ({"periods": ["2026-11-29"]}, "periods"),  # and start, end: one or the other
+        ({"start": None}, "start"),
     ],
 )
 def test_a_wrong_param_is_named(
@@ -190,3 +192,14 @@ def test_one_job_runs_in_one_event_loop_after_another(api: FakeAdsAPI, tmp_path:
     assert (6, None) == (second.count("new"), fetcher._own_client)
     assert {"new", "unchanged"} >= {outcome for _, outcome in second.collected}
     assert [] == job.ledger.gaps("meta_ads", [str(c) for c in CLIENTS], START, END)
+
+
+def test_periods_collect_exactly_those_days(api: FakeAdsAPI, tmp_path: Path) -> None:
+    """periods= (a recovery pass) collects those days of every client, nothing else."""
+    config = params(api, tmp_path / "periods.sqlite3", "meta_ads")
+    del config["start"], config["end"]
+    wanted: list[Any] = ["2026-11-29", "2026-12-02"]
+    result = run_job(REF, params={**config, "periods": wanted})
+    assert {(str(c), d) for c in CLIENTS for d in wanted} == {
+        (k, p) for k, p, _ in result.collected
+    }

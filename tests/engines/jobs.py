@@ -129,16 +129,26 @@ CLOCKS: list[FakeClock] = []
 """The clock of every :func:`clocked_job` built in this process, newest last."""
 
 
-def clocked_job(*, lease: float = 5.0) -> Job:
-    """One key, two days, an in-memory ledger on a fake clock (appended to :data:`CLOCKS`)."""
+def clocked_job(*, lease: float = 5.0, dead: int = 0) -> Job:
+    """One key, two days, an in-memory ledger on a fake clock (appended to :data:`CLOCKS`).
+
+    ``dead``: partitions leased, from now for one lease, by a worker that died before the job
+    runs (nobody renews them).
+    """
     clock = FakeClock()
     CLOCKS.append(clock)
+    ledger = PartitionLedger(SQLiteStore(":memory:"), lease=lease, clock=clock)
+    start, end = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
+    if dead:
+        gone = PartitionLedger(ledger.store, lease=lease, clock=clock, worker_id="gone:1:dead")
+        gone.plan("clocked", ["1"], start, end)
+        gone.claim_many("clocked", start, end, run_id="before", limit=dead)
     return Job(
-        ledger=PartitionLedger(SQLiteStore(":memory:"), lease=lease, clock=clock),
+        ledger=ledger,
         source="clocked",
         keys=["1"],
-        start=dt.date(2026, 11, 1),
-        end=dt.date(2026, 11, 2),
+        start=start,
+        end=end,
         fetch=lambda partition: [],
         write=lambda tx, partition, rows: None,
         options={"policies": ()},

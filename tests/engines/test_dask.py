@@ -28,8 +28,6 @@ from typing import Any
 import anyio
 import pytest
 from distributed import Client, LocalCluster
-from hypothesis import given
-from hypothesis import strategies as st
 
 from examples.kpi_collector import repository
 from examples.kpi_collector.demo import truth_differences
@@ -37,7 +35,7 @@ from examples.kpi_collector.fakeapi import FakeAdsAPI, Faults, GroundTruth
 from examples.kpi_collector.settings import TOKEN_ENV, Settings
 from resilient_pipeline import PartitionLedger, PostgresStore, unit_of_work
 from resilient_pipeline.engines import WorkResult
-from resilient_pipeline.engines.dask import Dispatched, _merged, _next_step, _split, dispatch
+from resilient_pipeline.engines.dask import Dispatched, dispatch
 from resilient_pipeline.exceptions import ConfigurationError
 from resilient_pipeline.storage import Store
 from tests.engines import dask_jobs
@@ -204,19 +202,30 @@ def test_four_workers_collect_the_reference_range_exact_or_reported(
     tmp_path: Path,
 ) -> None:
     """16 clients x 2 platforms x 30 days by four worker processes through a 20% fault mix:
-    each partition is the truth or reported as failed (and then the truth after the next
-    dispatch); none collected twice or by two workers at once."""
+    each partition is the truth or reported as failed, in the first dispatch and in each
+    later one, until every partition is the truth; none collected twice or by two workers
+    at once."""
     truth = GroundTruth(seed=12)
     faults = Faults(rate=0.2, seed=27, kinds=ALL_FAULTS, hang=0.5, retry_after=0)
     settings = config(16)
     spans = tmp_path / "spans"
     spans.mkdir()
     with FakeAdsAPI(truth, faults) as api:
-        results = collect_both(client, collector_params(api, postgres_dsn, schema, spans, ""))
+        params = collector_params(api, postgres_dsn, schema, spans, "")
+        results = collect_both(client, params)
         first = dict(statuses(store, settings))
         wrong_after_first = wrong_partitions(store, truth, settings)
-        # The next dispatch (a new run) collects what the first reported.
-        again = collect_both(client, collector_params(api, postgres_dsn, schema, spans, ""))
+        # Dispatch again (a new run) while something is reported: each collects what the one
+        # before reported. Not always all of it: a page never asked while its account's
+        # breaker was open meets its fault at its first ask, in the next run.
+        reruns: list[tuple[set[Key], Counter[Key], set[Key], set[Key]]] = []
+        missing = {(p, k, d) for p in PLATFORMS for r in results[p] for k, d, *_ in r.failed}
+        while missing and len(reruns) < 3:
+            again = collect_both(client, params)
+            got = Counter(key for p in PLATFORMS for key in collected_by(again[p], p))
+            failed = {(p, k, d) for p in PLATFORMS for r in again[p] for k, d, *_ in r.failed}
+            reruns.append((missing, got, failed, wrong_partitions(store, truth, settings)))
+            missing = failed
     assert [] == api.errors
     assert set(ALL_FAULTS) <= set(api.injected), api.injected
     first_asks = [s for s in api.served if s.ask == 1]
@@ -236,10 +245,14 @@ def test_four_workers_collect_the_reference_range_exact_or_reported(
         assert {"new"} == {o for r in results[p] for *_, o in r.collected}
     assert len(assert_never_two_at_once(spans)) == WORKERS
 
-    collected_again = Counter(key for p in PLATFORMS for key in collected_by(again[p], p))
-    assert reported == set(collected_again)
-    assert {1} == set(collected_again.values())
-    assert all(r.ok for p in PLATFORMS for r in again[p])
+    # each later run: what the one before reported, collected once (the truth) or reported
+    assert reruns, "nothing to collect again"
+    for before, got, failed, wrong in reruns:
+        assert before == set(got) | failed
+        assert set() == set(got) & failed
+        assert {1} == set(got.values())
+        assert wrong == failed
+    assert set() == missing, [failed for *_, failed, _ in reruns]
     repository.aggregate_months(store)  # what `aggregate` does once the fleet is done
     assert [] == truth_differences(store, truth, settings)
     assert {"succeeded"} == {r.status for r in statuses(store, settings).values()}
@@ -540,57 +553,3 @@ def test_the_dispatch_shows_no_params(
     assert "nightly-7" in repr(fleet)
     assert SQUARES in repr(fleet)
     assert schema not in repr(fleet)
-
-
-# --------------------------------------------------------------- the pure parts
-@given(st.lists(st.integers(), max_size=40), st.integers(min_value=1, max_value=12))
-def test_split_is_contiguous_and_balanced(keys: list[int], chunks: int) -> None:
-    """Chunks are the keys in order, sizes differ by one at most."""
-    chunks = min(chunks, max(len(keys), 1))
-    runs = _split(list(keys), chunks)
-    assert chunks == len(runs)
-    assert list(keys) == [k for run in runs for k in run]
-    assert max(map(len, runs)) - min(map(len, runs)) <= 1
-
-
-@pytest.mark.parametrize(
-    ("watched", "held", "now", "expected"),
-    [
-        ({"a": 10.0}, {"a": 10.0}, 9.0, 0.5),  # not renewed yet: poll
-        ({"a": 10.0}, {"a": 10.0}, 9.8, 0.2),  # ... until it ends
-        ({"a": 10.0}, {"a": 10.0}, 10.0, 0.0),  # ended: take it over
-        ({"a": 10.0}, {}, 9.0, None),  # released: nothing to wait for
-        ({"a": 10.0}, {"a": 11.0}, 9.0, None),  # renewed: its worker lives
-        ({"a": 10.0, "b": 10.0}, {"a": 11.0, "b": 10.0}, 9.0, 0.5),  # b still unrenewed
-        ({"a": 10.0}, {"a": 12.0, "c": 8.0}, 9.0, 0.0),  # another lease ended meanwhile
-    ],
-)
-def test_next_step_waits_only_for_unrenewed_leases(
-    watched: dict[str, float], held: dict[str, float], now: float, expected: float | None
-) -> None:
-    """The wait's pure core: run again, stop, or poll, from the leases seen and held."""
-    step = _next_step(watched, held, now, 0.5)
-    assert expected == (step if step is None else pytest.approx(step))
-
-
-def test_merged_adds_counts_and_keeps_both_runs() -> None:
-    """A task's two runs report as one result."""
-    first = WorkResult(
-        run_id="r",
-        source="s",
-        worker="h:1",
-        counts={"new": 2, "recovered": 0},
-        collected=(("1", "d1", "new"), ("1", "d2", "new")),
-    )
-    then = WorkResult(
-        run_id="r",
-        source="s",
-        worker="h:1",
-        counts={"new": 1, "recovered": 1},
-        collected=(("2", "d1", "new"),),
-        errors=("x",),
-    )
-    merged = _merged(first, then)
-    assert {"new": 3, "recovered": 1} == dict(merged.counts)
-    assert first.collected + then.collected == merged.collected
-    assert ("x",) == merged.errors

@@ -18,6 +18,8 @@ from resilient_pipeline._core import redact_data
 from resilient_pipeline.exceptions import ConfigurationError
 from resilient_pipeline.ledger import BackfillReport, PartitionLedger, abackfill, backfill
 
+from . import _settle
+
 __all__ = ["Job", "JobFactory", "WorkResult", "arun_job", "check_params", "load_job", "run_job"]
 
 JSONValue: TypeAlias = "str | int | float | bool | list[JSONValue] | dict[str, JSONValue] | None"
@@ -312,6 +314,7 @@ def run_job(
     limit: int | None = None,
     run_id: str | None = None,
     concurrency: int | None = None,
+    settle: bool = True,
 ) -> WorkResult:
     """The worker entry point every engine calls: build the job here, run its backfill, report.
 
@@ -321,6 +324,15 @@ def run_job(
     deliveries of one task never hold one partition at the same time (its
     lease); a killed worker's partitions are taken over when their lease ends.
 
+    And taken over before this call returns: when the pass has nothing left to
+    claim but a partition of its share (its keys x periods) is still leased,
+    the lease is watched on the ledger's clock. Renewed, it belongs to a live
+    worker and is left to it; not renewed, its worker died, so the call waits
+    for it to end and runs another pass to take the partition over (three at
+    most). So a result never reports a run done while a dead worker's
+    partition is still a gap. At the end of a run this may wait up to a third
+    of the lease for the other workers' renewals.
+
     Args:
         ref: ``"package.module:factory"`` (see :func:`load_job`).
         params: JSON parameters for the factory (no secrets).
@@ -329,6 +341,8 @@ def run_job(
         limit: Claim at most this many partitions.
         run_id: The ledger's run id (default: a random one).
         concurrency: Overrides the job's.
+        settle: Take over what dead workers left leased in the share, as
+            above (with ``limit`` never: such a run takes its share only).
 
     Examples:
         >>> result = run_job("resilient_pipeline.engines._job:_example_job")
@@ -336,8 +350,13 @@ def run_job(
         (2, True)
     """
     job = load_job(ref, params)
-    report = job.run(keys=keys, limit=limit, run_id=run_id, concurrency=concurrency)
-    return WorkResult.of(report)
+
+    def once() -> BackfillReport:
+        return job.run(keys=keys, limit=limit, run_id=run_id, concurrency=concurrency)
+
+    if not settle or limit is not None:
+        return WorkResult.of(once())
+    return WorkResult.of(_settle.settle(job, once, keys=keys))
 
 
 async def arun_job(
@@ -348,6 +367,7 @@ async def arun_job(
     limit: int | None = None,
     run_id: str | None = None,
     concurrency: int | None = None,
+    settle: bool = True,
 ) -> WorkResult:
     """:func:`run_job` in a running event loop (asyncio or trio).
 
@@ -357,8 +377,13 @@ async def arun_job(
         True
     """
     job = load_job(ref, params)
-    report = await job.arun(keys=keys, limit=limit, run_id=run_id, concurrency=concurrency)
-    return WorkResult.of(report)
+
+    async def once() -> BackfillReport:
+        return await job.arun(keys=keys, limit=limit, run_id=run_id, concurrency=concurrency)
+
+    if not settle or limit is not None:
+        return WorkResult.of(await once())
+    return WorkResult.of(await _settle.asettle(job, once, keys=keys))
 
 
 def _example_job() -> Job:

@@ -17,11 +17,12 @@ The task is registered with settings that make Celery's failures harmless:
   on the app and give each worker its real concurrency (``--pool=solo`` takes
   ``--concurrency=1``, else it prefetches for every CPU), so a busy worker
   does not hold tasks an idle one could run.
-* A redelivered task first waits one lease of the job's ledger (and a
-  second): the worker that died may have held partitions, and their leases
-  must end before this run can take them over. Without the wait it would
-  find them leased, leave them, and report success while they are still gaps.
-  Keep leases short (the default 30 s is fine): the wait blocks the worker.
+* The worker that died may have held partitions: a task (the redelivered
+  one, or any other of the run) that finds a partition of its share leased
+  but not renewed waits for that lease to end and takes the partition over
+  before it returns (see :func:`~resilient_pipeline.engines.run_job`), so no
+  result reports the run done while it is still a gap. Keep leases short (the
+  default 30 s is fine): the wait blocks the worker.
 * JSON only, both ways: the arguments are a reference, JSON parameters and
   keys; the result is plain JSON. No code and no connection crosses the
   broker; secrets stay in the workers' environment (:func:`dispatch` refuses
@@ -63,16 +64,16 @@ Examples:
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from resilient_pipeline._core import number, resolve_clock
+from resilient_pipeline._core import number
 from resilient_pipeline.exceptions import ConfigurationError, MissingDependencyError
 
-from ._job import JSONValue, WorkResult, check_params, load_job
+from ._fanout import FanOut
+from ._job import JSONValue, WorkResult, run_job
 
 try:
     import celery  # type: ignore[import-untyped]
@@ -125,16 +126,13 @@ def register(app: celery.Celery, *, name: str = TASK_NAME) -> celery.Task:
         run_id: str | None = None,
         concurrency: int | None = None,
     ) -> dict[str, JSONValue]:
-        job = load_job(ref, params)
-        delivery = task.request.delivery_info or {}
-        if delivery.get("redelivered"):
-            # The delivery before this one may have died holding leases: wait them out, or
-            # this run would find those partitions leased, leave them, and report success.
-            # (Not a Celery retry with a countdown: Celery 5.7 leaves the redelivered
-            # message unacknowledged after a retry, and it comes back once more.)
-            resolve_clock(job.ledger.clock).sleep(job.ledger.lease + 1.0)
-        report = job.run(keys=keys, limit=limit, run_id=run_id, concurrency=concurrency)
-        return WorkResult.of(report).to_dict()
+        # A redelivery needs no wait of its own: run_job takes over what the dead delivery
+        # left leased once its lease ends (a Celery retry with a countdown would not do:
+        # Celery 5.7 leaves the redelivered message unacknowledged, and it comes back).
+        result = run_job(
+            ref, params=params, keys=keys, limit=limit, run_id=run_id, concurrency=concurrency
+        )
+        return result.to_dict()
 
     collect.__doc__ = f"Run a resilient-pipeline job's backfill here ({name})."
     return app.task(
@@ -166,8 +164,8 @@ class Dispatched:
         ...                keys=["1", "2", "3"], chunks=2, run_id="r1")
         >>> run.run_id, len(run.task_ids), run.ready()
         ('r1', 2, True)
-        >>> [r.counts["new"] for r in run.results(timeout=10)]  # 1 key, then 2; 2 days each
-        [2, 4]
+        >>> [r.counts["new"] for r in run.results(timeout=10)]  # 2 keys, then 1; 2 days each
+        [4, 2]
     """
 
     run_id: str
@@ -203,18 +201,6 @@ class Dispatched:
                 f" within {timeout} s"
             ) from exc
         return [WorkResult.from_dict(value) for value in values]
-
-
-def _count(option: str, value: object) -> int | None:
-    if value is not None and (type(value) is not int or value < 1):
-        raise ConfigurationError.for_option(option, value, "must be an int >= 1 or None")
-    return value
-
-
-def _split(keys: list[str], chunks: int) -> list[list[str]]:
-    """Contiguous chunks of near-equal size (a client range stays together), none empty."""
-    n = min(chunks, len(keys))
-    return [keys[i * len(keys) // n : (i + 1) * len(keys) // n] for i in range(n)]
 
 
 def dispatch(
@@ -276,48 +262,13 @@ def dispatch(
         ...
         resilient_pipeline.exceptions.ConfigurationError: params={'dsn': 'postgresql://etl:***@db/kpi'} is invalid: ...
     """  # noqa: E501
-    module_name, sep, attr = str(ref).partition(":")
-    if type(ref) is not str or not sep or not module_name or not attr:
-        raise ConfigurationError.for_option("ref", ref, "must be 'package.module:factory'")
-    _count("slots", slots)
-    _count("chunks", chunks)
-    _count("limit", limit)
-    _count("concurrency", concurrency)
-    if slots is not None and chunks is not None:
-        raise ConfigurationError.for_option(
-            "chunks", chunks, "give slots or chunks, not both (slots: each task runs every key)"
-        )
-    plain = None if params is None else check_params(params)
-    if run_id is not None and (type(run_id) is not str or not run_id):
-        raise ConfigurationError.for_option("run_id", run_id, "must be a non-empty str or None")
-    if isinstance(keys, (str, bytes)):
-        raise ConfigurationError.for_option("keys", keys, "must be a sequence of keys, not a str")
-    key_list = None if keys is None else list(dict.fromkeys(str(k) for k in keys))
-    if chunks is not None and not key_list:
-        raise ConfigurationError.for_option(
-            "keys", keys, "chunks= cuts the keys into chunks: give the keys"
-        )
-    run_id = run_id or uuid.uuid4().hex[:12]
-    if chunks is not None:
-        assert key_list is not None  # checked above; narrows the type
-        parts: list[list[str] | None] = list(_split(key_list, chunks))
-    else:
-        parts = [key_list] * (slots or 1)
+    fan = FanOut.of(
+        ref, params=params, keys=keys, limit=limit, run_id=run_id, concurrency=concurrency
+    )
+    parts = fan.shares(slots=slots, chunks=chunks)
     options: dict[str, Any] = {} if queue is None else {"queue": queue}
     signatures = [
-        app.signature(
-            name,
-            kwargs={
-                "ref": ref,
-                "params": plain,
-                "keys": part,
-                "limit": limit,
-                "run_id": run_id,
-                "concurrency": concurrency,
-            },
-            serializer="json",
-            **options,
-        )
+        app.signature(name, kwargs={"ref": fan.ref, **fan.task(part)}, serializer="json", **options)
         for part in parts
     ]
-    return Dispatched(run_id=run_id, group=celery.group(signatures, app=app).apply_async())
+    return Dispatched(run_id=fan.run_id, group=celery.group(signatures, app=app).apply_async())

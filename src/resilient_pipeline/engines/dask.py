@@ -13,7 +13,8 @@ task does, not Dask:
   partition already succeeded; the partitions the dead one held are claimable
   again once their lease ends. A task that finds nothing left to claim while
   a lease of its share is not being renewed waits for that lease to end and
-  takes the partition over before it returns, so :meth:`Dispatched.results`
+  takes the partition over before it returns (see
+  :func:`~resilient_pipeline.engines.run_job`), so :meth:`Dispatched.results`
   never reports a run done while a dead worker's partition is still a gap;
 * a task runs twice (recomputed, resubmitted, retried with ``retries=``): a
   partition is leased by one process at a time, and one that succeeded is not
@@ -41,17 +42,17 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio.to_thread
 import attrs
 
-from resilient_pipeline._core import Clock, integer, resolve_clock
+from resilient_pipeline._core import integer
 from resilient_pipeline.exceptions import ConfigurationError, MissingDependencyError
 
-from ._job import Job, JSONValue, WorkResult, check_params, load_job
+from ._fanout import FanOut
+from ._job import Job, JSONValue, WorkResult, run_job
 
 try:
     import distributed
@@ -188,161 +189,27 @@ def dispatch(
         Traceback (most recent call last):
         ...
         resilient_pipeline.exceptions.ConfigurationError: client=<object ...> is invalid: ...
-        >>> _split(["1", "2", "3", "4", "5"], 2)
-        [['1', '2', '3'], ['4', '5']]
     """
     if not isinstance(client, distributed.Client):
         raise ConfigurationError.for_option("client", client, "must be a distributed.Client")
-    module, colon, factory = str(ref).partition(":")
-    if not (module and colon and factory):
-        raise ConfigurationError.for_option("ref", ref, "must be 'package.module:factory'")
-    job_params = check_params(params)
-    integer(ge=1, optional=True).check("slots", slots)
-    integer(ge=1, optional=True).check("chunks", chunks)
-    integer(ge=1, optional=True).check("limit", limit)
-    integer(ge=1, optional=True).check("concurrency", concurrency)
+    fan = FanOut.of(
+        ref, params=params, keys=keys, limit=limit, run_id=run_id, concurrency=concurrency
+    )
     integer(ge=0, optional=True).check("retries", retries)
-    if run_id is not None and not (type(run_id) is str and run_id):
-        raise ConfigurationError.for_option("run_id", run_id, "must be a non-empty str or None")
-    if isinstance(keys, (str, bytes)):
-        raise ConfigurationError.for_option("keys", keys, "must be a sequence of keys, not a str")
-    key_list = None if keys is None else list(keys)
     task_resources = _checked_resources(resources)
-    if chunks is not None:
-        if slots is not None:
-            raise ConfigurationError.for_option("chunks", chunks, "give slots or chunks, not both")
-        if not key_list:
-            raise ConfigurationError.for_option(
-                "chunks", chunks, "splits keys: give the keys (a non-empty list) too"
-            )
-        shares: list[list[object] | None] = list(_split(key_list, min(chunks, len(key_list))))
-    else:
-        shares = [key_list] * (_threads(client) if slots is None else slots)
-    run = run_id or uuid.uuid4().hex[:12]
+    shares = fan.shares(slots=slots, chunks=chunks, default=lambda: _threads(client))
     futures = tuple(
         client.submit(
-            _work,
-            ref,
-            params=job_params,
-            keys=share,
-            limit=limit,
-            run_id=run,
-            concurrency=concurrency,
+            run_job,
+            fan.ref,
+            **fan.task(share),
             pure=False,
             retries=retries,
             resources=task_resources,
         )
         for share in shares
     )
-    return Dispatched(client=client, ref=ref, run_id=run, futures=futures)
-
-
-_TAKEOVERS = 3  # runs after the first, each after a lease that ended unrenewed; then stop
-_POLL = 0.5  # seconds between looks at the leases: a live worker's often ends within one
-
-
-def _work(
-    ref: str,
-    *,
-    params: Mapping[str, JSONValue],
-    keys: Sequence[object] | None,
-    limit: int | None,
-    run_id: str,
-    concurrency: int | None,
-) -> WorkResult:
-    """One task: :func:`~resilient_pipeline.engines.run_job`, then what dead workers left.
-
-    When the run finds nothing left to claim, partitions of its share may
-    still be leased by a worker that died (the one this task replaces, when
-    Dask recomputes it). Such a lease is not renewed: the task waits for it to
-    end and runs again, taking the partition over, instead of returning while
-    it is still a gap. Leases that are renewed belong to live workers and are
-    left to them. A task with ``limit`` takes its share only.
-    """
-    job = load_job(ref, params)
-    clock = resolve_clock(job.ledger.clock)
-    started = clock.monotonic()
-
-    def once() -> WorkResult:
-        report = job.run(keys=keys, limit=limit, run_id=run_id, concurrency=concurrency)
-        return WorkResult.of(report)
-
-    result = once()
-    if limit is None:
-        for _ in range(_TAKEOVERS):
-            if not _wait_for_unrenewed(job, keys, clock):
-                break
-            result = _merged(result, once())
-    return attrs.evolve(result, duration=clock.monotonic() - started)
-
-
-def _held(job: Job, keys: Sequence[object] | None) -> dict[str, float]:
-    """``{partition: lease end}`` of the share's partitions some worker holds now."""
-    share = {str(k) for k in (job.keys if keys is None else keys)}
-    periods = None if job.periods is None else {str(p) for p in job.periods}
-    if job.periods is None:
-        records = job.ledger.records(job.source, job.start, job.end)
-    else:
-        records = job.ledger.records(job.source)
-    return {
-        str(r.partition): float(r.lease_expires or 0.0)
-        for r in records
-        if r.status == "running"
-        and r.partition.key in share
-        and (periods is None or r.partition.period in periods)
-    }
-
-
-def _wait_for_unrenewed(job: Job, keys: Sequence[object] | None, clock: Clock) -> bool:
-    """Wait until each lease held now is renewed, released or ended; whether one ended."""
-    watched = _held(job, keys)
-    poll = min(job.ledger.lease / 6, _POLL)
-    while watched:
-        step = _next_step(watched, _held(job, keys), clock.time(), poll)
-        if step is None:
-            return False
-        if step == 0.0:
-            return True
-        clock.sleep(step)
-    return False
-
-
-def _next_step(
-    watched: Mapping[str, float], held: Mapping[str, float], now: float, poll: float
-) -> float | None:
-    """The wait's pure core: ``0.0`` run again (a lease ended), ``None`` done, or seconds to wait.
-
-    ``watched``: the leases (partition: end) seen when the run found nothing
-    to claim; ``held``: the leases now. A watched lease whose end moved was
-    renewed (its worker lives); one gone was released (succeeded, failed).
-
-    Examples:
-        >>> _next_step({"a": 10.0}, {"a": 10.0}, now=9.0, poll=0.5)
-        0.5
-        >>> _next_step({"a": 10.0}, {"a": 10.0}, now=10.0, poll=0.5)
-        0.0
-        >>> _next_step({"a": 10.0}, {"a": 12.0}, now=11.0, poll=0.5) is None
-        True
-    """
-    if any(end <= now for end in held.values()):
-        return 0.0
-    unrenewed = [held[p] for p, end in watched.items() if p in held and held[p] <= end]
-    if not unrenewed:
-        return None
-    return max(min(poll, min(unrenewed) - now), 0.001)
-
-
-def _merged(first: WorkResult, then: WorkResult) -> WorkResult:
-    """Two runs of one task as one result."""
-    counts = {k: first.counts.get(k, 0) + then.counts.get(k, 0) for k in first.counts}
-    counts.update({k: v for k, v in then.counts.items() if k not in counts})
-    return attrs.evolve(
-        first,
-        counts=counts,
-        collected=first.collected + then.collected,
-        failed=first.failed + then.failed,
-        errors=tuple(dict.fromkeys(first.errors + then.errors)),
-    )
+    return Dispatched(client=client, ref=fan.ref, run_id=fan.run_id, futures=futures)
 
 
 def _checked_resources(resources: Mapping[str, float] | None) -> dict[str, float] | None:
@@ -372,17 +239,6 @@ def _threads(client: distributed.Client) -> int:
             "slots", None, "the cluster has no worker thread yet: give slots= (tasks queue)"
         )
     return threads
-
-
-def _split(keys: list[object], chunks: int) -> list[list[object]]:
-    """``keys`` in ``chunks`` contiguous runs whose sizes differ by one at most."""
-    size, extra = divmod(len(keys), chunks)
-    runs, start = [], 0
-    for n in range(chunks):
-        end = start + size + (n < extra)
-        runs.append(keys[start:end])
-        start = end
-    return runs
 
 
 def _example_job(db: str) -> Job:

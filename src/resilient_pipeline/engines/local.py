@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -34,7 +33,8 @@ from typing import Any
 from resilient_pipeline._core import integer
 from resilient_pipeline.exceptions import ConfigurationError
 
-from ._job import Job, JSONValue, WorkResult, check_params, run_job
+from ._fanout import FanOut
+from ._job import Job, JSONValue, WorkResult, run_job
 
 __all__ = ["run_processes"]
 
@@ -94,30 +94,16 @@ def run_processes(
         ChildProcessError: A worker process died (killed, out of memory); the
             others ran to their end first.
     """
-    module, colon, factory = str(ref).partition(":")
-    if type(ref) is not str or not (module and colon and factory):
-        raise ConfigurationError.for_option("ref", ref, "must be 'package.module:factory'")
-    job_params = check_params(params)
+    fan = FanOut.of(
+        ref, params=params, keys=keys, limit=limit, run_id=run_id, concurrency=concurrency
+    )
     integer(ge=1).check("workers", workers)
-    integer(ge=1, optional=True).check("limit", limit)
-    integer(ge=1, optional=True).check("concurrency", concurrency)
-    if run_id is not None and not (type(run_id) is str and run_id):
-        raise ConfigurationError.for_option("run_id", run_id, "must be a non-empty str or None")
-    if isinstance(keys, (str, bytes)):
-        raise ConfigurationError.for_option("keys", keys, "must be a sequence of keys, not a str")
     given: object = {} if environ is None else environ
     if not isinstance(given, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in given.items()
     ):
         raise ConfigurationError.for_option("environ", None, "must map str names to str values")
-    run = run_id or uuid.uuid4().hex[:12]
-    options: dict[str, Any] = {
-        "params": job_params,
-        "keys": None if keys is None else list(keys),
-        "limit": limit,
-        "run_id": run,
-        "concurrency": concurrency,
-    }
+    options = fan.task(fan.keys)
     context = multiprocessing.get_context("spawn")
     started: list[tuple[BaseProcess, Connection]] = []
     try:
@@ -154,8 +140,8 @@ def _results(
         if outcome is None:
             raise ChildProcessError(
                 f"worker {number} of {len(started)} (pid {process.pid}) died with exit code "
-                f"{process.exitcode}: the partitions it held are gaps again once their lease "
-                "ends; run again to collect them"
+                f"{process.exitcode}: a partition it held that the other workers did not take "
+                "over is a gap again once its lease ends; run again to collect it"
             )
         kind, value = outcome
         if kind == "error":

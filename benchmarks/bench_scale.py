@@ -711,10 +711,11 @@ def run_engine(
             stop.set()
             sampler.join()
         time.sleep(0.2)  # the last lines of workers that answered before flushing
-        per_process = [
-            sorted((json.loads(line) for line in path.read_text().splitlines()), key=_at)
+        by_worker = {
+            path.stem: sorted((json.loads(line) for line in path.read_text().splitlines()), key=_at)
             for path in Path(stats).glob("*.jsonl")
-        ]
+        }
+    per_process = list(by_worker.values())
     lines = [line for process in per_process for line in process]
     # a worker's time from one commit to the next, beyond the fetch between them
     loop = sorted(
@@ -740,6 +741,15 @@ def run_engine(
         "fetch_ms": fetch / total * 1000,
         "overhead_ms": (sum(r.duration for r in results) - fetch) / total * 1000,
         "loop_ms": statistics.median(loop) * 1000 if loop else float("nan"),
+        # the coordination each partition adds, on average: the goal's measure
+        "loop_mean_ms": statistics.fmean(loop) * 1000 if loop else float("nan"),
+        # what a worker spends per run outside its partitions: connecting, plan(), reading
+        # the range's rows, and settling at the end (watching the others' last leases)
+        "fixed_s": statistics.median(
+            r.duration - (own[-1]["at"] - own[0]["began"])
+            for r in results
+            if (own := by_worker.get(r.worker.replace(":", "-")))
+        ),
         # the worker's own CPU per partition, from its first commit to its last (the fetch
         # sleeps): unlike the times above, the machine's load hardly moves it
         "worker_cpu_ms": statistics.median(
@@ -769,7 +779,8 @@ def bench_engines(quick: bool, engines: list[str]) -> list[dict[str, Any]]:
     print(
         f"{'engine':<10}{'workers':>8}{'busy':>5}{'wall s':>8}{'start s':>8}{'part/s':>8}"
         f"{'steady':>8}{'x ideal':>8}{'claim ms p50':>13}{'p95':>6}{'commit p50':>11}{'p95':>6}"
-        f"{'coord ms/part':>14}{'loop p50':>9}{'CPU: worker':>12}{'server':>7}{'lock waits':>11}"
+        f"{'coord ms/part':>14}{'loop p50':>9}{'mean':>6}{'fixed s':>8}{'CPU: worker':>12}"
+        f"{'server':>7}{'lock waits':>11}"
     )
     rows: list[dict[str, Any]] = []
     with postgres_schema() as schema:
@@ -792,7 +803,8 @@ def bench_engines(quick: bool, engines: list[str]) -> list[dict[str, Any]]:
                     f"{row['steady'] / row['ideal']:>8.2f}"
                     f"{row['claim'][0]:>13.2f}{row['claim'][1]:>6.2f}"
                     f"{row['commit'][0]:>11.2f}{row['commit'][1]:>6.2f}"
-                    f"{row['overhead_ms']:>14.2f}{row['loop_ms']:>9.2f}{row['worker_cpu_ms']:>12.2f}"
+                    f"{row['overhead_ms']:>14.2f}{row['loop_ms']:>9.2f}{row['loop_mean_ms']:>6.2f}"
+                    f"{row['fixed_s']:>8.2f}{row['worker_cpu_ms']:>12.2f}"
                     f"{row['server_cpu_ms']:>7.2f}"
                     f"{row['waits']:>10.0%} ",
                     flush=True,
@@ -805,15 +817,19 @@ def goals(quick: bool) -> list[Goal]:
     """Issue 16's goal, for ``run_all.py``: coordination < 2 ms per partition on PostgreSQL.
 
     Two worker processes collect 400 partitions from a fake API answering in
-    20 ms, several rounds. The ratio is a worker's time per partition beyond
-    its fetch (plan, claims, success marks, commits, heartbeat) over the fetch
-    measured in the same round; the limit is 2 ms over that fetch, so the
-    verdict is the absolute goal's.
+    20 ms, several rounds. The ratio is the coordination each partition adds
+    (a worker's time from one commit to the next beyond the fetch between
+    them: the success mark, the next claim, the commit, the events; the mean
+    over the round) over the fetch measured in the same round; the limit is
+    2 ms over that fetch, so the verdict is the absolute goal's. What a worker
+    spends once per run (connecting, ``plan()``, settling at the end) is not
+    per partition: the note gives it.
     """
     _worker_path()
     rounds = 3 if quick else 5
     samples: dict[str, list[float]] = {"coordination": [], "fetch": []}
     cpu: list[tuple[float, float]] = []
+    fixed: list[float] = []
     load = os.getloadavg()[0]
     with postgres_schema() as schema:
         if schema is None:
@@ -832,7 +848,8 @@ def goals(quick: bool) -> list[Goal]:
         with processes_engine(2) as dispatch:
             for _ in range(rounds):
                 row = run_engine(dispatch, store, schema, 2, 40, 10)
-                samples["coordination"].append(row["overhead_ms"])
+                samples["coordination"].append(row["loop_mean_ms"])
+                fixed.append(row["fixed_s"])
                 samples["fetch"].append(row["fetch_ms"])
                 cpu.append((row["worker_cpu_ms"], row["server_cpu_ms"]))
         store.close()
@@ -847,7 +864,8 @@ def goals(quick: bool) -> list[Goal]:
             ours="coordination",
             peer="fetch",
             limit=COORDINATION_GOAL_MS / fetch,
-            note=f"{ours:.2f} ms per partition on this run, of which CPU"
+            note=f"{ours:.2f} ms per partition on this run (and"
+            f" {statistics.median(fixed):.2f} s per worker and run: plan(), settling), of which CPU"
             f" {statistics.median(c[0] for c in cpu):.2f} ms in the worker and"
             f" {statistics.median(c[1] for c in cpu):.2f} ms in PostgreSQL; load average"
             f" {load:.1f} before; limit {COORDINATION_GOAL_MS / fetch:.3f}x",

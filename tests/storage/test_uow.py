@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -288,3 +290,44 @@ def test_a_dropped_sqlite_store_closes_its_pooled_connections(tmp_path: Path) ->
     assert alive() is None, "the pool must not keep its store alive"
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         pooled[0].execute("SELECT 1")
+
+
+def _first_use(path: str, barrier: Any, failures: Any) -> None:
+    barrier.wait()
+    store = SQLiteStore(path)
+    try:
+        with unit_of_work(store) as tx:
+            tx.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+            tx.execute("INSERT INTO t VALUES (1)")
+    except Exception as exc:
+        failures.put(f"{type(exc).__name__}: {exc}")
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_processes_opening_one_new_database_at_once_all_get_in(tmp_path: Path) -> None:
+    """Switching a new file to WAL is refused at once while another opener holds a lock
+    (SQLite skips its busy handler there); the store waits instead of failing the open."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    failures = context.Queue()
+    for round_ in range(25):
+        path = str(tmp_path / f"new-{round_}.sqlite3")
+        barrier = context.Barrier(4)
+        workers = [
+            context.Process(target=_first_use, args=(path, barrier, failures)) for _ in range(4)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+        assert [0, 0, 0, 0] == [w.exitcode for w in workers]
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            assert [(4,)] == conn.execute("SELECT count(*) FROM t").fetchall()
+            assert [("wal",)] == conn.execute("PRAGMA journal_mode").fetchall()
+    seen = []
+    while not failures.empty():
+        seen.append(failures.get())
+    assert [] == seen

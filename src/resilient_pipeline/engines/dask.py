@@ -40,6 +40,7 @@ Examples:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 from collections.abc import Mapping, Sequence
@@ -69,6 +70,11 @@ _untyped: Any = distributed
 
 def _untyped_client(client: distributed.Client) -> Any:
     return client
+
+
+def _timed_out(timeout: float | None) -> TimeoutError:
+    """The builtin ``TimeoutError`` (Dask raises asyncio's, a different class on 3.10)."""
+    return TimeoutError(f"not every task finished within {timeout} s; they keep running")
 
 
 @attrs.frozen(eq=False)
@@ -110,7 +116,10 @@ class Dispatched:
                 (they keep running; call again).
         """
         futures = list(self.futures)
-        _untyped.wait(futures, timeout=timeout)
+        try:
+            _untyped.wait(futures, timeout=timeout)
+        except asyncio.TimeoutError as exc:  # not the builtin before Python 3.11
+            raise _timed_out(timeout) from exc
         values: list[WorkResult] = _untyped_client(self.client).gather(futures)
         return values
 
@@ -125,7 +134,10 @@ class Dispatched:
             wait = functools.partial(self.results, timeout=timeout)
             return await anyio.to_thread.run_sync(wait, abandon_on_cancel=True)
         futures = list(self.futures)
-        await _untyped.wait(futures, timeout=timeout)
+        try:
+            await _untyped.wait(futures, timeout=timeout)
+        except asyncio.TimeoutError as exc:  # not the builtin before Python 3.11
+            raise _timed_out(timeout) from exc
         values: list[WorkResult] = await _untyped_client(self.client).gather(futures)
         return values
 

@@ -33,7 +33,9 @@ _ONCE_DDL = {
     "(key text PRIMARY KEY, done_at timestamptz NOT NULL DEFAULT now())",
 }
 # Another session created the table between our IF NOT EXISTS check and ours.
-_CONCURRENT_DDL = frozenset({"23505", "42P07"})
+# unique_violation (on the catalog), duplicate_table, duplicate_object (the row type of a
+# table another session created at the same moment)
+_CONCURRENT_DDL = frozenset({"23505", "42P07", "42710"})
 
 
 def is_concurrent_ddl(error: StoreError) -> bool:

@@ -10,16 +10,15 @@
 Both append one JSON line per fetch (partition, start, end, pid) to
 ``<spans>/<pid>.jsonl``, so a test can tell which process fetched what and
 whether two ever fetched one partition at the same time. The DSN comes from
-the workers' environment (``RP_TEST_POSTGRES_DSN``), never from the params.
+the workers' environment (``RP_TEST_POSTGRES_DSN``), never from the params;
+the stores are :mod:`tests.engines.jobs`' (one per schema per process).
 """
 
 from __future__ import annotations
 
-import atexit
 import datetime as dt
 import json
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,43 +28,18 @@ from typing import Any
 import attrs
 
 from examples.kpi_collector.jobs import collector_job
-from resilient_pipeline import PartitionLedger, PostgresStore, unit_of_work
+from resilient_pipeline import PartitionLedger, unit_of_work
 from resilient_pipeline.engines import Job
 from resilient_pipeline.ledger import Partition
 from resilient_pipeline.storage import Store, Transaction
+from tests.engines.jobs import open_store
 
-DSN_ENV = "RP_TEST_POSTGRES_DSN"
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 SOURCE = "squares"
-
-_stores: dict[tuple[int, str], Store] = {}
-_lock = threading.Lock()
 
 
 def value_of(key: str, day: str) -> int:
     """The partition's true value: what the "API" answers."""
     return int(key) ** 2 + dt.date.fromisoformat(day).toordinal()
-
-
-def store_for(schema: str) -> Store:
-    """One store per schema per worker process (a job has no hook to close it in)."""
-    with _lock:
-        store = _stores.get((os.getpid(), schema))
-        if store is None:
-            store = PostgresStore(os.environ.get(DSN_ENV, DEFAULT_DSN), schema=schema)
-            _stores[(os.getpid(), schema)] = store
-            atexit.register(store.close)
-        return store
-
-
-def close_stores() -> int:
-    """Close this process's stores (a test calls it in every worker before dropping its schema)."""
-    with _lock:
-        stores = [s for (pid, _), s in _stores.items() if pid == os.getpid()]
-        _stores.clear()
-    for store in stores:
-        store.close()
-    return len(stores)
 
 
 def prepare(store: Store) -> None:
@@ -120,7 +94,7 @@ def squares_job(
 
     ``pause``: seconds each fetch takes (so a kill lands mid-run).
     """
-    store = store_for(schema)
+    store = open_store(schema)
     ledger = PartitionLedger(store, lease=lease)
 
     def fetch(partition: Partition) -> list[dict[str, Any]]:

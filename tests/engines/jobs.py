@@ -50,6 +50,16 @@ def open_store(schema: str) -> Store:
         return store
 
 
+def close_stores() -> int:
+    """Close this process's stores (a test calls it in every worker before dropping its schema)."""
+    with _lock:
+        stores = [s for (pid, _), s in _stores.items() if pid == os.getpid()]
+        _stores.clear()
+    for store in stores:
+        store.close()
+    return len(stores)
+
+
 def prepare(store: Store, keys: list[str], start: str, end: str) -> None:
     """The data table and the ledger's plan, made once before the workers start."""
     with unit_of_work(store) as tx:

@@ -38,7 +38,7 @@ from resilient_pipeline.engines import WorkResult
 from resilient_pipeline.engines.dask import Dispatched, dispatch
 from resilient_pipeline.exceptions import ConfigurationError
 from resilient_pipeline.storage import Store
-from tests.engines import dask_jobs
+from tests.engines import dask_jobs, jobs
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -77,7 +77,7 @@ def client(postgres_dsn: str) -> Iterator[Client]:
             threads_per_worker=1,
             processes=True,
             dashboard_address=":0",
-            env={**tokens, dask_jobs.DSN_ENV: postgres_dsn},
+            env={**tokens, jobs.DSN_ENV: postgres_dsn},
             resources={"ads_api": 1},
             silence_logs=logging.CRITICAL,  # a killed worker is expected here
         ) as cluster,
@@ -92,7 +92,7 @@ def client(postgres_dsn: str) -> Iterator[Client]:
 def schema(client: Client, postgres_schema: str) -> Iterator[str]:
     """The test's schema; afterwards every worker closes its connections to it."""
     yield postgres_schema
-    client.run(dask_jobs.close_stores)
+    client.run(jobs.close_stores)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import attrs
 from resilient_pipeline._core import integer
 from resilient_pipeline.exceptions import ConfigurationError
 
-from ._job import JSONValue, check_params
+from ._job import JSONValue, check_params, split_ref
 
 __all__ = ["FanOut", "split"]
 
@@ -76,9 +76,7 @@ class FanOut:
                 str; ``limit`` or ``concurrency`` is not an int >= 1;
                 ``run_id`` is an empty str.
         """
-        module, colon, factory = str(ref).partition(":")
-        if type(ref) is not str or not (module and colon and factory):
-            raise ConfigurationError.for_option("ref", ref, "must be 'package.module:factory'")
+        split_ref(ref, option="ref")
         plain = check_params(params)
         integer(ge=1, optional=True).check("limit", limit)
         integer(ge=1, optional=True).check("concurrency", concurrency)

@@ -20,7 +20,16 @@ from resilient_pipeline.ledger import BackfillReport, PartitionLedger, abackfill
 
 from . import _settle
 
-__all__ = ["Job", "JobFactory", "WorkResult", "arun_job", "check_params", "load_job", "run_job"]
+__all__ = [
+    "Job",
+    "JobFactory",
+    "WorkResult",
+    "arun_job",
+    "check_params",
+    "load_job",
+    "run_job",
+    "split_ref",
+]
 
 JSONValue: TypeAlias = "str | int | float | bool | list[JSONValue] | dict[str, JSONValue] | None"
 JobFactory: TypeAlias = Callable[..., "Job"]
@@ -262,6 +271,19 @@ def _has_nan(value: object) -> bool:
     return False
 
 
+def split_ref(ref: str, *, option: str) -> tuple[str, str]:
+    """``"package.module:name"`` as ``(module, name)``; anything else names ``option``.
+
+    Examples:
+        >>> split_ref("jobs.meta:nightly", option="job")
+        ('jobs.meta', 'nightly')
+    """
+    module, colon, name = str(ref).partition(":")
+    if type(ref) is not str or not (module and colon and name):
+        raise ConfigurationError.for_option(option, ref, "must be 'package.module:name'")
+    return module, name
+
+
 def load_job(ref: str, params: Mapping[str, JSONValue] | None = None) -> Job:
     """Import ``"package.module:name"`` and build the job: ``name(**params)``, or ``name`` itself.
 
@@ -275,9 +297,7 @@ def load_job(ref: str, params: Mapping[str, JSONValue] | None = None) -> Job:
         ...
         resilient_pipeline.exceptions.ConfigurationError: job='no-colon' is invalid: ...
     """
-    module_name, sep, attr = str(ref).partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigurationError.for_option("job", ref, "must be 'package.module:name'")
+    module_name, attr = split_ref(ref, option="job")
     try:
         target: Any = importlib.import_module(module_name)
         for part in attr.split("."):

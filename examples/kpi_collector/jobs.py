@@ -245,6 +245,7 @@ def collector_job(
         redis=None if redis_url is None else _redis_client(redis_url),
     )
     options = collection.backfill_options()
+    del options["progress"]  # a worker's run draws no progress bar (Job.run's progress=False)
     return Job(
         ledger=collection.ledger,
         source=options.pop("source"),

@@ -126,6 +126,15 @@ def test_limit_and_keys_belong_to_the_run_not_the_job(tmp_path: Any) -> None:
         bad.run()
 
 
+@pytest.mark.parametrize("name", ["concurrency", "run_id", "source", "fetch", "progress"])
+def test_an_option_that_has_its_own_place_is_refused_not_dropped(tmp_path: Any, name: str) -> None:
+    job = fixed_job(db=str(tmp_path / "x.sqlite3"))
+    bad = Job(**{**_fields(job), "options": {name: None}})
+    with pytest.raises(ConfigurationError, match=name) as info:
+        bad.run()
+    assert "options" == info.value.option
+
+
 def _fields(job: Job) -> dict[str, Any]:
     return {
         name: getattr(job, name)

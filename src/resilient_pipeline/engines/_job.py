@@ -35,6 +35,11 @@ JSONValue: TypeAlias = "str | int | float | bool | list[JSONValue] | dict[str, J
 JobFactory: TypeAlias = Callable[..., "Job"]
 
 
+_OWN_ARGUMENTS = frozenset(
+    {"source", "start", "end", "periods", "fetch", "write", "concurrency", "run_id", "progress"}
+)
+
+
 @attrs.frozen(kw_only=True)
 class Job:
     """One source's backfill, as every worker of a fleet runs it: the arguments of ``backfill``.
@@ -92,6 +97,15 @@ class Job:
         if "limit" in self.options or "keys" in self.options:
             raise ConfigurationError.for_option(
                 "options", dict(self.options), "limit and keys are given per run, not in the job"
+            )
+        # Each of these has its own place (a field of the job, or an argument of the run):
+        # given in options too, one of the two would be dropped without a word.
+        taken = sorted(set(self.options) & _OWN_ARGUMENTS)
+        if taken:
+            raise ConfigurationError.for_option(
+                "options",
+                dict(self.options),
+                f"{', '.join(taken)}: give these as the job's fields or the run's arguments",
             )
         return {
             **self.options,

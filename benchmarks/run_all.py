@@ -14,7 +14,9 @@ the goal.
 
 ``--write-docs`` rewrites the part of ``docs/benchmarks.md`` between
 ``<!-- run_all:begin -->`` and ``<!-- run_all:end -->`` with the table, the
-machine, the versions and the date.
+machine, the versions and the date. With ``--only``, only those modules' rows
+are replaced: the others are kept from the docs, and the region says which
+earlier run they come from.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 DOCS = HERE.parent / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- run_all:begin -->", "<!-- run_all:end -->"
 MARKER = "@@run_all-goals@@"
+KEPT, EARLIER = "- rows of ", ": from the earlier run of "
 CHILD_TIMEOUT = 1_800  # seconds for one module
 PACKAGES = (
     "resilient-pipeline",
@@ -113,28 +117,74 @@ def _ratio(goal: dict[str, Any]) -> str:
     return f"{goal['ratio']:.2f}x ({goal['low']:.2f}-{goal['high']:.2f}, {goal['rounds']} rounds)"
 
 
-def render(results: dict[str, dict[str, Any]]) -> str:
-    """The one Markdown table of every goal, then the modules without goals or with errors."""
-    lines = [
-        "| benchmark | capability | goal | measured ratio (spread) | met |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    others = []
+def _rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """``(module, table line)`` for every goal measured in this run."""
+    rows = []
     for name, result in results.items():
         for goal in result["goals"]:
             note = f" ({goal['note']})" if goal.get("note") else ""
-            lines.append(
-                f"| `{name}` | {goal['capability']} | {goal['goal']} "
-                f"| {_ratio(goal)}{note} | {_met(goal)} |"
+            rows.append(
+                (
+                    name,
+                    f"| `{name}` | {goal['capability']} | {goal['goal']} "
+                    f"| {_ratio(goal)}{note} | {_met(goal)} |",
+                )
             )
-        if result["status"] != "ok":
-            others.append(f"- `{name}`: {result['status']}")
-    met = sum(1 for r in results.values() for g in r["goals"] if _met(g) == "**met**")
-    total = sum(len(r["goals"]) for r in results.values())
-    lines += ["", f"{met} of {total} goals met."]
+    return rows
+
+
+def render(results: dict[str, dict[str, Any]], kept: Sequence[tuple[str, str]] = ()) -> str:
+    """The one Markdown table of every goal, then the modules without goals or with errors.
+
+    ``kept`` holds rows of modules not run this time (``--only``), taken from
+    the docs as they were; they are merged in module order.
+    """
+    rows = sorted([*_rows(results), *kept], key=lambda row: row[0])
+    lines = [
+        "| benchmark | capability | goal | measured ratio (spread) | met |",
+        "| --- | --- | --- | --- | --- |",
+        *(line for _, line in rows),
+    ]
+    met = sum(1 for _, line in rows if line.endswith("| **met** |"))
+    lines += ["", f"{met} of {len(rows)} goals met."]
+    others = [
+        f"- `{name}`: {result['status']}"
+        for name, result in results.items()
+        if result["status"] != "ok"
+    ]
     if others:
         lines += ["", *others]
     return "\n".join(lines)
+
+
+def kept_rows(ran: set[str]) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """The docs' table rows of modules not in ``ran``, and the run each module's rows are from."""
+    text = DOCS.read_text()
+    if BEGIN not in text or END not in text:
+        return [], {}
+    region = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    rows: list[tuple[str, str]] = []
+    origin: dict[str, str] = {}  # module -> the date line of the run that measured it
+    date = ""
+    for line in region.splitlines():
+        if line.startswith("- date: ") and not date:
+            date = line.removeprefix("- date: ")
+        elif line.startswith(KEPT):  # rows an earlier --only run kept: their own run
+            listed, _, when = line.removeprefix(KEPT).partition(EARLIER)
+            origin.update(dict.fromkeys(listed.replace("`", "").split(", "), when))
+        elif line.startswith("| `bench_"):
+            name = line.split("`", 2)[1]
+            if name not in ran:
+                rows.append((name, line))
+    return rows, {name: origin.get(name, date) for name, _ in rows}
+
+
+def provenance(origin: dict[str, str]) -> list[str]:
+    """One line per earlier run, naming the modules whose rows it measured."""
+    runs: dict[str, list[str]] = {}
+    for name, when in sorted(origin.items()):
+        runs.setdefault(when, []).append(f"`{name}`")
+    return [f"{KEPT}{', '.join(names)}{EARLIER}{when}" for when, names in runs.items()]
 
 
 def _cpu() -> str:
@@ -232,10 +282,15 @@ def main() -> None:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         results[name] = run_child(name, args.quick)
         print(f"  {results[name]['status']}", file=sys.stderr, flush=True)
-    table = render(results)
+    kept: list[tuple[str, str]] = []
+    origin: dict[str, str] = {}
+    if args.only and args.write_docs:  # the other modules' rows stay as they were
+        kept, origin = kept_rows(set(names))
+    table = render(results, kept)
     print(table)
     if args.write_docs:
-        write_docs(f"{environment(load_before, args.quick)}\n\n{table}")
+        lines = [environment(load_before, args.quick), *provenance(origin)]
+        write_docs("\n".join(lines) + f"\n\n{table}")
         print(f"\nrewrote the run_all region of {DOCS}", file=sys.stderr)
 
 

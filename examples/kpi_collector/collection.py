@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -75,6 +76,16 @@ class Tally:
     def get(self, name: str) -> int:
         """How many ``name`` so far."""
         return self.counts.get(name, 0)
+
+    def snapshot(self) -> dict[str, int]:
+        """Every count so far (a fleet job's ``counters``)."""
+        with self._lock:
+            return dict(self.counts)
+
+    def merge(self, counts: Mapping[str, int]) -> None:
+        """Add counts a fleet's workers made."""
+        for name, n in counts.items():
+            self.add(name, n)
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RetryScheduled):

@@ -25,8 +25,9 @@ same code as in a one-process run.
   real use). The workers inherit the tokens from this environment, or have
   their own.
 
-The workers' own counters (rows written, retries, breaker openings) stay in
-the workers (their logs and metrics); the summary counts partitions.
+The workers' own counters (rows written, retries, breaker openings, rows
+quarantined) come back in each result (:attr:`WorkResult.counters`) and are
+added to this process's tally, so the summary counts what the fleet did.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from resilient_pipeline.exceptions import ConfigurationError
 from resilient_pipeline.ledger import BackfillReport, Partition, PartitionFailure
 from resilient_pipeline.observability import redact
 
+from .collection import Tally
 from .jobs import DB_ENV
 from .settings import ENGINES, REDIS_ENV, TOKEN_ENV, Settings
 
@@ -224,9 +226,16 @@ async def fleet_pass(
     end: dt.date | None = None,
     periods: Sequence[str] | None = None,
     lookback: int | dt.timedelta | None = None,
+    tally: Tally | None = None,
 ) -> BackfillReport:
-    """One backfill pass of ``platform`` by the fleet (``backfill``'s range arguments)."""
+    """One backfill pass of ``platform`` by the fleet (``backfill``'s range arguments).
+
+    The workers' counters are added to ``tally``.
+    """
     days = lookback.days if isinstance(lookback, dt.timedelta) else (lookback or 0)
     params = job_params(settings, platform, start=start, end=end, periods=periods, lookback=days)
     results = await anyio.to_thread.run_sync(_dispatch, settings, params, list(keys))
+    if tally is not None:
+        for result in results:
+            tally.merge(result.counters)
     return merged_report(platform, results)

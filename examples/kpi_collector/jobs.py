@@ -235,11 +235,12 @@ def collector_job(
         redis_url=redis_url,
         redis_prefix=redis_prefix,
     )
+    tally = Tally()
     collection = build_collection(
         settings,
         _store(db, concurrency),
         platform,
-        tally=Tally(),
+        tally=tally,
         flags=load_flags(),  # RP_FLAG_* of the worker's environment
         close_when_idle=True,  # Job.run runs each pass in an event loop of its own
         redis=None if redis_url is None else _redis_client(redis_url),
@@ -257,4 +258,5 @@ def collector_job(
         write=options.pop("write"),
         concurrency=options.pop("concurrency"),
         options={**options, "lookback": lookback or None},
+        counters=tally.snapshot,  # rows, retries, breaker openings: back to the caller
     )

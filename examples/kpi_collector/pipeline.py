@@ -142,7 +142,7 @@ async def _collect_platform(
         collection = None
         ledger = PartitionLedger(store, max_attempts=settings.max_attempts, lease=settings.lease)
         breakers = CircuitBreakerRegistry(template=CircuitBreaker(name=name))  # theirs, not here
-        run_pass = functools.partial(fleet_pass, settings, name)
+        run_pass = functools.partial(fleet_pass, settings, name, tally=tally)
     else:
         collection = build_collection(settings, store, name, tally=tally, sink=sink, flags=flags)
         ledger, breakers = collection.ledger, collection.breakers

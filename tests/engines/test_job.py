@@ -8,6 +8,7 @@ import math
 import sqlite3
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -39,6 +40,26 @@ def fixed_job(*, db: str, days: int = 2) -> Job:
 
 
 NOT_A_JOB = 42
+
+WRITES: dict[str, int] = {"rows_written": 100, "never_moves": 7}
+"""A per-process counter a cached job keeps counting in, across runs."""
+
+
+def counting_job(*, db: str) -> Job:
+    """fixed_job, counting rows written in ``WRITES`` (as a factory that caches its job would)."""
+    job = fixed_job(db=db)
+    inner = job.write
+
+    def write(tx: Any, p: Partition, rows: list[dict[str, Any]]) -> None:
+        inner(tx, p, rows)
+        WRITES["rows_written"] += len(rows)
+
+    return attrs.evolve(job, write=write, counters=lambda: WRITES)
+
+
+def badly_counting_job(*, db: str) -> Job:
+    """A job whose counters are not ``{str: int}``."""
+    return attrs.evolve(fixed_job(db=db), counters=lambda: {"rows": 1.5})
 
 
 def test_two_workers_share_the_partitions_and_write_each_once(tmp_path: Any) -> None:
@@ -153,6 +174,7 @@ results = st.builds(
     failed=st.lists(st.tuples(texts, texts, texts, texts), max_size=4).map(tuple),
     errors=st.lists(texts, max_size=3).map(tuple),
     duration=st.floats(0, 1e6),
+    counters=st.dictionaries(texts, st.integers(-(10**9), 10**9), max_size=4),
 )
 
 
@@ -161,3 +183,24 @@ def test_a_result_survives_the_json_round_trip_exactly(result: WorkResult) -> No
     import json
 
     assert result == WorkResult.from_dict(json.loads(json.dumps(result.to_dict())))
+
+
+def test_a_result_carries_what_the_jobs_counters_grew_by_in_this_run(tmp_path: Any) -> None:
+    """counters: after minus before, so counts from earlier runs in the process are not resent."""
+    db = str(tmp_path / "ledger.sqlite3")
+    first = run_job("tests.engines.test_job:counting_job", params={"db": db})
+    second = run_job(
+        "tests.engines.test_job:counting_job",
+        params={"db": str(tmp_path / "other.sqlite3")},
+        keys=[1],
+    )
+    assert {"rows_written": 4} == dict(first.counters)  # 2 keys x 2 days, a row each
+    assert {"rows_written": 2} == dict(second.counters)  # "never_moves" is left out
+    assert 106 == WRITES["rows_written"]
+
+
+def test_counters_that_are_not_str_to_int_are_named(tmp_path: Any) -> None:
+    """A job's counters returning a float is refused, naming the option, before any run."""
+    with pytest.raises(ConfigurationError, match="counters") as caught:
+        run_job("tests.engines.test_job:badly_counting_job", params={"db": str(tmp_path / "x")})
+    assert "1.5" in str(caught.value)

@@ -18,7 +18,7 @@ from examples.kpi_collector.fakeapi import FakeAdsAPI, Faults, GroundTruth
 from examples.kpi_collector.pipeline import run
 from examples.kpi_collector.settings import TOKEN_ENV, Settings
 from examples.kpi_collector.suite import open_store
-from resilient_pipeline import PartitionLedger
+from resilient_pipeline import PartitionLedger, unit_of_work
 from resilient_pipeline.engines import WorkResult
 from resilient_pipeline.engines import local as local_engine
 from resilient_pipeline.exceptions import ConfigurationError
@@ -75,6 +75,19 @@ def config(api: FakeAdsAPI, db: Path, **changes: Any) -> Settings:
     return attrs.evolve(base, **changes)
 
 
+def stored_rows(db: Path) -> int:
+    """Rows in the two tables the collector inserts into."""
+    store = open_store(str(db))
+    try:
+        with unit_of_work(store) as tx:
+            return sum(
+                int(tx.fetchall(f"SELECT count(*) FROM {tx.table(name)}")[0][0])
+                for name in ("campaign_daily", "daily_kpi_data")
+            )
+    finally:
+        store.close()
+
+
 def assert_truth(db: Path, api: FakeAdsAPI, settings: Settings) -> None:
     """Every partition succeeded and every table equals the API's truth, value by value."""
     store = open_store(str(db))
@@ -103,6 +116,12 @@ def test_three_local_processes_recover_and_store_the_truth(
     assert len(collected) == len(set(collected))  # no partition twice in one pass
     assert 9 == sum(s.collected for s in summary.platforms)
     assert len(dispatched) >= 2  # the main pass, and at least one recovery pass
+    # The workers' counts come back: rows inserted are the rows in the tables
+    # (a fresh database, no restatement), and the injected faults were retried.
+    stats = summary.platforms[0]
+    assert stored_rows(tmp_path / "kpi.sqlite3") == stats.rows_inserted
+    assert stats.retries > 0
+    assert stats.retries == sum(r.counters.get("retries", 0) for p in dispatched for r in p)
 
 
 @pytest.mark.slow

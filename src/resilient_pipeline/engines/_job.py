@@ -64,6 +64,12 @@ class Job:
         options: Any other keyword argument of
             :func:`~resilient_pipeline.ledger.backfill` (``contract``,
             ``quarantine``, ``policies``, ``lookback``, ``measure``, ...).
+        counters: The job's own counts (rows written, retries, breaker
+            openings: whatever its ``fetch`` and ``write`` count), as
+            ``counters() -> {name: int}``. :func:`run_job` reads them before
+            and after the run and returns the difference in
+            :attr:`WorkResult.counters`, so a fleet's caller can add up what
+            its workers did, not only which partitions they did.
 
     Examples:
         >>> import datetime as dt
@@ -85,6 +91,25 @@ class Job:
     periods: Sequence[object] | None = None
     concurrency: int = 1
     options: Mapping[str, Any] = attrs.field(factory=dict)
+    counters: Callable[[], Mapping[str, int]] | None = None
+
+    def read_counters(self) -> dict[str, int]:
+        """The job's counters now (``{}`` without ``counters``); a bad value is named.
+
+        Raises:
+            ConfigurationError: ``counters()`` returned something other than
+                ``{str: int}``.
+        """
+        if self.counters is None:
+            return {}
+        found: object = self.counters()
+        if not isinstance(found, Mapping) or any(
+            type(name) is not str or type(n) is not int for name, n in found.items()
+        ):
+            raise ConfigurationError.for_option(
+                "counters", self.counters, f"must return {{str: int}}, returned {found!r}"
+            )
+        return dict(found)
 
     def _arguments(
         self,
@@ -163,6 +188,8 @@ class WorkResult:
             (errors masked).
         errors: Why the run stopped early, if it did.
         duration: Seconds.
+        counters: What the job's own counters (:attr:`Job.counters`) grew by
+            during the run; names that did not move are left out.
 
     Examples:
         >>> result = WorkResult(run_id="r1", source="meta", worker="h:1", counts={"new": 2})
@@ -178,6 +205,7 @@ class WorkResult:
     failed: tuple[tuple[str, str, str, str], ...] = ()
     errors: tuple[str, ...] = ()
     duration: float = 0.0
+    counters: Mapping[str, int] = attrs.field(factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -185,8 +213,8 @@ class WorkResult:
         return not self.failed and not self.errors
 
     @classmethod
-    def of(cls, report: BackfillReport) -> WorkResult:
-        """The result of a report, stamped with this process."""
+    def of(cls, report: BackfillReport, counters: Mapping[str, int] | None = None) -> WorkResult:
+        """The result of a report, stamped with this process (and the counters' growth)."""
         return cls(
             run_id=report.run_id,
             source=report.source,
@@ -198,6 +226,7 @@ class WorkResult:
             ),
             errors=report.errors,
             duration=report.duration,
+            counters=dict(counters or {}),
         )
 
     def to_dict(self) -> dict[str, JSONValue]:
@@ -211,6 +240,7 @@ class WorkResult:
             "failed": [list(f) for f in self.failed],
             "errors": list(self.errors),
             "duration": self.duration,
+            "counters": dict(self.counters),
         }
 
     @classmethod
@@ -225,6 +255,7 @@ class WorkResult:
             failed=tuple((str(a), str(b), str(c), str(d)) for a, b, c, d in data.get("failed", ())),
             errors=tuple(str(e) for e in data.get("errors", ())),
             duration=float(data.get("duration", 0.0)),
+            counters={str(k): int(v) for k, v in dict(data.get("counters", {})).items()},
         )
 
 
@@ -384,13 +415,13 @@ def run_job(
         (2, True)
     """
     job = load_job(ref, params)
+    before = job.read_counters()
 
     def once() -> BackfillReport:
         return job.run(keys=keys, limit=limit, run_id=run_id, concurrency=concurrency)
 
-    if not settle or limit is not None:
-        return WorkResult.of(once())
-    return WorkResult.of(_settle.settle(job, once, keys=keys))
+    report = once() if not settle or limit is not None else _settle.settle(job, once, keys=keys)
+    return WorkResult.of(report, _growth(before, job.read_counters()))
 
 
 async def arun_job(
@@ -411,13 +442,22 @@ async def arun_job(
         True
     """
     job = load_job(ref, params)
+    before = job.read_counters()
 
     async def once() -> BackfillReport:
         return await job.arun(keys=keys, limit=limit, run_id=run_id, concurrency=concurrency)
 
     if not settle or limit is not None:
-        return WorkResult.of(await once())
-    return WorkResult.of(await _settle.asettle(job, once, keys=keys))
+        report = await once()
+    else:
+        report = await _settle.asettle(job, once, keys=keys)
+    return WorkResult.of(report, _growth(before, job.read_counters()))
+
+
+def _growth(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
+    """What each counter grew by (a factory may cache a job, and its counters, per process)."""
+    grown = {name: n - before.get(name, 0) for name, n in after.items()}
+    return {name: n for name, n in grown.items() if n}
 
 
 def _example_job() -> Job:

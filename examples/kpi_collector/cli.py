@@ -288,7 +288,7 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
         end=end,
         days=days,
         lookback=min(getattr(args, "lookback", 0), days),
-        workers=getattr(args, "concurrency", 8),
+        concurrency=getattr(args, "concurrency", 8),
         slots=getattr(args, "workers", 1),
         engine=getattr(args, "engine", "local"),
         report=_absolute(getattr(args, "out", None)),

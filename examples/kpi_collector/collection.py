@@ -265,7 +265,7 @@ def build_collection(
         write=_Writer(tally),
         retry=retry,
         sink=SQLQuarantine(store) if sink is None else sink,
-        concurrency=settings.workers,
+        concurrency=settings.concurrency,
         progress=settings.progress,
         redis=redis,
         owns_redis=owns_redis,

@@ -96,7 +96,7 @@ def job_params(
         "base_url": settings.base_url,
         "clients": list(settings.clients),
         "lookback": lookback,
-        "concurrency": settings.workers,
+        "concurrency": settings.concurrency,
         "max_attempts": settings.max_attempts,
         "lease": settings.lease,
         "rate_limit": settings.rate_limit,

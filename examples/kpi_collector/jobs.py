@@ -223,7 +223,7 @@ def collector_job(
         end=last,
         days=(last - first).days + 1,
         lookback=lookback,
-        workers=concurrency,
+        concurrency=concurrency,
         max_attempts=max_attempts,
         lease=lease,
         rate_limit=rate_limit,

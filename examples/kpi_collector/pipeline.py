@@ -329,7 +329,7 @@ async def arun(
     flags = load_flags(settings.flags_file) if flags is None else flags
     await anyio.to_thread.run_sync(check_reachable, settings.base_url, settings.fetch_timeout)
     own = store is None
-    store = open_store(settings.db, workers=settings.workers) if store is None else store
+    store = open_store(settings.db, workers=settings.concurrency) if store is None else store
     alerter = build_alerter(settings) if alerter is None else alerter
     if monitor is not None:
         monitor.watch_store(store)

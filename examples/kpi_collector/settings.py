@@ -143,7 +143,7 @@ class Settings:
         days: How many days, ending with ``end``.
         lookback: Days at the end of the range collected again to catch
             restatements (``0``: none).
-        workers: Partitions in flight at once per platform, in each worker
+        concurrency: Partitions in flight at once per platform, in each worker
             (``--concurrency``).
         engine: Where the backfill passes run: ``"local"`` (this process, or
             ``slots`` processes of this machine), ``"celery"`` or ``"dask"``
@@ -188,7 +188,7 @@ class Settings:
     end: dt.date = DEMO_END
     days: int = attrs.field(default=30, validator=_positive_int("days"))
     lookback: int = attrs.field(default=3, validator=_positive_int("lookback", minimum=0))
-    workers: int = attrs.field(default=8, validator=_positive_int("workers"))
+    concurrency: int = attrs.field(default=8, validator=_positive_int("concurrency"))
     engine: str = attrs.field(default="local", validator=_one_of("engine", ENGINES))
     slots: int = attrs.field(default=1, validator=_positive_int("slots"))
     recovery_rounds: int = attrs.field(

@@ -48,7 +48,7 @@ def settings(db: str, api: FakeAdsAPI, **changes: Any) -> Settings:
         end=END,
         days=3,
         lookback=1,
-        workers=4,
+        concurrency=4,
         retry_delay=0.0,
         fetch_timeout=0.5,
         progress=False,

@@ -64,7 +64,7 @@ def config(api: FakeAdsAPI, db: Path, **changes: Any) -> Settings:
         end=END,
         days=3,
         lookback=1,
-        workers=2,
+        concurrency=2,
         retry_delay=0.0,
         fetch_timeout=2.0,
         rate_limit=1000.0,

@@ -39,7 +39,7 @@ def settings(db: Path | str, **changes: Any) -> Settings:
         end=END,
         days=DAYS,
         lookback=2,
-        workers=4,
+        concurrency=4,
         retry_delay=0.0,
         fetch_timeout=0.5,
         seed=SEED,

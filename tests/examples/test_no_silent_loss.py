@@ -67,7 +67,7 @@ def settings(db: Path | str, **changes: Any) -> Settings:
         end=END,
         days=DAYS,
         lookback=1,
-        workers=4,
+        concurrency=4,
         retry_delay=0.0,
         fetch_timeout=0.5,
         rate_limit=1000.0,
@@ -213,7 +213,7 @@ def start_worker(
         *("--db", config.db, "--base-url", api.base_url, "--log", str(log)),
         *("--clients", ",".join(config.keys), "--end", config.end.isoformat()),
         *("--days", str(config.days), "--lookback", str(config.lookback)),
-        *("--lease", str(config.lease), "--workers", str(config.workers)),
+        *("--lease", str(config.lease), "--workers", str(config.concurrency)),
         *(("--schema", schema) if schema else ()),
         *(() if go else ("--wait-for-go",)),
     ]

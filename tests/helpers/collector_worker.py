@@ -41,7 +41,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         end=dt.date.fromisoformat(args.end),
         days=args.days,
         lookback=args.lookback,
-        workers=args.workers,
+        concurrency=args.workers,
         retry_delay=0.0,
         fetch_timeout=args.fetch_timeout,
         rate_limit=1000.0,

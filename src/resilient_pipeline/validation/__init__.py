@@ -12,23 +12,7 @@ Examples:
 
 from __future__ import annotations
 
-from ._contract import (
-    CheckedUnit,
-    Collection,
-    Pairing,
-    PartitionContract,
-    PartitionQuarantined,
-    PartitionRejected,
-    QuarantinedUnit,
-    UnitIssue,
-    UnitReplayResult,
-    Verdict,
-    any_row,
-    paired,
-    quarantine_unit,
-    replay_units,
-    unit_of_record,
-)
+from ._contract import PartitionContract
 from ._fields import Field
 from ._issues import Issue, PartitionResult, Quarantined, RowsQuarantined, ValidationReport
 from ._quarantine import (
@@ -41,6 +25,24 @@ from ._quarantine import (
     replay,
 )
 from ._sinks import JSONLQuarantine, QuarantineLinesSkipped, SQLQuarantine
+from ._unit import (
+    CheckedUnit,
+    Collection,
+    Pairing,
+    PartitionQuarantined,
+    PartitionRejected,
+    UnitIssue,
+    Verdict,
+    any_row,
+    paired,
+)
+from ._unit_quarantine import (
+    QuarantinedUnit,
+    UnitReplayResult,
+    quarantine_unit,
+    replay_units,
+    unit_of_record,
+)
 from ._validator import Validator
 
 __all__ = [

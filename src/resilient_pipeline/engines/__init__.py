@@ -17,7 +17,8 @@ Examples:
 
 from __future__ import annotations
 
-from ._job import Job, JobFactory, WorkResult, arun_job, check_params, load_job, run_job
+from ._job import Job, JobFactory, arun_job, load_job, run_job
+from ._wire import WorkResult, check_params
 
 __all__ = [
     "Job",

@@ -18,7 +18,8 @@ import attrs
 from resilient_pipeline._core import integer
 from resilient_pipeline.exceptions import ConfigurationError
 
-from ._job import JSONValue, check_params, split_ref
+from ._job import split_ref
+from ._wire import JSONValue, check_params
 
 __all__ = ["FanOut", "split"]
 

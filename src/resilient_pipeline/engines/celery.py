@@ -73,7 +73,8 @@ from resilient_pipeline._core import number
 from resilient_pipeline.exceptions import ConfigurationError, MissingDependencyError
 
 from ._fanout import FanOut
-from ._job import JSONValue, WorkResult, run_job
+from ._job import run_job
+from ._wire import JSONValue, WorkResult
 
 try:
     import celery  # type: ignore[import-untyped]

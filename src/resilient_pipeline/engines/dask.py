@@ -53,7 +53,8 @@ from resilient_pipeline._core import integer
 from resilient_pipeline.exceptions import ConfigurationError, MissingDependencyError
 
 from ._fanout import FanOut
-from ._job import Job, JSONValue, WorkResult, run_job
+from ._job import Job, run_job
+from ._wire import JSONValue, WorkResult
 
 try:
     import distributed

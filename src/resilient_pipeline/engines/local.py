@@ -34,7 +34,8 @@ from resilient_pipeline._core import integer
 from resilient_pipeline.exceptions import ConfigurationError
 
 from ._fanout import FanOut
-from ._job import Job, JSONValue, WorkResult, run_job
+from ._job import Job, run_job
+from ._wire import JSONValue, WorkResult
 
 __all__ = ["run_processes"]
 

@@ -22,6 +22,7 @@ from resilient_pipeline._core import (
     DEFAULT_CLOCK,
     DEFAULT_HANDLERS,
     GLOBAL_HANDLERS,
+    OBSERVED,
     Clock,
     Event,
     EventHandler,
@@ -53,7 +54,9 @@ T = TypeVar("T")
 
 _breaker_logger = logging.getLogger(CallRejected.logger_name)
 # CircuitOpenError(name) without its Python-level __init__ (see the guards).
-_new_error = cast("Callable[[type[CircuitOpenError], str], CircuitOpenError]", BaseException.__new__)
+_new_error = cast(
+    "Callable[[type[CircuitOpenError], str], CircuitOpenError]", BaseException.__new__
+)
 
 
 _DEBUG = logging.DEBUG
@@ -276,7 +279,7 @@ class CircuitBreaker:
         causes = isinstance(backend, MemoryBackend)
         outcome_of, finished, announce = self._outcome, self._finished, self._announce
         debug_on = functools.partial(_breaker_logger.isEnabledFor, logging.DEBUG)
-        levels = _debug_levels()
+        levels, observed = _debug_levels(), OBSERVED
         default = DEFAULT_CLOCK
         breaker = self
         machine, rejections = _open_fast_path(backend)
@@ -303,7 +306,7 @@ class CircuitBreaker:
                     logged = levels[_DEBUG]  # a subscript costs less than a call
                 except KeyError:
                     logged = debug_on()
-                if logged or breaker.on_event or GLOBAL_HANDLERS[0] is not DEFAULT_HANDLERS:
+                if logged or breaker.on_event or observed:
                     announce(ticket)  # type: ignore[arg-type]
                 # The error's traceback holds this frame: the frame must not hold
                 # the error, or each rejection leaves a cycle for the GC. Rebinding
@@ -338,7 +341,7 @@ class CircuitBreaker:
         aadmit, arecord = backend.aadmit, backend.arecord
         outcome_of, finished, announce = self._outcome, self._finished, self._announce
         debug_on = functools.partial(_breaker_logger.isEnabledFor, logging.DEBUG)
-        levels = _debug_levels()
+        levels, observed = _debug_levels(), OBSERVED
         default = DEFAULT_CLOCK
         breaker = self
         machine, rejections = _open_fast_path(backend)
@@ -364,7 +367,7 @@ class CircuitBreaker:
                     logged = levels[_DEBUG]  # a subscript costs less than a call
                 except KeyError:
                     logged = debug_on()
-                if logged or breaker.on_event or GLOBAL_HANDLERS[0] is not DEFAULT_HANDLERS:
+                if logged or breaker.on_event or observed:
                     announce(ticket)  # type: ignore[arg-type]
                 raise (ticket, ticket := 0)[0]  # type: ignore[misc]  # no cycle: see _guard
             started = clock.monotonic() if breaker._timed else None

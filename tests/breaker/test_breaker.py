@@ -629,13 +629,19 @@ def test_policies_are_frozen_and_evolvable() -> None:
     assert 100 == FailureRate().window_calls
 
 
-def test_rejections_leave_no_reference_cycles() -> None:
+@pytest.mark.parametrize("opened", ["forced", "tripped"])
+def test_rejections_leave_no_reference_cycles(opened: str) -> None:
     """A rejected call's error is freed at once (no error-traceback-frame cycle for the GC)."""
     import gc
 
     breaker = make(FakeClock())
     guarded = breaker(ok)
-    breaker.force_open()
+    if opened == "forced":
+        breaker.force_open()
+    else:  # the decorator's own open-circuit path (not through admit)
+        for _ in range(3):
+            attempt(breaker)
+    assert opened == ("forced" if breaker.state == "forced_open" else "tripped")
     gc.collect()
     gc.disable()
     try:

@@ -7,8 +7,11 @@ import logging
 import pickle
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from resilient_pipeline import ConfigurationError, Event, subscribe
+from resilient_pipeline import ConfigurationError, Event, retry_with_backoff, subscribe
+from resilient_pipeline._core import DEFAULT_HANDLERS, GLOBAL_HANDLERS, OBSERVED, Subscription
 from resilient_pipeline.events import emit, log_event
 from resilient_pipeline.retry import RetryExhausted, RetryScheduled
 
@@ -136,3 +139,39 @@ def test_events_are_immutable_and_picklable() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         event.delay = 3  # type: ignore[misc]
     assert event == pickle.loads(pickle.dumps(event))
+
+
+@given(steps=st.lists(st.tuples(st.booleans(), st.integers(0, 3)), max_size=12))
+def test_observed_is_non_empty_exactly_while_anyone_subscribes(
+    steps: list[tuple[bool, int]],
+) -> None:
+    """OBSERVED (the hot paths' check) agrees with the global handlers after any (un)subscribe."""
+    handlers = [functools.partial(_ignore, n) for n in range(4)]
+    active: list[Subscription] = []
+    try:
+        for add, which in steps:
+            if add or not active:
+                active.append(subscribe(handlers[which]))
+            else:
+                active.pop(which % len(active)).cancel()
+            assert bool(active) == bool(OBSERVED)
+            assert bool(active) == (GLOBAL_HANDLERS[0] is not DEFAULT_HANDLERS)
+    finally:
+        for subscription in active:
+            subscription.cancel()
+    assert [] == OBSERVED
+
+
+def _ignore(n: int, event: Event) -> None:
+    """A handler that does nothing (distinct per ``n``)."""
+
+
+def test_retry_success_path_reports_to_a_subscriber_that_came_after_decoration() -> None:
+    """The decorator's unobserved fast path notices a later subscriber and its cancellation."""
+    seen: list[Event] = []
+    fetch = retry_with_backoff(base_delay=0, name="fetch")(lambda: "ok")
+    assert "ok" == fetch()
+    with subscribe(seen.append):
+        assert "ok" == fetch()
+    assert "ok" == fetch()
+    assert ["CallFinished"] == [type(event).__name__ for event in seen]

@@ -27,6 +27,7 @@ from ._deadline import DEADLINE, deadline_scope, remaining_time, tightened
 from ._events import (
     DEFAULT_HANDLERS,
     GLOBAL_HANDLERS,
+    OBSERVED,
     Event,
     EventHandler,
     Subscription,
@@ -67,6 +68,7 @@ __all__ = [
     "EMPTY_CONTEXT",
     "GLOBAL_HANDLERS",
     "MASK",
+    "OBSERVED",
     "RETRYABLE_STATUS_CODES",
     "SYSTEM_CLOCK",
     "Clock",

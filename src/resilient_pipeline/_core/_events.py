@@ -122,6 +122,17 @@ _lock = threading.Lock()
 # hot paths check that to skip building events no one would see.
 DEFAULT_HANDLERS: tuple[EventHandler, ...] = (log_event,)
 GLOBAL_HANDLERS: list[tuple[EventHandler, ...]] = [DEFAULT_HANDLERS]
+# The same fact for the hottest paths, as truth: empty exactly while
+# GLOBAL_HANDLERS holds DEFAULT_HANDLERS. ``if OBSERVED:`` is one bytecode
+# where the identity check is five (a tenth of a retried call's success path).
+OBSERVED: list[bool] = []
+
+
+def _install(handlers: tuple[EventHandler, ...]) -> None:
+    """Make ``handlers`` the global ones (under ``_lock``), keeping OBSERVED in step."""
+    handlers = DEFAULT_HANDLERS if handlers == DEFAULT_HANDLERS else handlers
+    GLOBAL_HANDLERS[0] = handlers
+    OBSERVED[:] = [] if handlers is DEFAULT_HANDLERS else [True]
 
 
 @attrs.define(eq=False)
@@ -145,8 +156,7 @@ class Subscription:
         with _lock:
             handlers = list(GLOBAL_HANDLERS[0])
             handlers.remove(self.handler)
-            remaining = tuple(handlers)
-            GLOBAL_HANDLERS[0] = DEFAULT_HANDLERS if remaining == DEFAULT_HANDLERS else remaining
+            _install(tuple(handlers))
 
     def __enter__(self) -> Subscription:
         return self
@@ -182,7 +192,7 @@ def subscribe(handler: EventHandler) -> Subscription:
     if not callable(handler):
         raise ConfigurationError.for_option("handler", handler, "must be callable")
     with _lock:
-        GLOBAL_HANDLERS[0] = (*GLOBAL_HANDLERS[0], handler)
+        _install((*GLOBAL_HANDLERS[0], handler))
     return Subscription(handler)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import itertools
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from resilient_pipeline._core import (
     DEFAULT_CLOCK,
     DEFAULT_HANDLERS,
     GLOBAL_HANDLERS,
+    OBSERVED,
     Clock,
     Event,
     EventHandler,
@@ -34,7 +36,7 @@ from resilient_pipeline._core import (
 from resilient_pipeline.exceptions import CircuitOpenError, ConfigurationError, RejectedError
 
 from ._events import CallRejected, CircuitStatistics, State
-from ._machine import FAILURE, IGNORED, SUCCESS
+from ._machine import FAILURE, IGNORED, SUCCESS, Machine
 from ._memory import MemoryBackend
 from ._policy import (
     BreakerConfig,
@@ -51,10 +53,17 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _breaker_logger = logging.getLogger(CallRejected.logger_name)
+# CircuitOpenError(name) without its Python-level __init__ (see the guards).
+_new_error = cast(
+    "Callable[[type[CircuitOpenError], str], CircuitOpenError]", BaseException.__new__
+)
 
 
-def _debug_levels() -> Callable[[int], bool | None]:
-    """A look-up of ``isEnabledFor`` answers: ``None`` when the logger has none cached yet.
+_DEBUG = logging.DEBUG
+
+
+def _debug_levels() -> dict[int, bool]:
+    """The logger's ``isEnabledFor`` answers by level; a level missing: not cached yet.
 
     ``Logger.isEnabledFor`` answers from the logger's own cache, which
     ``logging`` empties in place whenever a level changes; reading that cache
@@ -62,9 +71,22 @@ def _debug_levels() -> Callable[[int], bool | None]:
     nothing is ever cached and the method itself answers.
     """
     levels = getattr(_breaker_logger, "_cache", None)
-    if isinstance(levels, dict):
-        return levels.get
-    return lambda _level: None
+    return levels if isinstance(levels, dict) else {}
+
+
+def _open_fast_path(backend: BreakerBackend) -> tuple[Machine | None, itertools.count[int]]:
+    """The in-memory state machine and rejection counter the guards read directly.
+
+    While a circuit is open every call is a rejection, and calling
+    ``MemoryBackend.admit`` was a tenth of one: the guards read the open
+    state themselves, lock-free like ``admit`` (one attribute read is atomic;
+    a call that sees "open" is rejected as if it came just before a
+    concurrent change). Every other state, and every other backend, goes
+    through ``admit``. ``(None, ...)`` when the backend is not in memory.
+    """
+    if isinstance(backend, MemoryBackend):
+        return backend.machine, backend.rejections
+    return None, itertools.count()
 
 
 def _name(value: object) -> str:
@@ -257,28 +279,39 @@ class CircuitBreaker:
         causes = isinstance(backend, MemoryBackend)
         outcome_of, finished, announce = self._outcome, self._finished, self._announce
         debug_on = functools.partial(_breaker_logger.isEnabledFor, logging.DEBUG)
-        cached, debug = _debug_levels(), logging.DEBUG
+        levels, observed = _debug_levels(), OBSERVED
         default = DEFAULT_CLOCK
         breaker = self
+        machine, rejections = _open_fast_path(backend)
 
         def guarded(*args: Any, **kwargs: Any) -> Any:
             clock = breaker.clock or default[0]  # resolve_clock, inlined: the hot path
-            ticket = admit(clock)
+            ticket: int | CircuitOpenError
+            if (
+                machine is not None
+                and machine.state == "open"
+                and (now := clock.monotonic()) < machine.open_until
+            ):
+                # MemoryBackend.admit's open path, inlined (see _open_fast_path).
+                next(rejections)
+                ticket = _new_error(CircuitOpenError, machine.name)
+                ticket.state = "open"
+                ticket.retry_after = machine.open_until - now
+                ticket.trip_cause = backend.trip_cause  # type: ignore[attr-defined]
+            else:
+                ticket = admit(clock)
             if ticket.__class__ is not int:
                 # _rejected, inlined: the rejection path is hot while open.
-                if (
-                    breaker.on_event
-                    or GLOBAL_HANDLERS[0] is not DEFAULT_HANDLERS
-                    or (logged := cached(debug))
-                    or (logged is None and debug_on())
-                ):
-                    announce(ticket)  # type: ignore[arg-type]
                 try:
-                    raise ticket  # type: ignore[misc]
-                finally:
-                    # The error's traceback holds this frame: drop the frame's
-                    # reference to the error, or each rejection leaves a cycle for the GC.
-                    ticket = 0
+                    logged = levels[_DEBUG]  # a subscript costs less than a call
+                except KeyError:
+                    logged = debug_on()
+                if logged or breaker.on_event or observed:
+                    announce(ticket)  # type: ignore[arg-type]
+                # The error's traceback holds this frame: the frame must not hold
+                # the error, or each rejection leaves a cycle for the GC. Rebinding
+                # inside the raise costs less than a try/finally around it.
+                raise (ticket, ticket := 0)[0]  # type: ignore[misc]
             started = clock.monotonic() if breaker._timed else None
             try:
                 result = fn(*args, **kwargs)
@@ -308,26 +341,35 @@ class CircuitBreaker:
         aadmit, arecord = backend.aadmit, backend.arecord
         outcome_of, finished, announce = self._outcome, self._finished, self._announce
         debug_on = functools.partial(_breaker_logger.isEnabledFor, logging.DEBUG)
-        cached, debug = _debug_levels(), logging.DEBUG
+        levels, observed = _debug_levels(), OBSERVED
         default = DEFAULT_CLOCK
         breaker = self
+        machine, rejections = _open_fast_path(backend)
 
         async def guarded(*args: Any, **kwargs: Any) -> Any:
             clock = breaker.clock or default[0]
-            ticket = admit(clock) if direct else await aadmit(clock)
+            ticket: int | CircuitOpenError
+            if (
+                machine is not None
+                and machine.state == "open"
+                and (now := clock.monotonic()) < machine.open_until
+            ):
+                next(rejections)  # MemoryBackend.admit's open path, inlined: see _guard
+                ticket = _new_error(CircuitOpenError, machine.name)
+                ticket.state = "open"
+                ticket.retry_after = machine.open_until - now
+                ticket.trip_cause = backend.trip_cause  # type: ignore[attr-defined]
+            else:
+                ticket = admit(clock) if direct else await aadmit(clock)
             if ticket.__class__ is not int:
                 # _rejected, inlined: the rejection path is hot while open.
-                if (
-                    breaker.on_event
-                    or GLOBAL_HANDLERS[0] is not DEFAULT_HANDLERS
-                    or (logged := cached(debug))
-                    or (logged is None and debug_on())
-                ):
-                    announce(ticket)  # type: ignore[arg-type]
                 try:
-                    raise ticket  # type: ignore[misc]
-                finally:
-                    ticket = 0  # no error -> traceback -> frame -> error cycle
+                    logged = levels[_DEBUG]  # a subscript costs less than a call
+                except KeyError:
+                    logged = debug_on()
+                if logged or breaker.on_event or observed:
+                    announce(ticket)  # type: ignore[arg-type]
+                raise (ticket, ticket := 0)[0]  # type: ignore[misc]  # no cycle: see _guard
             started = clock.monotonic() if breaker._timed else None
             try:
                 result = await fn(*args, **kwargs)

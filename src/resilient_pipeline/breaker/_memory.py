@@ -38,7 +38,7 @@ _new_error = BaseException.__new__
 class MemoryBackend:
     """The breaker state machine behind a lock held only for state changes."""
 
-    __slots__ = ("_emit", "_lock", "_plain", "_rejected", "_successes", "machine", "trip_cause")
+    __slots__ = ("_emit", "_lock", "_plain", "_successes", "machine", "rejections", "trip_cause")
 
     nonblocking = True  # no I/O: async drivers may call the sync methods directly
 
@@ -48,7 +48,7 @@ class MemoryBackend:
         self._emit = emit
         # Lock-free counters for the hot paths: next() on itertools.count is atomic.
         self._successes = itertools.count()
-        self._rejected = itertools.count()
+        self.rejections = itertools.count()  # also counted by the breaker's guards
         self._plain = isinstance(config.trip, ConsecutiveFailures)
         # The failure that last opened the circuit, described once when it tripped
         # (never per rejection): each rejection carries it to whoever records causes.
@@ -63,11 +63,11 @@ class MemoryBackend:
             return 0
         now = clock.monotonic()
         if state == "open" and now < machine.open_until:
-            next(self._rejected)
+            next(self.rejections)
             # CircuitOpenError(name, retry_after=...) without the Python-level
-            # __init__ call, which costs more than the rest of a rejection;
-            # "open" is the class default for its state.
+            # __init__ call, which costs more than the rest of a rejection.
             error = _new_error(CircuitOpenError, machine.name)
+            error.state = "open"
             error.retry_after = machine.open_until - now
             error.trip_cause = self.trip_cause
             return error
@@ -138,7 +138,7 @@ class MemoryBackend:
     def statistics(self, clock: Clock) -> CircuitStatistics:
         with self._lock:
             stats = self.machine.statistics(clock.monotonic(), clock.time())
-        successes, rejected = _value(self._successes), _value(self._rejected)
+        successes, rejected = _value(self._successes), _value(self.rejections)
         return attrs.evolve(
             stats,
             calls=stats.calls + successes,

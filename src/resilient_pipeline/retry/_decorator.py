@@ -11,8 +11,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from resilient_pipeline._core import (
     DEADLINE,
-    DEFAULT_HANDLERS,
-    GLOBAL_HANDLERS,
+    OBSERVED,
     armed,
     cancel_scope,
 )
@@ -83,12 +82,12 @@ def _decorate_sync(policy: RetryPolicy, fn: Callable[P, T]) -> Callable[P, T]:
 
     # The fast paths: no clock read, no allocation, until something fails --
     # unless a subscriber listens, which gets every call timed (CallFinished).
-    listeners, unobserved = GLOBAL_HANDLERS, DEFAULT_HANDLERS
+    observed = OBSERVED  # non-empty while anyone but the log sink listens
     if check is None:
 
         @functools.wraps(fn)
         def plain(*args: P.args, **kwargs: P.kwargs) -> T:
-            if listeners[0] is not unobserved:
+            if observed:
                 return timed(*args, **kwargs)
             try:
                 return fn(*args, **kwargs)
@@ -101,7 +100,7 @@ def _decorate_sync(policy: RetryPolicy, fn: Callable[P, T]) -> Callable[P, T]:
 
     @functools.wraps(fn)
     def checked(*args: P.args, **kwargs: P.kwargs) -> T:
-        if listeners[0] is not unobserved:
+        if observed:
             return timed(*args, **kwargs)
         error: Exception | None
         try:
@@ -196,11 +195,11 @@ def _decorate_async(
 
         return timed
 
-    listeners, unobserved = GLOBAL_HANDLERS, DEFAULT_HANDLERS
+    observed = OBSERVED
 
     @functools.wraps(fn)
     async def plain(*args: P.args, **kwargs: P.kwargs) -> T:
-        if (cancel and DEADLINE.get() is not None) or listeners[0] is not unobserved:
+        if observed or (cancel and DEADLINE.get() is not None):
             # An enclosing deadline must be able to cancel even the first attempt;
             # a subscriber gets every call timed (CallFinished).
             call = new_call(timed=True)

@@ -1,0 +1,164 @@
+"""The open circuit's rejection, read by the decorator itself: the same error as through admit()."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import pickle
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from resilient_pipeline import CircuitBreaker
+from resilient_pipeline.breaker import ConsecutiveFailures, OpenDuration
+from resilient_pipeline.exceptions import CircuitOpenError
+from resilient_pipeline.testing import FakeClock, capture_events
+
+
+class Down(ConnectionError):
+    """The upstream failed."""
+
+
+def fail(text: str = "down at https://u:pw@api.example/x") -> None:
+    raise Down(text)
+
+
+async def afail(text: str = "down at https://u:pw@api.example/x") -> None:
+    raise Down(text)
+
+
+def tripped(clock: FakeClock, **options: Any) -> CircuitBreaker:
+    """A breaker opened (for 10 s) by two failures of ``fail``."""
+    breaker = CircuitBreaker(
+        name="ads",
+        trip=ConsecutiveFailures(threshold=2),
+        open_duration=OpenDuration(seconds=10),
+        clock=clock,
+        **options,
+    )
+    for _ in range(2):
+        with contextlib.suppress(Down):
+            breaker.call(fail)
+    assert "open" == breaker.state
+    return breaker
+
+
+def fields(error: CircuitOpenError) -> tuple[object, ...]:
+    return (
+        error.name,
+        error.state,
+        error.retry_after,
+        error.opened_by,
+        error.opened_by_class,
+        error.trip_cause,
+        str(error),
+        error.args,
+    )
+
+
+def through_decorator(breaker: CircuitBreaker) -> CircuitOpenError:
+    with pytest.raises(CircuitOpenError) as info:
+        breaker(fail)()
+    return info.value
+
+
+def through_admit(breaker: CircuitBreaker) -> CircuitOpenError:
+    """The context-manager form: MemoryBackend.admit builds the error."""
+    with pytest.raises(CircuitOpenError) as info, breaker:
+        pass  # pragma: no cover - the circuit is open
+    return info.value
+
+
+@given(elapsed=st.floats(min_value=0.0, max_value=9.999, allow_nan=False))
+def test_decorator_rejection_equals_admit_rejection(elapsed: float) -> None:
+    """At any moment of the open period, the decorator's error is the one admit() builds."""
+    clock = FakeClock()
+    breaker = tripped(clock)
+    clock.advance(elapsed)
+    before = breaker.statistics().rejected
+    expected, actual = through_admit(breaker), through_decorator(breaker)
+    assert fields(expected) == fields(actual)
+    assert ("open", f"{__name__}.Down") == (actual.state, actual.opened_by_class)
+    assert before + 2 == breaker.statistics().rejected
+
+
+def test_decorator_lets_the_probe_through_when_the_open_period_ends() -> None:
+    """At open_until the decorator no longer rejects: the call is the half-open probe."""
+    clock = FakeClock()
+    breaker = tripped(clock)
+    clock.advance(10)
+    with pytest.raises(Down):
+        breaker(fail)()
+    assert "open" == breaker.state  # the failed probe re-opened it
+    assert 2 == breaker.statistics().openings
+
+
+@pytest.mark.anyio
+async def test_async_decorator_rejection_equals_admit_rejection() -> None:
+    """The async decorator's rejection carries what admit()'s does, and is counted."""
+    clock = FakeClock()
+    breaker = tripped(clock)
+    clock.advance(4)
+    with pytest.raises(CircuitOpenError) as info:
+        await breaker(afail)()
+    assert fields(through_admit(breaker)) == fields(info.value)
+    assert 2 == breaker.statistics().rejected
+
+
+def test_fast_rejection_pickles_with_every_attribute() -> None:
+    """A rejection built without __init__ crosses processes with name, state, wait and cause."""
+    clock = FakeClock()
+    error = through_decorator(tripped(clock))
+    clone = pickle.loads(pickle.dumps(error))
+    assert fields(error) == fields(clone)
+    assert "Down: down at https://u:***@api.example/x" == clone.opened_by
+
+
+def test_constructed_error_keeps_its_defaults_and_pickles() -> None:
+    """CircuitOpenError(name) still defaults to open, no wait, no cause; pickling keeps them."""
+    error = CircuitOpenError("ads")
+    assert ("ads", "open", None, None, None) == (
+        error.name,
+        error.state,
+        error.retry_after,
+        error.opened_by,
+        error.trip_cause,
+    )
+    error.add_note("a note lives in the instance dict")
+    clone = pickle.loads(pickle.dumps(error))
+    assert fields(error) == fields(clone)
+    assert ["a note lives in the instance dict"] == clone.__notes__
+
+
+def test_async_open_rejections_leave_no_reference_cycles() -> None:
+    """The async decorator's open-circuit rejections are freed at once (no cycle for the GC)."""
+    guarded = tripped(FakeClock())(afail)
+
+    async def reject_many() -> None:
+        for _ in range(100):
+            with contextlib.suppress(CircuitOpenError):
+                await guarded()
+
+    anyio.run(reject_many)  # the event loop's own garbage first
+    gc.collect()
+    gc.disable()
+    try:
+        anyio.run(reject_many)
+        collected = gc.collect()
+    finally:
+        gc.enable()
+    assert 0 == collected
+
+
+def test_fast_rejection_is_announced_to_a_listener() -> None:
+    """With a handler listening, each fast-path rejection is an event carrying the wait."""
+    clock = FakeClock()
+    breaker = tripped(clock)
+    clock.advance(3)
+    with capture_events() as events:
+        through_decorator(breaker)
+    rejected = [e for e in events if type(e).__name__ == "CallRejected"]
+    assert [("ads", "open", 7.0)] == [(e.source, e.state, e.retry_after) for e in rejected]

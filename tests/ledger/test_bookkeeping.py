@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections import OrderedDict
 from decimal import Decimal
 from typing import Any
 
@@ -195,14 +196,37 @@ json_values = st.recursive(
 )
 
 
-@given(st.lists(st.dictionaries(st.text(max_size=8), json_values, max_size=5), max_size=8))
-def test_fingerprints_are_the_digests_stored_before(rows: list[dict[str, Any]]) -> None:
-    """The faster encoder gives the digest json.dumps gave, byte for byte (stored ones match)."""
+def digest_as_before(rows: list[Any]) -> str:
+    """The fingerprint as json.dumps computed it, one row at a time."""
     lines = sorted(
         json.dumps(row, sort_keys=True, separators=(",", ":"), default=str) for row in rows
     )
-    expected = hashlib.sha256("".join(line + "\n" for line in lines).encode()).hexdigest()[:32]
-    assert expected == fingerprint(rows)
+    return hashlib.sha256("".join(line + "\n" for line in lines).encode()).hexdigest()[:32]
+
+
+@given(st.lists(st.dictionaries(st.text(max_size=8), json_values, max_size=5), max_size=8))
+def test_fingerprints_are_the_digests_stored_before(rows: list[dict[str, Any]]) -> None:
+    """The faster encoder gives the digest json.dumps gave, byte for byte (stored ones match)."""
+    assert digest_as_before(rows) == fingerprint(rows)
+
+
+# What the one-call encoding of all rows must not split on: "},{" in text, in a list of dicts.
+braces = st.text(alphabet='{},"\\a', max_size=6) | st.sampled_from(["},{", '"},{"', "a},{"])
+tricky_values = st.recursive(
+    braces | st.integers() | st.none(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(braces, children, max_size=3),
+    max_leaves=6,
+)
+tricky_rows = st.dictionaries(braces, tricky_values, max_size=4) | st.builds(
+    OrderedDict, st.dictionaries(braces, tricky_values, max_size=2)
+)
+
+
+@given(st.lists(tricky_rows, max_size=6))
+def test_rows_encoded_at_once_give_each_rows_own_text(rows: list[dict[str, Any]]) -> None:
+    """Braces and commas in keys, values and nested lists of dicts never move a row boundary."""
+    assert digest_as_before(rows) == fingerprint(rows)
+    assert digest_as_before(rows) == fingerprint(iter(rows))  # any iterable of rows
 
 
 def test_a_row_that_contains_itself_is_an_error() -> None:

@@ -21,7 +21,7 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -70,12 +70,21 @@ Fetch: TypeAlias = "Callable[[Partition], Any] | Callable[[Partition], Awaitable
 Write: TypeAlias = Callable[[Transaction, Partition, Any], object]
 Policy: TypeAlias = Callable[[Callable[..., Any]], Callable[..., Any]]
 Measure: TypeAlias = "str | Callable[[Any], float]"
+T = TypeVar("T")
 
 DEFAULT_FETCH_RETRY = RetryPolicy(max_attempts=3, base_delay=1.0, max_delay=60.0)
 """Fetches are retried 3 times by default; pass ``policies=`` to change (or add a breaker)."""
 
 # SQLITE_BUSY, a serialization failure, a dropped connection: the write is idempotent.
 _WRITE_RETRY = RetryPolicy(max_attempts=5, base_delay=0.2, retry_on=TransientStoreError)
+
+
+def _attempt(unit: Callable[[], T]) -> T:
+    return unit()
+
+
+# Decorated once: wrapping each partition's commit anew cost more than its UPDATE.
+_retry_commit = _WRITE_RETRY(_attempt)
 
 _log = logging.getLogger("resilient_pipeline.ledger")
 
@@ -380,7 +389,7 @@ class _Run:
                     look_up = False
                 return outcome, ([] if then is None else then(tx))
 
-        outcome, following = _WRITE_RETRY(once)()
+        outcome, following = _retry_commit(once)
         if outcome == "restated":
             self.restated.append(
                 RestatedPartition(
@@ -716,9 +725,9 @@ async def abackfill(
 
     def todo() -> int:
         return sum(
-            (r.key, r.period) in wanted
-            and (r.status in claimable or (r.status == "succeeded" and r.period in rechecked))
-            for r in ledger.records(source, lo, hi)
+            (key, period) in wanted
+            and (status in claimable or (status == "succeeded" and period in rechecked))
+            for key, period, status in ledger._statuses(source, lo, hi)
         )
 
     bar = _Progress(progress, await anyio.to_thread.run_sync(todo), f"backfill {source}")

@@ -892,6 +892,21 @@ class PartitionLedger:
         records = [_record(dict(zip(q.COLUMNS, row, strict=True))) for row in rows]
         return sorted(records, key=lambda r: (r.partition.period, r.partition.key))
 
+    def _statuses(self, source: str, start: object, end: object) -> list[tuple[str, str, Status]]:
+        """``(key, period, status)`` of each row :meth:`records` would return, unsorted.
+
+        What a backfill counts its work with: the states without building records.
+        """
+        lo, hi = _range(start, end)
+        with unit_of_work(self.store, name="ledger.statuses") as tx:
+            if not self._readable(tx):
+                return []
+            rows = tx.fetchall(
+                self._sql(tx, q.RECORDS_IN_RANGE, columns="key, period, status", only=""),
+                (str(source), lo, hi),
+            )
+        return [(key, period, normalize_status(status)) for key, period, status in rows]
+
     def sources(self) -> list[str]:
         """The sources with partitions in the ledger, sorted (``[]`` before the first plan).
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 __all__ = [
@@ -303,9 +303,24 @@ def fingerprint(rows: Iterable[Mapping[str, Any]]) -> str:
             False,  # skipkeys
             True,  # allow_nan, as JSONEncoder's default
         )
-        lines = sorted(["".join(encode(row, 0)) for row in rows])
+        lines = sorted(_row_texts(encode, rows if isinstance(rows, list) else list(rows)))
     lines.append("")  # every line ends with a newline, as the digest always had
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:32]
+
+
+def _row_texts(encode: Callable[[object, int], Iterable[str]], rows: list[Any]) -> list[str]:
+    """Each row's JSON text: one encoder call for a list of plain dicts, else one per row.
+
+    A list of dicts encodes as ``[{...},{...}]``: ``},{`` stands between each
+    two rows, and elsewhere only inside a string or in a nested list, which
+    gives more pieces than rows; then each row is encoded alone. Same text,
+    a third of the cost for a 50-row partition.
+    """
+    if rows and all(type(row) is dict for row in rows):
+        pieces = "".join(encode(rows, 0))[2:-2].split("},{")
+        if len(pieces) == len(rows):
+            return [f"{{{piece}}}" for piece in pieces]
+    return ["".join(encode(row, 0)) for row in rows]
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import uuid
 from collections import OrderedDict
 from decimal import Decimal
 from typing import Any
@@ -12,18 +13,21 @@ from typing import Any
 import anyio
 import anyio.from_thread
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from resilient_pipeline import Partition, PartitionLedger, abackfill, backfill, unit_of_work
+from resilient_pipeline.exceptions import LeaseLostError
+from resilient_pipeline.ledger import Claimed
 from resilient_pipeline.ledger._sql import fingerprint
 from resilient_pipeline.storage import Store, Transaction
+from resilient_pipeline.testing import FakeClock
 
 D1 = dt.date(2026, 11, 1)
 
 
 class CountingLedger(PartitionLedger):
-    """Counts claims made in a transaction of their own and inside another one."""
+    """Counts claims made in a transaction of their own, and after a success inside its commit."""
 
     alone = 0
     inside = 0
@@ -31,9 +35,12 @@ class CountingLedger(PartitionLedger):
     def claim_many(self, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("tx") is None:
             self.alone += 1
-        else:
-            self.inside += 1
         return super().claim_many(*args, **kwargs)
+
+    def _claim(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("after") is not None:
+            self.inside += 1
+        return super()._claim(*args, **kwargs)
 
 
 def write_rows(tx: Transaction, partition: Partition, rows: Any) -> None:
@@ -252,3 +259,87 @@ def test_a_claim_follows_a_changed_key_list(any_store: Store) -> None:
         [c.partition.key for c in second],
         [c.partition.key for c in third],
     )
+
+
+# A ledger row's state before a success and the next claim, as (status, lease owner,
+# lease expiry from now, run id, fingerprint).
+ROW_STATES = {
+    "pending": ("pending", None, None, None, None),
+    "ours": ("running", "A", 60.0, "run", None),
+    "theirs": ("running", "B", 60.0, "other", None),
+    "expired": ("running", "B", -1.0, "other", None),
+    "failed": ("failed", None, None, "old", None),
+    "succeeded": ("succeeded", None, None, "old", "fp-old"),
+}
+
+
+def seeded_ledger(store: Store, clock: FakeClock, states: list[str]) -> PartitionLedger:
+    """A ledger of worker A whose partitions 0, 1, ... of ``ads`` are in ``states``."""
+    ledger = PartitionLedger(store, table=f"l_{uuid.uuid4().hex[:10]}", clock=clock, worker_id="A")
+    ledger.ensure_schema()
+    now = clock.time()
+    with unit_of_work(store) as tx:
+        p = tx.placeholder
+        tx.executemany(
+            f"INSERT INTO {tx.table(ledger.table)} (source, key, period, status, lease_owner,"
+            f" lease_expires, run_id, fingerprint, row_count, attempts)"
+            f" VALUES ('ads', {p}, {p}, {p}, {p}, {p}, {p}, {p}, 3, 1)",
+            [
+                (
+                    str(key),
+                    D1.isoformat(),
+                    status,
+                    owner,
+                    None if ahead is None else now + ahead,
+                    run_id,
+                    fp,
+                )
+                for key, (status, owner, ahead, run_id, fp) in enumerate(
+                    ROW_STATES[state] for state in states
+                )
+            ],
+        )
+    return ledger
+
+
+def ledger_rows(store: Store, ledger: PartitionLedger) -> list[tuple[Any, ...]]:
+    with unit_of_work(store) as tx:
+        return tx.fetchall(f"SELECT * FROM {tx.table(ledger.table)} ORDER BY key")
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    held=st.sampled_from(["ours", "theirs"]),
+    others=st.lists(st.sampled_from(sorted(ROW_STATES)), max_size=4),
+    restated=st.booleans(),
+    limit=st.integers(1, 3),
+)
+def test_a_success_with_the_next_claim_is_the_success_then_the_claim(
+    any_store: Store, held: str, others: list[str], restated: bool, limit: int
+) -> None:
+    """One statement on PostgreSQL, two on SQLite: the same rows, claims and lost leases."""
+    clock = FakeClock()
+    outcomes = []
+    for fused in (True, False):
+        ledger = seeded_ledger(any_store, clock, [held, *others])
+        claimed = Claimed(
+            partition=Partition("ads", 0, D1),
+            fingerprint="fp-old" if restated else None,
+            row_count=3 if restated else None,
+            status="running",
+        )
+        success = ledger._success_of(claimed, 2, "fp-new", 0.5, "run", 4.0)
+        args = ("ads", "", "\uffff", "run", limit, None, None, False, None)
+        try:
+            with unit_of_work(any_store) as tx:
+                if fused:
+                    taken = ledger._claim(tx, *args, after=success)
+                else:
+                    ledger._record(tx, success)
+                    taken = ledger._claim(tx, *args)
+        except LeaseLostError:
+            taken = None
+        restatements = ledger.restatements("ads")
+        outcomes.append((taken, ledger_rows(any_store, ledger), len(restatements)))
+    assert outcomes[1] == outcomes[0]
+    assert (outcomes[0][0] is None) == (held == "theirs")

@@ -203,6 +203,15 @@ SUCCEED = (
     " WHERE source = {p} AND key = {p} AND period = {p}"
 )
 STILL_OURS = " AND lease_owner = {p}"
+# PostgreSQL: a claimed partition's success (done: 1 row, or 0 if the lease was
+# lost) and the claim of the worker's next pending partition, one round trip.
+# They cannot touch the same row: the succeeded one is not pending.
+# Constant statements joined; the tables and the placeholder are filled in by sql().
+SUCCEED_THEN_CLAIM = (
+    "WITH done AS (" + SUCCEED + STILL_OURS + " RETURNING 1),"  # noqa: S608
+    " taken AS (" + CLAIM_RETURNING + ")"
+    " SELECT (SELECT count(*) FROM done), taken.* FROM (SELECT 1) AS one LEFT JOIN taken ON true"
+)
 START = (
     "INSERT INTO {t} (source, key, period, status, attempts, lease_owner, lease_expires,"
     " run_id, updated_at) VALUES ({p}, {p}, {p}, 'running', 0, {p}, {p}, {p}, {p})"

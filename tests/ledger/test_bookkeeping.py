@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
 import uuid
 from collections import OrderedDict
 from decimal import Decimal
@@ -16,9 +18,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resilient_pipeline import Partition, PartitionLedger, abackfill, backfill, unit_of_work
+from resilient_pipeline import (
+    Partition,
+    PartitionLedger,
+    abackfill,
+    backfill,
+    subscribe,
+    unit_of_work,
+)
 from resilient_pipeline.exceptions import LeaseLostError
-from resilient_pipeline.ledger import Claimed
+from resilient_pipeline.ledger import Claimed, PartitionCollected
 from resilient_pipeline.ledger._sql import fingerprint
 from resilient_pipeline.storage import Store, Transaction
 from resilient_pipeline.testing import FakeClock
@@ -343,3 +352,41 @@ def test_a_success_with_the_next_claim_is_the_success_then_the_claim(
         outcomes.append((taken, ledger_rows(any_store, ledger), len(restatements)))
     assert outcomes[1] == outcomes[0]
     assert (outcomes[0][0] is None) == (held == "theirs")
+
+
+@pytest.mark.parametrize("listener", ["on_event", "subscriber", "log"])
+def test_collected_partitions_are_seen_by_whoever_listens(
+    listener: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The event skipped when unseen reaches a ledger handler, a subscriber, an INFO log."""
+    from resilient_pipeline import SQLiteStore
+
+    seen: list[Any] = []
+    ledger = PartitionLedger(
+        SQLiteStore(":memory:"), on_event=seen.append if listener == "on_event" else None
+    )
+    with contextlib.ExitStack() as stack:
+        if listener == "subscriber":
+            stack.enter_context(subscribe(seen.append))
+        if listener == "log":
+            stack.enter_context(caplog.at_level(logging.INFO, logger="resilient_pipeline.ledger"))
+        backfill(
+            ledger,
+            source="ads",
+            keys=[1, 2],
+            start=D1,
+            end=D1,
+            fetch=lambda p: [{"n": 1}],
+            write=lambda tx, p, rows: None,
+            progress=False,
+        )
+    if listener == "log":
+        seen = [
+            r.partition for r in caplog.records if getattr(r, "event", "") == "PartitionCollected"
+        ]
+        assert ["ads/1/2026-11-01", "ads/2/2026-11-01"] == sorted(seen)
+    else:
+        collected = [e for e in seen if isinstance(e, PartitionCollected)]
+        assert [("ads/1/2026-11-01", "new"), ("ads/2/2026-11-01", "new")] == sorted(
+            (e.partition, e.outcome) for e in collected
+        )

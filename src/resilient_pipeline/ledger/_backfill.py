@@ -29,6 +29,8 @@ import anyio.to_thread
 import attrs
 
 from resilient_pipeline._core import (
+    DEFAULT_HANDLERS,
+    GLOBAL_HANDLERS,
     Event,
     bind_context,
     describe_error,
@@ -401,16 +403,22 @@ class _Run:
                     after_measure=measure,
                 )
             )
-        emit(
-            PartitionCollected(
-                source=ledger.table,
-                partition=str(partition),
-                outcome=outcome,
-                rows=count,
-                duration=clock.monotonic() - t0,
-            ),
-            ledger.on_event,
-        )
+        # Not built when nobody would see it: no handler, and its log level off.
+        if (
+            ledger.on_event
+            or GLOBAL_HANDLERS[0] is not DEFAULT_HANDLERS
+            or _log.isEnabledFor(PartitionCollected.level)
+        ):
+            emit(
+                PartitionCollected(
+                    source=ledger.table,
+                    partition=str(partition),
+                    outcome=outcome,
+                    rows=count,
+                    duration=clock.monotonic() - t0,
+                ),
+                ledger.on_event,
+            )
         if look_up:  # a sink elsewhere (a file, another database): once the data is in
             self._discard_unit_records(partition)
         self._resolve_quarantine(partition)

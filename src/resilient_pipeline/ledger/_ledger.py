@@ -477,10 +477,12 @@ class PartitionLedger:
             )
             for k, p, status, fp, n, attempts, owner, measure in rows
         ]
-        if not leased:
-            tx.executemany(
-                self._sql(tx, q.CLAIM), [(*lease, *c.partition.as_tuple()) for c in claimed]
-            )
+        if not leased and claimed:
+            leases = [(*lease, *c.partition.as_tuple()) for c in claimed]
+            if len(leases) == 1:  # a backfill's claim: execute() costs less than executemany()
+                tx.execute(self._sql(tx, q.CLAIM), leases[0])
+            else:
+                tx.executemany(self._sql(tx, q.CLAIM), leases)
         return claimed
 
     def start(self, partition: Partition, *, run_id: str = "") -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import anyio.from_thread
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from resilient_pipeline import (
@@ -28,7 +28,7 @@ from resilient_pipeline import (
 )
 from resilient_pipeline.exceptions import LeaseLostError
 from resilient_pipeline.ledger import Claimed, PartitionCollected
-from resilient_pipeline.ledger._sql import fingerprint
+from resilient_pipeline.ledger._sql import fingerprint, one_of
 from resilient_pipeline.storage import Store, Transaction
 from resilient_pipeline.testing import FakeClock
 
@@ -390,3 +390,19 @@ def test_collected_partitions_are_seen_by_whoever_listens(
         assert [("ads/1/2026-11-01", "new"), ("ads/2/2026-11-01", "new")] == sorted(
             (e.partition, e.outcome) for e in collected
         )
+
+
+@settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(st.characters(blacklist_categories=["Cs"], min_codepoint=1)), max_size=6))
+@example(['say "hi"', "a\\b", "{x,y}", " pad ", "NULL", "", "é\t\n"])
+def test_a_claims_list_of_keys_reaches_the_database_as_given(
+    any_store: Store, values: list[str]
+) -> None:
+    """Quotes, backslashes, braces, commas, spaces and NULL-like text: each value arrives intact."""
+    with unit_of_work(any_store) as tx:
+        _, param = one_of("key", values, tx.dialect, tx.placeholder)
+        if tx.dialect == "postgres":
+            found = tx.fetchall(f"SELECT unnest(CAST({tx.placeholder} AS text[]))", (param,))
+        else:
+            found = tx.fetchall(f"SELECT value FROM json_each({tx.placeholder})", (param,))
+    assert values == [row[0] for row in found]

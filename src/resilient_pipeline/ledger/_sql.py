@@ -257,19 +257,28 @@ def one_of(
     """An ``AND column IN (values)`` condition and its one parameter, whatever the count.
 
     An array on PostgreSQL, a JSON list on SQLite: a thousand keys are still
-    one parameter (SQLite caps the number of parameters).
+    one parameter (SQLite caps the number of parameters). The array goes as
+    the text of its literal: psycopg dumps a list element by element (a regex
+    each) on every execution, and a backfill claims with the same list for
+    each partition.
 
     Examples:
         >>> one_of("key", ["1", "2"], "sqlite", "?")
         (' AND key IN (SELECT value FROM json_each(?))', '["1", "2"]')
-        >>> one_of("key", ["1", "2"], "postgres", "%s")
-        (' AND key = ANY(%s)', ['1', '2'])
+        >>> one_of("key", ["1", 'say "hi"'], "postgres", "%s")
+        (' AND key = ANY(CAST(%s AS text[]))', '{"1","say \\\\"hi\\\\""}')
     """
     if dialect == "postgres":
-        return f" AND {column} = ANY({placeholder})", list(values)
+        return f" AND {column} = ANY(CAST({placeholder} AS text[]))", _text_array(values)
     # column is one of two names, the placeholder the store's; the values are a parameter
     member = f" AND {column} IN (SELECT value FROM json_each({placeholder}))"  # noqa: S608
     return member, json.dumps(values)
+
+
+def _text_array(values: list[str]) -> str:
+    """PostgreSQL's literal of a ``text[]``: every element quoted, ``\\`` and ``"`` escaped."""
+    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
 
 
 def period_text(period: object) -> str:

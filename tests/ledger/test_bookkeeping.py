@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
+import uuid
+from collections import OrderedDict
 from decimal import Decimal
 from typing import Any
 
 import anyio
 import anyio.from_thread
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from resilient_pipeline import Partition, PartitionLedger, abackfill, backfill, unit_of_work
-from resilient_pipeline.ledger._sql import fingerprint
+from resilient_pipeline import (
+    Partition,
+    PartitionLedger,
+    abackfill,
+    backfill,
+    subscribe,
+    unit_of_work,
+)
+from resilient_pipeline.exceptions import LeaseLostError
+from resilient_pipeline.ledger import Claimed, PartitionCollected
+from resilient_pipeline.ledger._sql import fingerprint, one_of
 from resilient_pipeline.storage import Store, Transaction
+from resilient_pipeline.testing import FakeClock
 
 D1 = dt.date(2026, 11, 1)
 
 
 class CountingLedger(PartitionLedger):
-    """Counts claims made in a transaction of their own and inside another one."""
+    """Counts claims made in a transaction of their own, and after a success inside its commit."""
 
     alone = 0
     inside = 0
@@ -30,9 +44,12 @@ class CountingLedger(PartitionLedger):
     def claim_many(self, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("tx") is None:
             self.alone += 1
-        else:
-            self.inside += 1
         return super().claim_many(*args, **kwargs)
+
+    def _claim(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("after") is not None:
+            self.inside += 1
+        return super()._claim(*args, **kwargs)
 
 
 def write_rows(tx: Transaction, partition: Partition, rows: Any) -> None:
@@ -195,14 +212,37 @@ json_values = st.recursive(
 )
 
 
-@given(st.lists(st.dictionaries(st.text(max_size=8), json_values, max_size=5), max_size=8))
-def test_fingerprints_are_the_digests_stored_before(rows: list[dict[str, Any]]) -> None:
-    """The faster encoder gives the digest json.dumps gave, byte for byte (stored ones match)."""
+def digest_as_before(rows: list[Any]) -> str:
+    """The fingerprint as json.dumps computed it, one row at a time."""
     lines = sorted(
         json.dumps(row, sort_keys=True, separators=(",", ":"), default=str) for row in rows
     )
-    expected = hashlib.sha256("".join(line + "\n" for line in lines).encode()).hexdigest()[:32]
-    assert expected == fingerprint(rows)
+    return hashlib.sha256("".join(line + "\n" for line in lines).encode()).hexdigest()[:32]
+
+
+@given(st.lists(st.dictionaries(st.text(max_size=8), json_values, max_size=5), max_size=8))
+def test_fingerprints_are_the_digests_stored_before(rows: list[dict[str, Any]]) -> None:
+    """The faster encoder gives the digest json.dumps gave, byte for byte (stored ones match)."""
+    assert digest_as_before(rows) == fingerprint(rows)
+
+
+# What the one-call encoding of all rows must not split on: "},{" in text, in a list of dicts.
+braces = st.text(alphabet='{},"\\a', max_size=6) | st.sampled_from(["},{", '"},{"', "a},{"])
+tricky_values = st.recursive(
+    braces | st.integers() | st.none(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(braces, children, max_size=3),
+    max_leaves=6,
+)
+tricky_rows = st.dictionaries(braces, tricky_values, max_size=4) | st.builds(
+    OrderedDict, st.dictionaries(braces, tricky_values, max_size=2)
+)
+
+
+@given(st.lists(tricky_rows, max_size=6))
+def test_rows_encoded_at_once_give_each_rows_own_text(rows: list[dict[str, Any]]) -> None:
+    """Braces and commas in keys, values and nested lists of dicts never move a row boundary."""
+    assert digest_as_before(rows) == fingerprint(rows)
+    assert digest_as_before(rows) == fingerprint(iter(rows))  # any iterable of rows
 
 
 def test_a_row_that_contains_itself_is_an_error() -> None:
@@ -228,3 +268,141 @@ def test_a_claim_follows_a_changed_key_list(any_store: Store) -> None:
         [c.partition.key for c in second],
         [c.partition.key for c in third],
     )
+
+
+# A ledger row's state before a success and the next claim, as (status, lease owner,
+# lease expiry from now, run id, fingerprint).
+ROW_STATES = {
+    "pending": ("pending", None, None, None, None),
+    "ours": ("running", "A", 60.0, "run", None),
+    "theirs": ("running", "B", 60.0, "other", None),
+    "expired": ("running", "B", -1.0, "other", None),
+    "failed": ("failed", None, None, "old", None),
+    "succeeded": ("succeeded", None, None, "old", "fp-old"),
+}
+
+
+def seeded_ledger(store: Store, clock: FakeClock, states: list[str]) -> PartitionLedger:
+    """A ledger of worker A whose partitions 0, 1, ... of ``ads`` are in ``states``."""
+    ledger = PartitionLedger(store, table=f"l_{uuid.uuid4().hex[:10]}", clock=clock, worker_id="A")
+    ledger.ensure_schema()
+    now = clock.time()
+    with unit_of_work(store) as tx:
+        p = tx.placeholder
+        tx.executemany(
+            f"INSERT INTO {tx.table(ledger.table)} (source, key, period, status, lease_owner,"
+            f" lease_expires, run_id, fingerprint, row_count, attempts)"
+            f" VALUES ('ads', {p}, {p}, {p}, {p}, {p}, {p}, {p}, 3, 1)",
+            [
+                (
+                    str(key),
+                    D1.isoformat(),
+                    status,
+                    owner,
+                    None if ahead is None else now + ahead,
+                    run_id,
+                    fp,
+                )
+                for key, (status, owner, ahead, run_id, fp) in enumerate(
+                    ROW_STATES[state] for state in states
+                )
+            ],
+        )
+    return ledger
+
+
+def ledger_rows(store: Store, ledger: PartitionLedger) -> list[tuple[Any, ...]]:
+    with unit_of_work(store) as tx:
+        return tx.fetchall(f"SELECT * FROM {tx.table(ledger.table)} ORDER BY key")
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    held=st.sampled_from(["ours", "theirs"]),
+    others=st.lists(st.sampled_from(sorted(ROW_STATES)), max_size=4),
+    restated=st.booleans(),
+    limit=st.integers(1, 3),
+)
+def test_a_success_with_the_next_claim_is_the_success_then_the_claim(
+    any_store: Store, held: str, others: list[str], restated: bool, limit: int
+) -> None:
+    """One statement on PostgreSQL, two on SQLite: the same rows, claims and lost leases."""
+    clock = FakeClock()
+    outcomes = []
+    for fused in (True, False):
+        ledger = seeded_ledger(any_store, clock, [held, *others])
+        claimed = Claimed(
+            partition=Partition("ads", 0, D1),
+            fingerprint="fp-old" if restated else None,
+            row_count=3 if restated else None,
+            status="running",
+        )
+        success = ledger._success_of(claimed, 2, "fp-new", 0.5, "run", 4.0)
+        args = ("ads", "", "\uffff", "run", limit, None, None, False, None)
+        try:
+            with unit_of_work(any_store) as tx:
+                if fused:
+                    taken = ledger._claim(tx, *args, after=success)
+                else:
+                    ledger._record(tx, success)
+                    taken = ledger._claim(tx, *args)
+        except LeaseLostError:
+            taken = None
+        restatements = ledger.restatements("ads")
+        outcomes.append((taken, ledger_rows(any_store, ledger), len(restatements)))
+    assert outcomes[1] == outcomes[0]
+    assert (outcomes[0][0] is None) == (held == "theirs")
+
+
+@pytest.mark.parametrize("listener", ["on_event", "subscriber", "log"])
+def test_collected_partitions_are_seen_by_whoever_listens(
+    listener: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The event skipped when unseen reaches a ledger handler, a subscriber, an INFO log."""
+    from resilient_pipeline import SQLiteStore
+
+    seen: list[Any] = []
+    ledger = PartitionLedger(
+        SQLiteStore(":memory:"), on_event=seen.append if listener == "on_event" else None
+    )
+    with contextlib.ExitStack() as stack:
+        if listener == "subscriber":
+            stack.enter_context(subscribe(seen.append))
+        if listener == "log":
+            stack.enter_context(caplog.at_level(logging.INFO, logger="resilient_pipeline.ledger"))
+        backfill(
+            ledger,
+            source="ads",
+            keys=[1, 2],
+            start=D1,
+            end=D1,
+            fetch=lambda p: [{"n": 1}],
+            write=lambda tx, p, rows: None,
+            progress=False,
+        )
+    if listener == "log":
+        seen = [
+            r.partition for r in caplog.records if getattr(r, "event", "") == "PartitionCollected"
+        ]
+        assert ["ads/1/2026-11-01", "ads/2/2026-11-01"] == sorted(seen)
+    else:
+        collected = [e for e in seen if isinstance(e, PartitionCollected)]
+        assert [("ads/1/2026-11-01", "new"), ("ads/2/2026-11-01", "new")] == sorted(
+            (e.partition, e.outcome) for e in collected
+        )
+
+
+@settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(st.characters(blacklist_categories=["Cs"], min_codepoint=1)), max_size=6))
+@example(['say "hi"', "a\\b", "{x,y}", " pad ", "NULL", "", "é\t\n"])
+def test_a_claims_list_of_keys_reaches_the_database_as_given(
+    any_store: Store, values: list[str]
+) -> None:
+    """Quotes, backslashes, braces, commas, spaces and NULL-like text: each value arrives intact."""
+    with unit_of_work(any_store) as tx:
+        _, param = one_of("key", values, tx.dialect, tx.placeholder)
+        if tx.dialect == "postgres":
+            found = tx.fetchall(f"SELECT unnest(CAST({tx.placeholder} AS text[]))", (param,))
+        else:
+            found = tx.fetchall(f"SELECT value FROM json_each({tx.placeholder})", (param,))
+    assert values == [row[0] for row in found]

@@ -254,6 +254,7 @@ def test_an_old_database_keeps_working(any_store: Store) -> None:
     ledger = PartitionLedger(any_store)
     [gap] = ledger.gaps("ads", [1], D1, D1)
     assert ("exhausted", 5, 0, None) == (gap.status, gap.attempts, gap.crashes, gap.error_class)
+    assert [("1", "2026-11-27", "exhausted")] == ledger._statuses("ads", D1, D1)
     assert ledger.claim("ads", run_id="r") is None
     assert [("1", "exhausted")] == [(r.key, r.status) for r in ledger.reset("ads")]
     report = backfill(

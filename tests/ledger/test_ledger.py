@@ -216,6 +216,9 @@ def test_backfill_records_failures_and_reports_them(any_store: Store) -> None:
         report.raise_for_failures()
     assert [("meta", "2", "2026-11-26")] == info.value.failed
     assert "failed" == ledger.records("meta", D1, D1)[1].status
+    assert sorted((r.key, r.period, r.status) for r in ledger.records("meta", D1, D1)) == sorted(
+        ledger._statuses("meta", D1, D1)
+    )
 
 
 def test_backfill_collects_only_the_given_keys(any_store: Store) -> None:
@@ -409,6 +412,7 @@ def test_reading_a_store_without_a_ledger_creates_nothing(any_store: Store) -> N
         ("meta_ads", "2", "2026-11-28", "missing"),
     ] == [(*g.as_tuple(), g.status) for g in gaps]
     assert [] == ledger.records("meta_ads")
+    assert [] == ledger._statuses("meta_ads", None, None)
     assert [] == ledger.sources()
     assert [] == ledger.restatements("meta_ads")
     assert before == _tables(any_store)

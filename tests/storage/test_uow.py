@@ -101,6 +101,17 @@ def test_sql_error_is_translated_and_names_the_statement(store: SQLiteStore) -> 
     assert 0 == count(store, "campaigns")
 
 
+@pytest.mark.parametrize("method", ["execute", "executemany", "fetchall"])
+def test_a_failed_statement_is_named_on_one_line_cut_at_60(store: SQLiteStore, method: str) -> None:
+    """A long statement spread over lines is named flattened and cut, whichever call ran it."""
+    sql = "SELECT id,\n       name\n  FROM no_such_table\n WHERE id = ? AND name IS NOT NULL"
+    params: Any = [(1,)] if method == "executemany" else (1,)
+    with pytest.raises(StoreError) as info, unit_of_work(store) as tx:
+        getattr(tx, method)(sql, params)
+    expected = "SELECT id, name FROM no_such_table WHERE id = ? AND name ..."
+    assert (expected, 60) == (info.value.step, len(expected))
+
+
 def test_nested_unit_of_work_is_a_savepoint(store: SQLiteStore) -> None:
     """An inner unit of work rolls back alone; the outer one still commits."""
     with unit_of_work(store) as outer:

@@ -34,6 +34,7 @@ scheme runs may only start where a run of their characters starts.
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = ["MASK", "describe_error", "is_secret_name", "redact", "redact_data"]
@@ -132,6 +133,11 @@ def is_secret_name(name: str) -> bool:
         >>> [is_secret_name(n) for n in ("accessToken", "X-Api-Key", "primary_key", "key")]
         [True, True, False, False]
     """
+    return _secret_name(name)
+
+
+@functools.lru_cache(maxsize=1024)  # a pure function of a few names, asked on every bind
+def _secret_name(name: str) -> bool:
     return _SECRET_NAME.fullmatch(name) is not None and not _harmless(name, in_query=False)
 
 

@@ -21,7 +21,7 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -29,6 +29,8 @@ import anyio.to_thread
 import attrs
 
 from resilient_pipeline._core import (
+    DEFAULT_HANDLERS,
+    GLOBAL_HANDLERS,
     Event,
     bind_context,
     describe_error,
@@ -59,6 +61,7 @@ from resilient_pipeline.validation import (
 from . import _sql as q
 from ._cause import Trace, root_cause
 from ._ledger import Outcome, PartitionLedger, periods_of
+from ._ledger import _Success as Success
 from ._records import Claimed, Partition
 from ._report import BackfillReport, PartitionFailure, RestatedPartition
 from ._states import after_failure
@@ -70,12 +73,21 @@ Fetch: TypeAlias = "Callable[[Partition], Any] | Callable[[Partition], Awaitable
 Write: TypeAlias = Callable[[Transaction, Partition, Any], object]
 Policy: TypeAlias = Callable[[Callable[..., Any]], Callable[..., Any]]
 Measure: TypeAlias = "str | Callable[[Any], float]"
+T = TypeVar("T")
 
 DEFAULT_FETCH_RETRY = RetryPolicy(max_attempts=3, base_delay=1.0, max_delay=60.0)
 """Fetches are retried 3 times by default; pass ``policies=`` to change (or add a breaker)."""
 
 # SQLITE_BUSY, a serialization failure, a dropped connection: the write is idempotent.
 _WRITE_RETRY = RetryPolicy(max_attempts=5, base_delay=0.2, retry_on=TransientStoreError)
+
+
+def _attempt(unit: Callable[[], T]) -> T:
+    return unit()
+
+
+# Decorated once: wrapping each partition's commit anew cost more than its UPDATE.
+_retry_commit = _WRITE_RETRY(_attempt)
 
 _log = logging.getLogger("resilient_pipeline.ledger")
 
@@ -340,13 +352,14 @@ class _Run:
         claimed: Claimed,
         payload: Any,
         t0: float,
-        then: Callable[[Transaction], list[Claimed]] | None = None,
+        then: Callable[[Transaction, Success], list[Claimed]] | None = None,
     ) -> tuple[Outcome, list[Claimed]]:
         """Write the payload and mark the partition succeeded, in one unit of work.
 
-        ``then(tx)`` claims the worker's next partition in that same unit of
-        work: one commit per partition instead of two (the claim holds only
-        if the data commits). Returns the outcome and what ``then`` claimed.
+        ``then(tx, success)`` records the success and claims the worker's next
+        partition in that same unit of work: one commit per partition instead
+        of two (the claim holds only if the data commits), and on PostgreSQL
+        one statement. Returns the outcome and what ``then`` claimed.
         """
         ledger = self.ledger
         clock = resolve_clock(ledger.clock)
@@ -365,22 +378,21 @@ class _Run:
                 # Identical data: nothing to write, only the ledger row.
                 if claimed.fingerprint != fingerprint:
                     self.write(tx, partition, payload)
-                outcome = ledger.succeed_claimed(
-                    tx,
-                    claimed,
-                    row_count=count,
-                    fingerprint=fingerprint,
-                    duration=clock.monotonic() - t0,
-                    run_id=self.run_id,
-                    measure=measure,
+                success = ledger._success_of(
+                    claimed, count, fingerprint, clock.monotonic() - t0, self.run_id, measure
                 )
+                following: list[Claimed] = []
+                if then is None:
+                    ledger._record(tx, success)
+                else:
+                    following = then(tx, success)
                 if look_up and self._sink_in_store():
                     # In the data's unit of work: the records go if and only if it commits.
                     self._discard_unit_records(partition, tx)
                     look_up = False
-                return outcome, ([] if then is None else then(tx))
+                return success.outcome, following
 
-        outcome, following = _WRITE_RETRY(once)()
+        outcome, following = _retry_commit(once)
         if outcome == "restated":
             self.restated.append(
                 RestatedPartition(
@@ -391,16 +403,22 @@ class _Run:
                     after_measure=measure,
                 )
             )
-        emit(
-            PartitionCollected(
-                source=ledger.table,
-                partition=str(partition),
-                outcome=outcome,
-                rows=count,
-                duration=clock.monotonic() - t0,
-            ),
-            ledger.on_event,
-        )
+        # Not built when nobody would see it: no handler, and its log level off.
+        if (
+            ledger.on_event
+            or GLOBAL_HANDLERS[0] is not DEFAULT_HANDLERS
+            or _log.isEnabledFor(PartitionCollected.level)
+        ):
+            emit(
+                PartitionCollected(
+                    source=ledger.table,
+                    partition=str(partition),
+                    outcome=outcome,
+                    rows=count,
+                    duration=clock.monotonic() - t0,
+                ),
+                ledger.on_event,
+            )
         if look_up:  # a sink elsewhere (a file, another database): once the data is in
             self._discard_unit_records(partition)
         self._resolve_quarantine(partition)
@@ -716,9 +734,9 @@ async def abackfill(
 
     def todo() -> int:
         return sum(
-            (r.key, r.period) in wanted
-            and (r.status in claimable or (r.status == "succeeded" and r.period in rechecked))
-            for r in ledger.records(source, lo, hi)
+            (key, period) in wanted
+            and (status in claimable or (status == "succeeded" and period in rechecked))
+            for key, period, status in ledger._statuses(source, lo, hi)
         )
 
     bar = _Progress(progress, await anyio.to_thread.run_sync(todo), f"backfill {source}")
@@ -726,30 +744,49 @@ async def abackfill(
 
     # Tuples: the ledger builds the claim's key and period condition once for the run.
     claim_keys, claim_periods = tuple(key_list), tuple(period_list)
+    claim_recheck = None if recheck is None else sorted(set(recheck))
 
     claims = [0]  # made so far, against ``limit``; workers claim from several threads
     claims_lock = threading.Lock()
 
-    def claim_in(tx: Transaction | None) -> list[Claimed]:
-        """This worker's next partition: in ``tx`` (committed with the previous one) or alone."""
+    def claim_in(tx: Transaction | None, after: Success | None = None) -> list[Claimed]:
+        """This worker's next partition: alone, or in ``tx`` after recording ``after``."""
         with claims_lock:
-            if limit is not None and claims[0] >= limit:
-                return []
-            claims[0] += 1
+            spent = limit is not None and claims[0] >= limit
+            if not spent:
+                claims[0] += 1
+        if spent:
+            if tx is not None and after is not None:
+                ledger._record(tx, after)
+            return []
         claimed: list[Claimed] = []
         try:
-            claimed = ledger.claim_many(
-                source,
-                lo,
-                hi,
-                run_id=run_id,
-                limit=1,
-                keys=claim_keys,
-                periods=claim_periods,
-                include_exhausted=include_exhausted,
-                recheck=recheck,
-                tx=tx,
-            )
+            if tx is None:
+                claimed = ledger.claim_many(
+                    source,
+                    lo,
+                    hi,
+                    run_id=run_id,
+                    limit=1,
+                    keys=claim_keys,
+                    periods=claim_periods,
+                    include_exhausted=include_exhausted,
+                    recheck=recheck,
+                )
+            else:
+                claimed = ledger._claim(
+                    tx,
+                    str(source),
+                    lo,
+                    hi,
+                    run_id,
+                    1,
+                    claim_keys,
+                    claim_periods,
+                    include_exhausted,
+                    claim_recheck,
+                    after=after,
+                )
         finally:
             if not claimed:  # nothing taken (or the claim failed): the budget is not spent
                 with claims_lock:

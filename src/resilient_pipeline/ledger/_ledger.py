@@ -107,6 +107,42 @@ def _range(start: object, end: object) -> tuple[str, str]:
     )
 
 
+@attrs.frozen
+class _Success:
+    """A claimed partition's success, ready to record (alone or with the next claim)."""
+
+    partition: Partition
+    row_count: int | None
+    fingerprint: str | None
+    duration: float | None
+    run_id: str | None
+    measure: float | None
+    before: tuple[str | None, int | None, float | None]  # fingerprint, rows, measure
+    now: float
+
+    @property
+    def outcome(self) -> Outcome:
+        """New data, the same data again, or changed data."""
+        before_fp = self.before[0]
+        if before_fp is None or self.fingerprint is None:
+            return "new"
+        return "unchanged" if before_fp == self.fingerprint else "restated"
+
+    @property
+    def params(self) -> tuple[Any, ...]:
+        """The parameters of ``SUCCEED``."""
+        return (
+            self.row_count,
+            self.fingerprint,
+            self.duration,
+            self.run_id,
+            self.measure,
+            self.now,
+            1 if self.outcome == "restated" else 0,
+            *self.partition.as_tuple(),
+        )
+
+
 @attrs.define(eq=False)
 class PartitionLedger:
     """The ledger of partitions, kept in a store's database next to the data.
@@ -173,8 +209,9 @@ class PartitionLedger:
         self._ensure_schema(tx)
         # Built once per store, table and statement: quoting and validating the
         # table names on every call cost more than the statement on SQLite.
-        statements: dict[tuple[str, ...], str] = self.store.cache.setdefault("ledger_sql", {})
-        cache_key = (self.table, template, *(f"{k}={v}" for k, v in sorted(extra.items())))
+        statements: dict[tuple[object, ...], str] = self.store.cache.setdefault("ledger_sql", {})
+        # The keywords in call order: a call site always passes them in the same order.
+        cache_key = (self.table, template, *extra.items())
         statement = statements.get(cache_key)
         if statement is None:
             if len(statements) > 1024:  # limits and conditions vary little; stay bounded anyway
@@ -374,7 +411,14 @@ class PartitionLedger:
         periods: Iterable[object] | None,
         include_exhausted: bool,
         recheck: list[str] | None,
+        *,
+        after: _Success | None = None,
     ) -> list[Claimed]:
+        """The claim of :meth:`claim_many` in ``tx``; recording the success ``after`` first.
+
+        On PostgreSQL that success and the claim of pending work are one
+        statement: one round trip per partition instead of two.
+        """
         now = self._now()
         condition, only_params = self._only(tx, keys, periods)
         branches: list[tuple[str, tuple[object, ...]]] = [
@@ -394,8 +438,13 @@ class PartitionLedger:
         rows: list[tuple[Any, ...]] = []
         lease = (self.worker_id, now + self.lease, run_id, now)
         leased = tx.dialect == "postgres"  # found and leased by one statement
+        if after is not None and not leased:
+            self._record(tx, after)
+            after = None
         for claimable, params in branches:
             template = q.CLAIM_RETURNING if leased else q.CLAIMABLE
+            if after is not None:  # the first branch, pending work: never the succeeded row
+                template = q.SUCCEED_THEN_CLAIM
             statement = self._sql(
                 tx,
                 template.replace("{claimable}", claimable),
@@ -403,7 +452,14 @@ class PartitionLedger:
                 only=condition,
             )
             found = (source, *params, lo, hi, *only_params)
-            if leased:
+            if after is not None:
+                result = tx.fetchall(statement, (*after.params, self.worker_id, *lease, *found))
+                self._check_still_ours(tx, after, int(result[0][0]))
+                # one row even when nothing was claimed: the success's count, NULLs
+                taken = [row[1:] for row in result if row[1] is not None]
+                rows += sorted(taken, key=_period_key)
+                after = None
+            elif leased:
                 rows += sorted(tx.fetchall(statement, (*lease, *found)), key=_period_key)
             else:
                 rows += tx.fetchall(statement, found)
@@ -421,10 +477,12 @@ class PartitionLedger:
             )
             for k, p, status, fp, n, attempts, owner, measure in rows
         ]
-        if not leased:
-            tx.executemany(
-                self._sql(tx, q.CLAIM), [(*lease, *c.partition.as_tuple()) for c in claimed]
-            )
+        if not leased and claimed:
+            leases = [(*lease, *c.partition.as_tuple()) for c in claimed]
+            if len(leases) == 1:  # a backfill's claim: execute() costs less than executemany()
+                tx.execute(self._sql(tx, q.CLAIM), leases[0])
+            else:
+                tx.executemany(self._sql(tx, q.CLAIM), leases)
         return claimed
 
     def start(self, partition: Partition, *, run_id: str = "") -> None:
@@ -543,18 +601,30 @@ class PartitionLedger:
             LeaseLostError: Another worker took the partition over.
         """
         count = len(rows) if row_count is None and rows is not None else row_count
+        success = self._success_of(claimed, count, fingerprint, duration, run_id, measure)
+        self._record(tx, success)
+        return success.outcome
+
+    def _success_of(
+        self,
+        claimed: Claimed,
+        row_count: int | None,
+        fingerprint: str | None,
+        duration: float | None,
+        run_id: str | None,
+        measure: float | None,
+    ) -> _Success:
+        """The success of a partition this worker claimed, to record with :meth:`_record`."""
         before = (claimed.fingerprint, claimed.row_count, claimed.measure)
-        return self._record_success(
-            tx,
+        return _Success(
             claimed.partition,
-            count,
+            row_count,
             fingerprint,
             duration,
             run_id,
             measure,
             before,
             self._now(),
-            owned=True,
         )
 
     def _record_success(
@@ -568,56 +638,58 @@ class PartitionLedger:
         measure: float | None,
         before: tuple[str | None, int | None, float | None],
         now: float,
-        *,
-        owned: bool = False,
     ) -> Outcome:
-        before_fp, before_rows, before_measure = before
-        outcome: Outcome = "new"
-        if before_fp is not None and fingerprint is not None:
-            outcome = "unchanged" if before_fp == fingerprint else "restated"
-        params = (
-            row_count,
-            fingerprint,
-            duration,
-            run_id,
-            measure,
-            now,
-            1 if outcome == "restated" else 0,
-            *partition.as_tuple(),
+        success = _Success(
+            partition, row_count, fingerprint, duration, run_id, measure, before, now
         )
-        if not owned:
-            tx.execute(self._sql(tx, q.SUCCEED), params)
-        # Claimed by us: the update itself proves we still hold the lease (one round trip).
-        elif tx.execute(self._sql(tx, q.SUCCEED + q.STILL_OURS), (*params, self.worker_id)) != 1:
+        tx.execute(self._sql(tx, q.SUCCEED), success.params)
+        self._restated(tx, success)
+        return success.outcome
+
+    def _record(self, tx: Transaction, success: _Success) -> None:
+        """Record a claimed partition's success; the update itself proves the lease is ours."""
+        done = tx.execute(
+            self._sql(tx, q.SUCCEED + q.STILL_OURS), (*success.params, self.worker_id)
+        )
+        self._check_still_ours(tx, success, done)
+
+    def _check_still_ours(self, tx: Transaction, success: _Success, done: int) -> None:
+        if done != 1:
+            partition = success.partition.as_tuple()
             raise LeaseLostError(
-                f"{partition.as_tuple()} was re-claimed by another worker",
-                partition=partition.as_tuple(),
+                f"{partition} was re-claimed by another worker", partition=partition
             )
-        if outcome == "restated":
-            tx.execute(
-                self._sql(tx, q.RESTATED),
-                (
-                    *partition.as_tuple(),
-                    run_id,
-                    now,
-                    before_rows,
-                    row_count,
-                    before_fp,
-                    fingerprint,
-                    before_measure,
-                    measure,
-                ),
-            )
-            emit(
-                PartitionRestated(
-                    source=self.table,
-                    partition=str(partition),
-                    before_rows=before_rows,
-                    after_rows=row_count,
-                ),
-                self.on_event,
-            )
-        return outcome
+        self._restated(tx, success)
+
+    def _restated(self, tx: Transaction, success: _Success) -> None:
+        """A restatement's row and event (nothing for new or unchanged data)."""
+        if success.outcome != "restated":
+            return
+        partition = success.partition
+        before_fp, before_rows, before_measure = success.before
+        tx.execute(
+            self._sql(tx, q.RESTATED),
+            (
+                *partition.as_tuple(),
+                success.run_id,
+                success.now,
+                before_rows,
+                success.row_count,
+                before_fp,
+                success.fingerprint,
+                before_measure,
+                success.measure,
+            ),
+        )
+        emit(
+            PartitionRestated(
+                source=self.table,
+                partition=str(partition),
+                before_rows=before_rows,
+                after_rows=success.row_count,
+            ),
+            self.on_event,
+        )
 
     def fail(
         self,
@@ -891,6 +963,21 @@ class PartitionLedger:
             )
         records = [_record(dict(zip(q.COLUMNS, row, strict=True))) for row in rows]
         return sorted(records, key=lambda r: (r.partition.period, r.partition.key))
+
+    def _statuses(self, source: str, start: object, end: object) -> list[tuple[str, str, Status]]:
+        """``(key, period, status)`` of each row :meth:`records` would return, unsorted.
+
+        What a backfill counts its work with: the states without building records.
+        """
+        lo, hi = _range(start, end)
+        with unit_of_work(self.store, name="ledger.statuses") as tx:
+            if not self._readable(tx):
+                return []
+            rows = tx.fetchall(
+                self._sql(tx, q.RECORDS_IN_RANGE, columns="key, period, status", only=""),
+                (str(source), lo, hi),
+            )
+        return [(key, period, normalize_status(status)) for key, period, status in rows]
 
     def sources(self) -> list[str]:
         """The sources with partitions in the ledger, sorted (``[]`` before the first plan).

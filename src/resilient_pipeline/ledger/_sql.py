@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 __all__ = [
@@ -203,6 +203,15 @@ SUCCEED = (
     " WHERE source = {p} AND key = {p} AND period = {p}"
 )
 STILL_OURS = " AND lease_owner = {p}"
+# PostgreSQL: a claimed partition's success (done: 1 row, or 0 if the lease was
+# lost) and the claim of the worker's next pending partition, one round trip.
+# They cannot touch the same row: the succeeded one is not pending.
+# Constant statements joined; the tables and the placeholder are filled in by sql().
+SUCCEED_THEN_CLAIM = (
+    "WITH done AS (" + SUCCEED + STILL_OURS + " RETURNING 1),"  # noqa: S608
+    " taken AS (" + CLAIM_RETURNING + ")"
+    " SELECT (SELECT count(*) FROM done), taken.* FROM (SELECT 1) AS one LEFT JOIN taken ON true"
+)
 START = (
     "INSERT INTO {t} (source, key, period, status, attempts, lease_owner, lease_expires,"
     " run_id, updated_at) VALUES ({p}, {p}, {p}, 'running', 0, {p}, {p}, {p}, {p})"
@@ -248,19 +257,28 @@ def one_of(
     """An ``AND column IN (values)`` condition and its one parameter, whatever the count.
 
     An array on PostgreSQL, a JSON list on SQLite: a thousand keys are still
-    one parameter (SQLite caps the number of parameters).
+    one parameter (SQLite caps the number of parameters). The array goes as
+    the text of its literal: psycopg dumps a list element by element (a regex
+    each) on every execution, and a backfill claims with the same list for
+    each partition.
 
     Examples:
         >>> one_of("key", ["1", "2"], "sqlite", "?")
         (' AND key IN (SELECT value FROM json_each(?))', '["1", "2"]')
-        >>> one_of("key", ["1", "2"], "postgres", "%s")
-        (' AND key = ANY(%s)', ['1', '2'])
+        >>> one_of("key", ["1", 'say "hi"'], "postgres", "%s")
+        (' AND key = ANY(CAST(%s AS text[]))', '{"1","say \\\\"hi\\\\""}')
     """
     if dialect == "postgres":
-        return f" AND {column} = ANY({placeholder})", list(values)
+        return f" AND {column} = ANY(CAST({placeholder} AS text[]))", _text_array(values)
     # column is one of two names, the placeholder the store's; the values are a parameter
     member = f" AND {column} IN (SELECT value FROM json_each({placeholder}))"  # noqa: S608
     return member, json.dumps(values)
+
+
+def _text_array(values: list[str]) -> str:
+    """PostgreSQL's literal of a ``text[]``: every element quoted, ``\\`` and ``"`` escaped."""
+    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
 
 
 def period_text(period: object) -> str:
@@ -303,9 +321,24 @@ def fingerprint(rows: Iterable[Mapping[str, Any]]) -> str:
             False,  # skipkeys
             True,  # allow_nan, as JSONEncoder's default
         )
-        lines = sorted(["".join(encode(row, 0)) for row in rows])
+        lines = sorted(_row_texts(encode, rows if isinstance(rows, list) else list(rows)))
     lines.append("")  # every line ends with a newline, as the digest always had
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:32]
+
+
+def _row_texts(encode: Callable[[object, int], Iterable[str]], rows: list[Any]) -> list[str]:
+    """Each row's JSON text: one encoder call for a list of plain dicts, else one per row.
+
+    A list of dicts encodes as ``[{...},{...}]``: ``},{`` stands between each
+    two rows, and elsewhere only inside a string or in a nested list, which
+    gives more pieces than rows; then each row is encoded alone. Same text,
+    a third of the cost for a 50-row partition.
+    """
+    if rows and all(type(row) is dict for row in rows):
+        pieces = "".join(encode(rows, 0))[2:-2].split("},{")
+        if len(pieces) == len(rows):
+            return [f"{{{piece}}}" for piece in pieces]
+    return ["".join(encode(row, 0)) for row in rows]
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)

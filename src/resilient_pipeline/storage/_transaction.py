@@ -101,12 +101,13 @@ class Transaction:
         """The positional parameter marker: ``"?"`` (SQLite) or ``"%s"`` (PostgreSQL)."""
         return self.session.placeholder
 
-    def _run(self, what: str, fn: Callable[[], T]) -> T:
+    def _run(self, sql: str, fn: Callable[[], T]) -> T:
         try:
             return fn()
         except BaseException:
             if self.failed_step is None:
-                self.failed_step = self._step or what
+                # Described only on failure: most statements succeed, and every one passes here.
+                self.failed_step = self._step or _describe(sql)
             raise
 
     def end(self) -> None:
@@ -143,7 +144,7 @@ class Transaction:
             -1
         """
         session = self.session
-        return self._run(_describe(sql), lambda: session.execute(sql, params))
+        return self._run(sql, lambda: session.execute(sql, params))
 
     def executemany(self, sql: str, params_seq: Iterable[Params]) -> int:
         """Run one statement per parameter set; return the rows changed in total.
@@ -156,7 +157,7 @@ class Transaction:
             2
         """
         session = self.session
-        return self._run(_describe(sql), lambda: session.executemany(sql, params_seq))
+        return self._run(sql, lambda: session.executemany(sql, params_seq))
 
     def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         """Run a query and return all rows as tuples.
@@ -168,7 +169,7 @@ class Transaction:
             [(1, 'a')]
         """
         session = self.session
-        return self._run(_describe(sql), lambda: session.fetchall(sql, params))
+        return self._run(sql, lambda: session.fetchall(sql, params))
 
     def fetchone(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
         """Run a query and return its first row, or ``None`` when it returns none.

@@ -9,8 +9,9 @@ import json
 import logging
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import anyio.from_thread
@@ -28,6 +29,7 @@ from resilient_pipeline import (
 )
 from resilient_pipeline.exceptions import LeaseLostError
 from resilient_pipeline.ledger import Claimed, PartitionCollected
+from resilient_pipeline.ledger import _backfill as backfill_module
 from resilient_pipeline.ledger._sql import fingerprint, one_of
 from resilient_pipeline.storage import Store, Transaction
 from resilient_pipeline.testing import FakeClock
@@ -117,6 +119,58 @@ def test_a_failed_commit_takes_its_next_claim_with_it(any_store: Store) -> None:
     assert [("2", 7), ("3", 7)] == rows
     # after the failure, the worker claimed on its own again: nothing was left leased
     assert 2 == ledger.alone
+
+
+class FailingAfterClaimLedger(CountingLedger):
+    """Partition "1"'s commit fails at COMMIT, after its claim of the next partition went in."""
+
+    fail_commit: ClassVar[list[bool]] = []
+
+    def _claim(self, *args: Any, **kwargs: Any) -> Any:
+        claimed = super()._claim(*args, **kwargs)
+        after = kwargs.get("after")
+        if after is not None and after.partition.key == "1" and claimed:
+            self.fail_commit.append(True)
+        return claimed
+
+
+@contextlib.contextmanager
+def failing_at_commit(store: Store, **options: Any) -> Iterator[Transaction]:
+    """unit_of_work, failing as its COMMIT would when the ledger asked (all rolled back)."""
+    with unit_of_work(store, **options) as tx:
+        yield tx
+        if FailingAfterClaimLedger.fail_commit:
+            FailingAfterClaimLedger.fail_commit.clear()
+            raise RuntimeError("connection lost at COMMIT")
+
+
+def test_a_claim_rolled_back_with_its_commit_does_not_count_against_the_limit(
+    any_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """limit=2: partition 1's commit fails after claiming 2; 2 is still claimed and collected."""
+    monkeypatch.setattr(backfill_module, "unit_of_work", failing_at_commit)
+    make_data(any_store)
+    ledger = FailingAfterClaimLedger(any_store)
+    report = backfill(
+        ledger,
+        source="ads",
+        keys=[1, 2, 3],
+        start=D1,
+        end=D1,
+        fetch=lambda p: [{"n": 7}],
+        write=write_rows,
+        concurrency=1,
+        limit=2,
+        policies=(),
+        progress=False,
+    )
+    statuses = {r.key: r.status for r in ledger.records("ads")}
+    assert {"1": "failed", "2": "succeeded"} == {k: statuses[k] for k in ("1", "2")}
+    assert "succeeded" != statuses.get("3")
+    assert ["2"] == [p.key for p, _ in report.collected]
+    with unit_of_work(any_store) as tx:
+        rows = tx.fetchall(f"SELECT key, n FROM {tx.table('data')} ORDER BY key")
+    assert [("2", 7)] == rows
 
 
 def test_a_cancelled_sync_backfill_stops_between_partitions() -> None:

@@ -353,13 +353,16 @@ class _Run:
         payload: Any,
         t0: float,
         then: Callable[[Transaction, Success], list[Claimed]] | None = None,
+        give_back: Callable[[int], None] | None = None,
     ) -> tuple[Outcome, list[Claimed]]:
         """Write the payload and mark the partition succeeded, in one unit of work.
 
         ``then(tx, success)`` records the success and claims the worker's next
         partition in that same unit of work: one commit per partition instead
         of two (the claim holds only if the data commits), and on PostgreSQL
-        one statement. Returns the outcome and what ``then`` claimed.
+        one statement. Returns the outcome and what ``then`` claimed. When the
+        unit of work fails after ``then`` claimed, those claims rolled back
+        with it: ``give_back(n)`` returns them to the run's ``limit``.
         """
         ledger = self.ledger
         clock = resolve_clock(ledger.clock)
@@ -373,24 +376,29 @@ class _Run:
 
         def once() -> tuple[Outcome, list[Claimed]]:
             nonlocal look_up
-            with unit_of_work(ledger.store, name=f"collect {partition}") as tx:
-                look_up = self._may_be_quarantined(tx, claimed)
-                # Identical data: nothing to write, only the ledger row.
-                if claimed.fingerprint != fingerprint:
-                    self.write(tx, partition, payload)
-                success = ledger._success_of(
-                    claimed, count, fingerprint, clock.monotonic() - t0, self.run_id, measure
-                )
-                following: list[Claimed] = []
-                if then is None:
-                    ledger._record(tx, success)
-                else:
-                    following = then(tx, success)
-                if look_up and self._sink_in_store():
-                    # In the data's unit of work: the records go if and only if it commits.
-                    self._discard_unit_records(partition, tx)
-                    look_up = False
-                return success.outcome, following
+            following: list[Claimed] = []
+            try:
+                with unit_of_work(ledger.store, name=f"collect {partition}") as tx:
+                    look_up = self._may_be_quarantined(tx, claimed)
+                    # Identical data: nothing to write, only the ledger row.
+                    if claimed.fingerprint != fingerprint:
+                        self.write(tx, partition, payload)
+                    success = ledger._success_of(
+                        claimed, count, fingerprint, clock.monotonic() - t0, self.run_id, measure
+                    )
+                    if then is None:
+                        ledger._record(tx, success)
+                    else:
+                        following = then(tx, success)
+                    if look_up and self._sink_in_store():
+                        # In the data's unit of work: the records go if and only if it commits.
+                        self._discard_unit_records(partition, tx)
+                        look_up = False
+            except BaseException:
+                if following and give_back is not None:  # rolled back: not claimed after all
+                    give_back(len(following))
+                raise
+            return success.outcome, following
 
         outcome, following = _retry_commit(once)
         if outcome == "restated":
@@ -749,6 +757,11 @@ async def abackfill(
     claims = [0]  # made so far, against ``limit``; workers claim from several threads
     claims_lock = threading.Lock()
 
+    def give_back(n: int) -> None:
+        """Claims that rolled back with their unit of work no longer count against ``limit``."""
+        with claims_lock:
+            claims[0] -= n
+
     def claim_in(tx: Transaction | None, after: Success | None = None) -> list[Claimed]:
         """This worker's next partition: alone, or in ``tx`` after recording ``after``."""
         with claims_lock:
@@ -826,7 +839,7 @@ async def abackfill(
             t0 = clock.monotonic()
             try:
                 payload = wrapped(claimed.partition)
-                return committed(claimed, *run.commit(claimed, payload, t0, claim_in))
+                return committed(claimed, *run.commit(claimed, payload, t0, claim_in, give_back))
             except LeaseLostError:
                 run.lost.append(claimed.partition)
             except Exception as exc:
@@ -839,7 +852,9 @@ async def abackfill(
             t0 = clock.monotonic()
             try:
                 payload = await wrapped(claimed.partition)
-                result = await anyio.to_thread.run_sync(run.commit, claimed, payload, t0, claim_in)
+                result = await anyio.to_thread.run_sync(
+                    run.commit, claimed, payload, t0, claim_in, give_back
+                )
                 return committed(claimed, *result)
             except LeaseLostError:
                 run.lost.append(claimed.partition)

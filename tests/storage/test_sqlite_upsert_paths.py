@@ -311,3 +311,18 @@ def test_a_large_batch_goes_through_full_statements_and_a_tail_alike() -> None:
     assert (0, 0, 900, 100) == (again.inserted, again.updated, again.unchanged, again.duplicates)
     assert 1000 == third.total
     assert 450 <= third.updated
+
+
+def test_plain_dicts_of_one_size_with_other_columns_are_named_row_by_row() -> None:
+    """The size check proves nothing alone: a dict swapping a column for another is named."""
+    store = SQLiteStore(":memory:")
+    with unit_of_work(store) as tx:
+        tx.execute("CREATE TABLE t (k TEXT PRIMARY KEY, a INTEGER, b INTEGER)")
+    rows = [{"k": "x", "a": 1}, {"k": "y", "a": 2}, {"k": "z", "b": 3}]
+    with pytest.raises(InvalidBatchError) as info:
+        idempotent_upsert(store, "t", rows, key="k")
+    expected = {(2, "a", "missing"), (2, "b", "not in the other rows")}
+    assert expected == {(p.index, p.column, p.message) for p in info.value.problems}
+    with unit_of_work(store) as tx:
+        assert [] == tx.fetchall("SELECT * FROM t")
+    store.close()

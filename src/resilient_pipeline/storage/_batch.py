@@ -8,6 +8,7 @@ the store's dialect-specific writer applies the :class:`Batch`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
@@ -311,12 +312,21 @@ def _check_values(
     return problems[: _MAX_PROBLEMS - len(type_problems)]
 
 
-def _shape(table: TableInfo, maps: list[Mapping[str, Any] | None], key: tuple[str, ...]) -> Any:
+def _shape(
+    table: TableInfo,
+    maps: list[Mapping[str, Any] | None],
+    key: tuple[str, ...],
+    *,
+    same_keys: bool = False,
+) -> Any:
+    """The batch's columns and what is wrong with them (``same_keys``: already proven)."""
     problems: list[RowProblem] = []
     first = next((m for m in maps if m is not None), None)
     columns = tuple(first) if first is not None else key
     expected = set(columns)
-    if first is not None and all(m is not None and m.keys() == expected for m in maps):
+    if first is not None and (
+        same_keys or all(m is not None and m.keys() == expected for m in maps)
+    ):
         maps = []  # every row has the same columns: nothing to report row by row
     for index, mapping in enumerate(maps):
         if mapping is None:
@@ -342,6 +352,28 @@ def _shape(table: TableInfo, maps: list[Mapping[str, Any] | None], key: tuple[st
     return columns, problems
 
 
+def _tuples(
+    table: TableInfo, maps: list[Mapping[str, Any] | None], key: tuple[str, ...], *, dicts: bool
+) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """The batch's columns and each row's values in their order; raise naming every problem."""
+    # Plain dicts all of one size, each holding every column (else the getter
+    # raises KeyError): every row has exactly the same keys, proven in C.
+    if dicts and len(set(map(len, cast("list[dict[str, Any]]", maps)))) == 1:
+        columns, problems = _shape(table, maps, key, same_keys=True)
+        if not problems:
+            with contextlib.suppress(KeyError):  # a row lacks a column: named below
+                return columns, _values(columns, cast("list[Mapping[str, Any]]", maps))
+    columns, problems = _shape(table, maps, key)
+    if problems:
+        raise InvalidBatchError(table=table.name, problems=problems)
+    return columns, _values(columns, cast("list[Mapping[str, Any]]", maps))  # no None left
+
+
+def _values(columns: tuple[str, ...], maps: list[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    getter = itemgetter(*columns)
+    return list(map(getter, maps)) if len(columns) > 1 else [(getter(m),) for m in maps]
+
+
 def prepare_batch(table: TableInfo, rows: Iterable[object], options: UpsertOptions) -> Batch:
     """Check ``rows`` against ``table`` and ``options``; raise with every problem found.
 
@@ -358,21 +390,15 @@ def prepare_batch(table: TableInfo, rows: Iterable[object], options: UpsertOptio
         raise MissingUniqueConstraintError(table=table.name, key=key, statement=statement)
     rows = rows if isinstance(rows, list) else list(rows)
     # The common case, plain dicts, skips the per-row conversion.
+    dicts = {dict} == set(map(type, rows))
     maps: list[Mapping[str, Any] | None] = (
         cast("list[Mapping[str, Any] | None]", rows)
-        if all(type(row) is dict for row in rows)
+        if dicts
         else [_as_mapping(row) for row in rows]
     )
     if not maps:
         return Batch(table, (), [], key, (), (), options.version, options.returning, 0, 0)
-    columns, problems = _shape(table, maps, key)
-    if problems:
-        raise InvalidBatchError(table=table.name, problems=problems)
-    getter = itemgetter(*columns)
-    present = cast("list[Mapping[str, Any]]", maps)  # _shape rejected every None
-    tuples: list[tuple[Any, ...]] = (
-        list(map(getter, present)) if len(columns) > 1 else [(getter(m),) for m in present]
-    )
+    columns, tuples = _tuples(table, maps, key, dicts=dicts)
     problems = _check_types(table, columns, tuples, set(key))
     problems += _check_values(table, columns, tuples, options.version, problems)
     if problems:

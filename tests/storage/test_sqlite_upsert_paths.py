@@ -326,3 +326,26 @@ def test_plain_dicts_of_one_size_with_other_columns_are_named_row_by_row() -> No
     with unit_of_work(store) as tx:
         assert [] == tx.fetchall("SELECT * FROM t")
     store.close()
+
+
+@pytest.mark.skipif(
+    not hasattr(sqlite3.Connection, "setlimit"), reason="Connection.setlimit is Python 3.11+"
+)
+@pytest.mark.parametrize(
+    ("limit", "value"),
+    [(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10), (sqlite3.SQLITE_LIMIT_SQL_LENGTH, 600)],  # type: ignore[attr-defined,unused-ignore]
+)
+def test_statements_stay_within_sqlites_limits(limit: int, value: int) -> None:
+    """A lowered variable or SQL length limit means fewer rows a statement, not an error."""
+    store = SQLiteStore(":memory:")
+    session = store.connect()
+    session.connection.setlimit(limit, value)  # type: ignore[attr-defined,unused-ignore]
+    session.release()
+    with unit_of_work(store) as tx:
+        tx.execute("CREATE TABLE t (k TEXT PRIMARY KEY, a INTEGER, b REAL, d DATE)")
+    rows = [{"k": str(i), "a": i, "b": i / 2, "d": DAYS[i % 3]} for i in range(300)]
+    assert 300 == idempotent_upsert(store, "t", rows, key="k").inserted
+    assert 300 == idempotent_upsert(store, "t", rows, key="k").unchanged
+    with unit_of_work(store) as tx:
+        assert (300, "2026-01-03") == tx.fetchone("SELECT count(*), max(d) FROM t")
+    store.close()

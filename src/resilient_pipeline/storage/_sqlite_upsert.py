@@ -32,9 +32,10 @@ if TYPE_CHECKING:
 __all__ = ["describe_table", "upsert_batch"]
 
 _SQLITE_LIMIT_LENGTH = 0  # sqlite3.SQLITE_LIMIT_LENGTH, which Python 3.10 lacks
+_SQLITE_LIMIT_SQL_LENGTH = 1
 _SQLITE_LIMIT_VARIABLE_NUMBER = 9
 ROWS_PER_STATEMENT = 256
-"""Rows bound to one multi-row ``INSERT`` (fewer if SQLite's variable limit says so):
+"""Rows bound to one multi-row ``INSERT`` (fewer if SQLite's limits say so):
 past a few dozen, more rows per statement save nothing measurable (callgrind)."""
 # A column may shadow a name of the rowid; SQLite answers to any of the three.
 _ROWID_NAMES = ("rowid", "_rowid_", "oid")
@@ -131,11 +132,18 @@ def _statement(batch: Batch, rows: int = 1) -> str:
     return sql + f"UPDATE SET {assignments} WHERE {where}"
 
 
-def _rows_per_statement(session: SQLiteSession, width: int) -> int:
+def _rows_per_statement(session: SQLiteSession, batch: Batch) -> int:
+    """``ROWS_PER_STATEMENT``, or fewer: SQLite's variable and SQL length limits hold."""
     getlimit = getattr(session.connection, "getlimit", None)
-    # 999 was SQLite's default before 3.32, for Pythons that cannot ask (3.10).
-    variables = int(getlimit(_SQLITE_LIMIT_VARIABLE_NUMBER)) if getlimit is not None else 999
-    return max(1, min(ROWS_PER_STATEMENT, variables // width))
+    if getlimit is None:  # Python 3.10: SQLite's defaults before 3.32 (variables) or ever
+        variables, length = 999, 1_000_000_000
+    else:
+        variables = int(getlimit(_SQLITE_LIMIT_VARIABLE_NUMBER))
+        length = int(getlimit(_SQLITE_LIMIT_SQL_LENGTH))
+    one = len(_statement(batch).encode())
+    more = len(", (" + ", ".join("?" * len(batch.columns)) + ")")
+    by_length = 1 + (length - one) // more if length >= one else 1
+    return max(1, min(ROWS_PER_STATEMENT, variables // len(batch.columns), by_length))
 
 
 def _insert(session: SQLiteSession, batch: Batch, rows: list[tuple[Any, ...]]) -> int:
@@ -148,7 +156,7 @@ def _insert(session: SQLiteSession, batch: Batch, rows: list[tuple[Any, ...]]) -
     """
     values: SQLiteValues = batch.table.extra["values"]
     width = len(batch.columns)
-    per = _rows_per_statement(session, width)
+    per = _rows_per_statement(session, batch)
     whole = len(rows) - len(rows) % per if per > 1 else 0
     changed = 0
     if whole:

@@ -349,3 +349,14 @@ def test_statements_stay_within_sqlites_limits(limit: int, value: int) -> None:
     with unit_of_work(store) as tx:
         assert (300, "2026-01-03") == tx.fetchone("SELECT count(*), max(d) FROM t")
     store.close()
+
+
+@settings(max_examples=200)
+@given(typed=typed_rows())
+def test_the_value_check_given_the_type_checks_kinds_finds_what_it_finds_alone(
+    typed: tuple[SQLiteValues, tuple[str, ...], list[tuple[Any, ...]]],
+) -> None:
+    """Each column's types handed over by the type check change nothing in the report."""
+    checker, columns, rows = typed
+    kinds = [{type(row[i]) for row in rows} for i in range(len(columns))]
+    assert checker(columns, rows) == checker(columns, rows, kinds)

@@ -40,8 +40,10 @@ __all__ = [
 ]
 
 OnDuplicate: TypeAlias = Literal["error", "first", "last"]
-ValueCheck: TypeAlias = Callable[[Sequence[str], Sequence[tuple[Any, ...]]], list[RowProblem]]
-"""A store's own value rules: ``(columns, rows) -> problems``; see ``TableInfo.check_values``."""
+ValueCheck: TypeAlias = Callable[
+    [Sequence[str], Sequence[tuple[Any, ...]], Sequence[set[type]]], list[RowProblem]
+]
+"""A store's own value rules: ``(columns, rows, kinds) -> problems``; see ``TableInfo``."""
 ValueConvert: TypeAlias = Callable[[Sequence[str], list[tuple[Any, ...]]], list[tuple[Any, ...]]]
 """The values a store keeps: ``(columns, rows) -> rows``; see :attr:`TableInfo.convert_values`."""
 _MAX_PROBLEMS = 100
@@ -119,7 +121,9 @@ class TableInfo:
             index (without predicate) or primary key.
         add_constraint: The statement that would make ``key`` unique (for error messages).
         check_values: The store's own value rules: what it cannot keep exactly
-            (NaN on SQLite, an int beyond the column's range, ...), one
+            (NaN on SQLite, an int beyond the column's range, ...), given each
+            column's set of Python types (``NoneType`` included) as the type
+            check found them; one
             :class:`~resilient_pipeline.exceptions.RowProblem` per value refused,
             with the row's index in the caller's batch. It sees every row, before
             duplicate keys are looked for; what it says about a value of a type
@@ -254,13 +258,19 @@ def _accepts(column: ColumnInfo, kind: type) -> bool:
 
 
 def _check_types(
-    table: TableInfo, columns: Sequence[str], rows: list[tuple[Any, ...]], key: set[str]
+    table: TableInfo,
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    key: set[str],
+    found: list[set[type]],
 ) -> list[RowProblem]:
+    """Values of types the columns do not take; each column's types appended to ``found``."""
     problems: list[RowProblem] = []
     none = type(None)
     for position, name in enumerate(columns):
         info = table.columns[name]
         kinds = set(map(type, map(itemgetter(position), rows)))
+        found.append(kinds)
         nulls_ok = info.nullable and name not in key
         if all((k is none and nulls_ok) or (k is not none and _accepts(info, k)) for k in kinds):
             continue  # the common case: one pass over the column, in C
@@ -289,6 +299,7 @@ def _check_values(
     rows: list[tuple[Any, ...]],
     version: str | None,
     type_problems: list[RowProblem],
+    kinds: Sequence[set[type]],
 ) -> list[RowProblem]:
     """A NULL ``version`` and the store's own rules; one problem per row and column at most."""
     if len(type_problems) >= _MAX_PROBLEMS:
@@ -305,7 +316,7 @@ def _check_values(
                 if value is None
             )
     if table.check_values is not None:
-        problems.extend(table.check_values(columns, rows))
+        problems.extend(table.check_values(columns, rows, kinds))
     if type_problems:
         seen = {(p.index, p.column) for p in type_problems}
         problems = [p for p in problems if (p.index, p.column) not in seen]
@@ -399,8 +410,9 @@ def prepare_batch(table: TableInfo, rows: Iterable[object], options: UpsertOptio
     if not maps:
         return Batch(table, (), [], key, (), (), options.version, options.returning, 0, 0)
     columns, tuples = _tuples(table, maps, key, dicts=dicts)
-    problems = _check_types(table, columns, tuples, set(key))
-    problems += _check_values(table, columns, tuples, options.version, problems)
+    kinds: list[set[type]] = []
+    problems = _check_types(table, columns, tuples, set(key), kinds)
+    problems += _check_values(table, columns, tuples, options.version, problems, kinds)
     if problems:
         raise InvalidBatchError(table=table.name, problems=problems)
 

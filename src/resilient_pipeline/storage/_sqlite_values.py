@@ -275,8 +275,16 @@ class SQLiteValues:
     affinities: Mapping[str, Affinity]
     max_length: int = DEFAULT_MAX_LENGTH
 
-    def __call__(self, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> list[RowProblem]:
-        """Every value SQLite would not keep exactly, with its row and column."""
+    def __call__(
+        self,
+        columns: Sequence[str],
+        rows: Sequence[tuple[Any, ...]],
+        found: Sequence[set[type]] | None = None,
+    ) -> list[RowProblem]:
+        """Every value SQLite would not keep exactly, with its row and column.
+
+        ``found``: each column's types, when the caller has them (the type check).
+        """
         if not rows:
             return []
         limit = self.max_length
@@ -287,7 +295,7 @@ class SQLiteValues:
             # A getter per column, not zip(*rows): that keeps an iterator per row
             # alive at once, enough to set off the garbage collector's full passes.
             values = list(map(itemgetter(position), rows))
-            kinds = set(map(type, values))
+            kinds = set(map(type, values)) if found is None else set(found[position])
             present = values
             if _NONE in kinds:
                 kinds.discard(_NONE)

@@ -8,6 +8,7 @@ the store's dialect-specific writer applies the :class:`Batch`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
@@ -39,8 +40,10 @@ __all__ = [
 ]
 
 OnDuplicate: TypeAlias = Literal["error", "first", "last"]
-ValueCheck: TypeAlias = Callable[[Sequence[str], Sequence[tuple[Any, ...]]], list[RowProblem]]
-"""A store's own value rules: ``(columns, rows) -> problems``; see ``TableInfo.check_values``."""
+ValueCheck: TypeAlias = Callable[
+    [Sequence[str], Sequence[tuple[Any, ...]], Sequence[set[type]]], list[RowProblem]
+]
+"""A store's own value rules: ``(columns, rows, kinds) -> problems``; see ``TableInfo``."""
 ValueConvert: TypeAlias = Callable[[Sequence[str], list[tuple[Any, ...]]], list[tuple[Any, ...]]]
 """The values a store keeps: ``(columns, rows) -> rows``; see :attr:`TableInfo.convert_values`."""
 _MAX_PROBLEMS = 100
@@ -118,7 +121,9 @@ class TableInfo:
             index (without predicate) or primary key.
         add_constraint: The statement that would make ``key`` unique (for error messages).
         check_values: The store's own value rules: what it cannot keep exactly
-            (NaN on SQLite, an int beyond the column's range, ...), one
+            (NaN on SQLite, an int beyond the column's range, ...), given each
+            column's set of Python types (``NoneType`` included) as the type
+            check found them; one
             :class:`~resilient_pipeline.exceptions.RowProblem` per value refused,
             with the row's index in the caller's batch. It sees every row, before
             duplicate keys are looked for; what it says about a value of a type
@@ -253,13 +258,19 @@ def _accepts(column: ColumnInfo, kind: type) -> bool:
 
 
 def _check_types(
-    table: TableInfo, columns: Sequence[str], rows: list[tuple[Any, ...]], key: set[str]
+    table: TableInfo,
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    key: set[str],
+    found: list[set[type]],
 ) -> list[RowProblem]:
+    """Values of types the columns do not take; each column's types appended to ``found``."""
     problems: list[RowProblem] = []
     none = type(None)
     for position, name in enumerate(columns):
         info = table.columns[name]
         kinds = set(map(type, map(itemgetter(position), rows)))
+        found.append(kinds)
         nulls_ok = info.nullable and name not in key
         if all((k is none and nulls_ok) or (k is not none and _accepts(info, k)) for k in kinds):
             continue  # the common case: one pass over the column, in C
@@ -288,6 +299,7 @@ def _check_values(
     rows: list[tuple[Any, ...]],
     version: str | None,
     type_problems: list[RowProblem],
+    kinds: Sequence[set[type]],
 ) -> list[RowProblem]:
     """A NULL ``version`` and the store's own rules; one problem per row and column at most."""
     if len(type_problems) >= _MAX_PROBLEMS:
@@ -304,19 +316,28 @@ def _check_values(
                 if value is None
             )
     if table.check_values is not None:
-        problems.extend(table.check_values(columns, rows))
+        problems.extend(table.check_values(columns, rows, kinds))
     if type_problems:
         seen = {(p.index, p.column) for p in type_problems}
         problems = [p for p in problems if (p.index, p.column) not in seen]
     return problems[: _MAX_PROBLEMS - len(type_problems)]
 
 
-def _shape(table: TableInfo, maps: list[Mapping[str, Any] | None], key: tuple[str, ...]) -> Any:
+def _shape(
+    table: TableInfo,
+    maps: list[Mapping[str, Any] | None],
+    key: tuple[str, ...],
+    *,
+    same_keys: bool = False,
+) -> Any:
+    """The batch's columns and what is wrong with them (``same_keys``: already proven)."""
     problems: list[RowProblem] = []
     first = next((m for m in maps if m is not None), None)
     columns = tuple(first) if first is not None else key
     expected = set(columns)
-    if first is not None and all(m is not None and m.keys() == expected for m in maps):
+    if first is not None and (
+        same_keys or all(m is not None and m.keys() == expected for m in maps)
+    ):
         maps = []  # every row has the same columns: nothing to report row by row
     for index, mapping in enumerate(maps):
         if mapping is None:
@@ -342,6 +363,28 @@ def _shape(table: TableInfo, maps: list[Mapping[str, Any] | None], key: tuple[st
     return columns, problems
 
 
+def _tuples(
+    table: TableInfo, maps: list[Mapping[str, Any] | None], key: tuple[str, ...], *, dicts: bool
+) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """The batch's columns and each row's values in their order; raise naming every problem."""
+    # Plain dicts all of one size, each holding every column (else the getter
+    # raises KeyError): every row has exactly the same keys, proven in C.
+    if dicts and len(set(map(len, cast("list[dict[str, Any]]", maps)))) == 1:
+        columns, problems = _shape(table, maps, key, same_keys=True)
+        if not problems:
+            with contextlib.suppress(KeyError):  # a row lacks a column: named below
+                return columns, _values(columns, cast("list[Mapping[str, Any]]", maps))
+    columns, problems = _shape(table, maps, key)
+    if problems:
+        raise InvalidBatchError(table=table.name, problems=problems)
+    return columns, _values(columns, cast("list[Mapping[str, Any]]", maps))  # no None left
+
+
+def _values(columns: tuple[str, ...], maps: list[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    getter = itemgetter(*columns)
+    return list(map(getter, maps)) if len(columns) > 1 else [(getter(m),) for m in maps]
+
+
 def prepare_batch(table: TableInfo, rows: Iterable[object], options: UpsertOptions) -> Batch:
     """Check ``rows`` against ``table`` and ``options``; raise with every problem found.
 
@@ -358,23 +401,18 @@ def prepare_batch(table: TableInfo, rows: Iterable[object], options: UpsertOptio
         raise MissingUniqueConstraintError(table=table.name, key=key, statement=statement)
     rows = rows if isinstance(rows, list) else list(rows)
     # The common case, plain dicts, skips the per-row conversion.
+    dicts = {dict} == set(map(type, rows))
     maps: list[Mapping[str, Any] | None] = (
         cast("list[Mapping[str, Any] | None]", rows)
-        if all(type(row) is dict for row in rows)
+        if dicts
         else [_as_mapping(row) for row in rows]
     )
     if not maps:
         return Batch(table, (), [], key, (), (), options.version, options.returning, 0, 0)
-    columns, problems = _shape(table, maps, key)
-    if problems:
-        raise InvalidBatchError(table=table.name, problems=problems)
-    getter = itemgetter(*columns)
-    present = cast("list[Mapping[str, Any]]", maps)  # _shape rejected every None
-    tuples: list[tuple[Any, ...]] = (
-        list(map(getter, present)) if len(columns) > 1 else [(getter(m),) for m in present]
-    )
-    problems = _check_types(table, columns, tuples, set(key))
-    problems += _check_values(table, columns, tuples, options.version, problems)
+    columns, tuples = _tuples(table, maps, key, dicts=dicts)
+    kinds: list[set[type]] = []
+    problems = _check_types(table, columns, tuples, set(key), kinds)
+    problems += _check_values(table, columns, tuples, options.version, problems, kinds)
     if problems:
         raise InvalidBatchError(table=table.name, problems=problems)
 

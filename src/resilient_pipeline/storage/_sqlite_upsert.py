@@ -1,8 +1,8 @@
-"""How SQLite applies an upsert batch: ``executemany`` in one transaction, exact counts.
+"""How SQLite applies an upsert batch: multi-row statements in one transaction, exact counts.
 
 Counting without a round trip per row: the transaction holds SQLite's write
 lock (``BEGIN IMMEDIATE``), so between our statements nobody else writes.
-``executemany``'s row count is inserted + updated (an identical row is
+The statements' change count is inserted + updated (an identical row is
 skipped by the ``WHERE ... IS NOT ...`` of ``DO UPDATE`` and changes
 nothing), and every inserted row, and only those, gets a rowid above the
 table's previous maximum. Tables where that does not hold (``WITHOUT
@@ -17,6 +17,7 @@ take an exact row-by-row path.
 from __future__ import annotations
 
 import contextlib
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from resilient_pipeline.exceptions import StoreError
@@ -31,6 +32,11 @@ if TYPE_CHECKING:
 __all__ = ["describe_table", "upsert_batch"]
 
 _SQLITE_LIMIT_LENGTH = 0  # sqlite3.SQLITE_LIMIT_LENGTH, which Python 3.10 lacks
+_SQLITE_LIMIT_SQL_LENGTH = 1
+_SQLITE_LIMIT_VARIABLE_NUMBER = 9
+ROWS_PER_STATEMENT = 256
+"""Rows bound to one multi-row ``INSERT`` (fewer if SQLite's limits say so):
+past a few dozen, more rows per statement save nothing measurable (callgrind)."""
 # A column may shadow a name of the rowid; SQLite answers to any of the three.
 _ROWID_NAMES = ("rowid", "_rowid_", "oid")
 _SAVEPOINT = quote_identifier("rp_upsert")
@@ -96,9 +102,9 @@ def describe_table(session: SQLiteSession, name: str) -> TableInfo:
         columns,
         frozenset(unique),
         add_constraint="CREATE UNIQUE INDEX {name} ON {table} ({columns})",
-        extra={"has_rowid": has_rowid, "rowid": rowid, "rowid_alias": alias},
+        extra={"has_rowid": has_rowid, "rowid": rowid, "rowid_alias": alias, "values": values},
         check_values=values,
-        convert_values=values.bind,  # before deduplication: a date and its ISO text are one key
+        convert_values=values.comparable,  # a date and its ISO text are one key
     )
     session.store.cache[cache_key] = info
     return info
@@ -107,11 +113,11 @@ def describe_table(session: SQLiteSession, name: str) -> TableInfo:
 _INDEX_COLUMNS = "SELECT name FROM pragma_index_info(?) ORDER BY seqno"
 
 
-def _statement(batch: Batch) -> str:
+def _statement(batch: Batch, rows: int = 1) -> str:
     table = batch.table.sql
-    placeholders = ", ".join("?" * len(batch.columns))
+    values = ", ".join(["(" + ", ".join("?" * len(batch.columns)) + ")"] * rows)
     sql = (
-        f"INSERT INTO {table} ({quote_columns(batch.columns)}) VALUES ({placeholders})"
+        f"INSERT INTO {table} ({quote_columns(batch.columns)}) VALUES {values}"
         f" ON CONFLICT ({quote_columns(batch.key)}) DO "
     )
     if not batch.update_columns:
@@ -126,12 +132,52 @@ def _statement(batch: Batch) -> str:
     return sql + f"UPDATE SET {assignments} WHERE {where}"
 
 
+def _rows_per_statement(session: SQLiteSession, batch: Batch) -> int:
+    """``ROWS_PER_STATEMENT``, or fewer: SQLite's variable and SQL length limits hold."""
+    getlimit = getattr(session.connection, "getlimit", None)
+    if getlimit is None:  # Python 3.10: SQLite's defaults before 3.32 (variables) or ever
+        variables, length = 999, 1_000_000_000
+    else:
+        variables = int(getlimit(_SQLITE_LIMIT_VARIABLE_NUMBER))
+        length = int(getlimit(_SQLITE_LIMIT_SQL_LENGTH))
+    one = len(_statement(batch).encode())
+    more = len(", (" + ", ".join("?" * len(batch.columns)) + ")")
+    by_length = 1 + (length - one) // more if length >= one else 1
+    return max(1, min(ROWS_PER_STATEMENT, variables // len(batch.columns), by_length))
+
+
+def _insert(session: SQLiteSession, batch: Batch, rows: list[tuple[Any, ...]]) -> int:
+    """Every row through multi-row statements, the rest one row at a time; the rows changed.
+
+    A statement of many rows runs SQLite's VM once and crosses from Python into
+    C once per statement instead of once per row, with the same per-row upsert
+    semantics (each row sees the rows inserted before it). The values are bound
+    here (``bind_flat``): the batch's exact dates are still ``date`` objects.
+    """
+    values: SQLiteValues = batch.table.extra["values"]
+    width = len(batch.columns)
+    per = _rows_per_statement(session, batch)
+    whole = len(rows) - len(rows) % per if per > 1 else 0
+    changed = 0
+    if whole:
+        sql = _statement(batch, per)
+        # Bound once for the whole batch (a date seen in many rows is formatted once).
+        flat = values.bind_flat(batch.columns, list(chain.from_iterable(rows[:whole])))
+        step = per * width
+        for start in range(0, len(flat), step):
+            changed += session.execute(sql, flat[start : start + step])
+    if whole < len(rows):
+        rest = values.bind(batch.columns, rows[whole:])
+        changed += session.executemany(_statement(batch), rest)
+    return changed
+
+
 def _key_filter(batch: Batch) -> str:
     return " AND ".join(f"{quote_identifier(k)} = ?" for k in batch.key)
 
 
 def upsert_batch(session: SQLiteSession, batch: Batch) -> UpsertResult:
-    """Apply ``batch`` with ``executemany``; exact counts (see docs/idempotency.md).
+    """Apply ``batch`` in multi-row statements; exact counts (see docs/idempotency.md).
 
     In a savepoint: a statement that fails half-way through the batch (a
     CHECK constraint, a trigger) leaves none of its rows behind, even when
@@ -150,8 +196,7 @@ def upsert_batch(session: SQLiteSession, batch: Batch) -> UpsertResult:
 
 
 def _write(session: SQLiteSession, batch: Batch) -> UpsertResult:
-    rows = batch.rows  # already as sqlite3 binds them (TableInfo.convert_values)
-    sql = _statement(batch)
+    rows = batch.rows  # as SQLite compares them (TableInfo.convert_values), dates aside
     table = batch.table.sql
     alias = batch.table.extra["rowid_alias"]
     fast = batch.table.extra["has_rowid"] and alias not in batch.columns and not batch.returning
@@ -160,9 +205,11 @@ def _write(session: SQLiteSession, batch: Batch) -> UpsertResult:
         top = session.fetchall(f"SELECT max({rowid}) FROM {table}")[0][0] or 0
         fast = top < 2**62  # new rowids are max + 1 until the rowid space runs out
     if not fast:
-        return _upsert_row_by_row(session, batch, rows, sql)
-    stale = _count_stale(session, batch, rows) if batch.version is not None else 0
-    changed = session.executemany(sql, rows)
+        return _upsert_row_by_row(
+            session, batch, batch.table.extra["values"].bind(batch.columns, rows)
+        )
+    stale = _count_stale(session, batch) if batch.version is not None else 0
+    changed = _insert(session, batch, rows)
     # Inserted rows, and only they, got a rowid above the old maximum: we hold
     # the write lock (BEGIN IMMEDIATE), so no other writer can interleave.
     inserted = session.fetchall(f"SELECT count(*) FROM {table} WHERE {rowid} > ?", (top,))[0][0]
@@ -175,10 +222,11 @@ def _write(session: SQLiteSession, batch: Batch) -> UpsertResult:
     )
 
 
-def _count_stale(session: SQLiteSession, batch: Batch, rows: list[tuple[Any, ...]]) -> int:
+def _count_stale(session: SQLiteSession, batch: Batch) -> int:
     assert batch.version is not None
     v = quote_identifier(batch.version)
     at = batch.columns.index(batch.version)
+    rows = batch.table.extra["values"].bind(batch.columns, batch.rows)
     total = 0
     # One indexed lookup per row; only paid when a version guard is asked for.
     sql = f"SELECT {v} > ? FROM {batch.table.sql} WHERE {_key_filter(batch)}"
@@ -189,8 +237,9 @@ def _count_stale(session: SQLiteSession, batch: Batch, rows: list[tuple[Any, ...
 
 
 def _upsert_row_by_row(
-    session: SQLiteSession, batch: Batch, rows: list[tuple[Any, ...]], sql: str
+    session: SQLiteSession, batch: Batch, rows: list[tuple[Any, ...]]
 ) -> UpsertResult:
+    sql = _statement(batch)
     version = quote_identifier(batch.version) if batch.version is not None else "1"
     at = batch.columns.index(batch.version) if batch.version is not None else None
     probe = f"SELECT {version} > ? FROM {batch.table.sql} WHERE {_key_filter(batch)}"

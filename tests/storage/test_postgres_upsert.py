@@ -219,6 +219,32 @@ def test_tables_with_triggers_keep_the_on_conflict_path(
         copy.close()
 
 
+def test_partitioned_tables_keep_the_on_conflict_path(
+    postgres_dsn: str, postgres_schema: str, fast_calls: list[bool]
+) -> None:
+    """Partitioned tables: what VALUES does, not something that works only uncontended."""
+    values = PostgresStore(postgres_dsn, schema=postgres_schema, copy_threshold=10**9)
+    copy = PostgresStore(postgres_dsn, schema=postgres_schema, copy_threshold=1)
+    try:
+        with unit_of_work(values) as tx:
+            for table in ("a", "b"):
+                tx.execute(
+                    f"CREATE TABLE {tx.table(table)} (id integer PRIMARY KEY, v integer) "
+                    "PARTITION BY RANGE (id)"
+                )
+                tx.execute(
+                    f"CREATE TABLE {tx.table(table + '0')} PARTITION OF {tx.table(table)} "
+                    "FOR VALUES FROM (0) TO (100)"
+                )
+        rows = [{"id": 1, "v": 1}, {"id": 2, "v": 2}]
+        assert outcome(values, "a", rows, key="id") == outcome(copy, "b", rows, key="id")
+        assert content(values, "a") == content(copy, "b")
+        assert [] == fast_calls
+    finally:
+        values.close()
+        copy.close()
+
+
 CONSTRAINED = (
     "CREATE TABLE {t} (id integer PRIMARY KEY, email text UNIQUE, v integer CHECK (v >= 0))"
 )

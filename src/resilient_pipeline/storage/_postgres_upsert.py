@@ -98,10 +98,12 @@ GROUP BY i.indexrelid
 
 
 # Whether a plain INSERT or UPDATE does what INSERT ... ON CONFLICT would: a
-# table (not a view), with no rules, row security or user triggers (BEFORE
-# INSERT triggers fire for every row ON CONFLICT tries, updated ones too).
+# plain table (partitioned ones fail the ON CONFLICT path's xmax check, so
+# the fast path must not make them work only while uncontended), with no
+# rules, row security or user triggers (BEFORE INSERT triggers fire for
+# every row ON CONFLICT tries, updated ones too).
 _PLAIN_WRITES = """
-SELECT c.relkind IN ('r', 'p') AND NOT c.relhasrules AND NOT c.relrowsecurity
+SELECT c.relkind = 'r' AND NOT c.relhasrules AND NOT c.relrowsecurity
        AND NOT EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal)
 FROM pg_class c WHERE c.oid = %s::regclass
 """

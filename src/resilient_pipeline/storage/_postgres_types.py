@@ -48,7 +48,7 @@ import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from itertools import repeat
-from operator import attrgetter, is_not
+from operator import attrgetter, is_not, itemgetter
 from typing import Any
 
 import attrs
@@ -449,10 +449,8 @@ class PgValues:
             return rows
         problems: list[RowProblem] = []
         converted: dict[int, list[Any]] = {}
-        # One transposition in C instead of one pass over the rows per column.
-        by_column: list[Sequence[Any]] = list(zip(*rows, strict=True))
         for position, name in enumerate(columns):
-            values = by_column[position]
+            values = list(map(itemgetter(position), rows))
             if _kept_as_is(self.columns[name], values):
                 continue
             rule = self._rules[name]
@@ -467,6 +465,8 @@ class PgValues:
             raise InvalidBatchError(table=self.table, problems=problems[:_MAX_PROBLEMS])
         if not converted:
             return rows
-        for position, out in converted.items():
-            by_column[position] = out
+        by_column = [
+            converted[p] if p in converted else [row[p] for row in rows]
+            for p in range(len(columns))
+        ]
         return list(zip(*by_column, strict=True))

@@ -26,7 +26,14 @@ retried as a :class:`~resilient_pipeline.exceptions.TransientStoreError`).
 
 A freshly inserted row version has no ``xmax``, an updated one has ours:
 that tells inserts from updates, and ``unchanged = batch - inserted -
-updated - stale``. With ``version``, a row that reached the ``INSERT`` but
+updated - stale``. A partitioned table cannot return ``xmax`` (PostgreSQL:
+"cannot retrieve a system column in this context"); there a written row
+counts as inserted when its key was new at the statement's snapshot (the
+``LEFT JOIN`` in ``src``). The rows written are the same; only the split
+between inserted and updated can differ, and only under concurrent writers:
+a key another writer inserts after the snapshot and this statement then
+updates counts as inserted, one another writer deletes meanwhile and this
+statement inserts again counts as updated. With ``version``, a row that reached the ``INSERT`` but
 was skipped (another writer committed the same row, or a newer version,
 after this statement's snapshot) is classified by a second query, which
 sees the rows this statement locked as they are now. ``INSERT ... ON
@@ -43,8 +50,10 @@ checks that every row it meant to write was written; on any error, lock
 wait or miss, the savepoint is rolled back and the one statement above
 runs instead, with the same result (or error) as if it had run alone. It
 is not tried for tables with triggers, rules or row security (they tell an
-``INSERT ... ON CONFLICT`` from an ``UPDATE``) nor for keys only PostgreSQL
-can compare.
+``INSERT ... ON CONFLICT`` from an ``UPDATE``; checked for every such batch,
+under the table lock the write takes, so one added after the table was
+described is seen), for partitioned tables, nor for keys only PostgreSQL can
+compare.
 """
 
 # Every identifier in these statements went through quote_identifier and every
@@ -98,15 +107,19 @@ GROUP BY i.indexrelid
 
 
 # Whether a plain INSERT or UPDATE does what INSERT ... ON CONFLICT would: a
-# plain table (partitioned ones fail the ON CONFLICT path's xmax check, so
-# the fast path must not make them work only while uncontended), with no
-# rules, row security or user triggers (BEFORE INSERT triggers fire for
-# every row ON CONFLICT tries, updated ones too).
+# plain table (a partitioned one's partitions may have triggers of their
+# own), with no rules, row security or user triggers (BEFORE INSERT triggers
+# fire for every row ON CONFLICT tries, updated ones too). Any of these can be
+# added after the table was described, so it is asked again for every batch
+# that could take the fast path (one catalog lookup, in a round trip that is
+# made anyway), after taking the lock the write needs: CREATE TRIGGER, CREATE
+# RULE and ALTER TABLE wait for it, so the answer holds until commit.
 _PLAIN_WRITES = """
 SELECT c.relkind = 'r' AND NOT c.relhasrules AND NOT c.relrowsecurity
        AND NOT EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal)
 FROM pg_class c WHERE c.oid = %s::regclass
 """
+_PARTITIONED = "SELECT relkind = 'p' FROM pg_class WHERE oid = %s::regclass"
 
 
 def describe_table(session: PostgresSession, name: str) -> TableInfo:
@@ -125,8 +138,9 @@ def describe_table(session: PostgresSession, name: str) -> TableInfo:
         columns[col] = ColumnInfo(col, full, nullable, accepted_types(typname))
         pg[col] = PgColumn(col, full, base, typname, typmod, deterministic, collation)
     unique = frozenset(frozenset(cols) for (cols,) in session.fetchall(_UNIQUE, (table,)))
-    plain = bool(session.fetchall(_PLAIN_WRITES, (table,))[0][0])
-    extra = {"pg": pg, "plain_writes": plain}
+    # Fixed for the table's life (what the fast path may do is not: _try_fast).
+    partitioned = bool(session.fetchall(_PARTITIONED, (table,))[0][0])
+    extra = {"pg": pg, "partitioned": partitioned}
     info = TableInfo(name, table, columns, unique, extra=extra, convert_values=PgValues(name, pg))
     session.store.cache[cache_key] = info
     return info
@@ -161,6 +175,14 @@ def _changed(batch: Batch, old: str, new: str) -> str:
         v = quote_identifier(batch.version)
         changed += f" AND ({old}{v} IS NULL OR {new}{v} >= {old}{v})"
     return changed
+
+
+def _new_flag(batch: Batch) -> str:
+    """A name for ``src``'s extra column (a table's column may have any name)."""
+    flag = "rp_new"
+    while flag in batch.columns:
+        flag += "_"
+    return flag
 
 
 def _src(batch: Batch, guard: bool, new_flag: str | None = None) -> str:
@@ -198,14 +220,28 @@ def _statement(batch: Batch, raw: str, *, guard: bool) -> str:
     ctes = [raw]
     if guard:
         ctes.append(_dup(batch))
-    ctes.append(_src(batch, guard))
+    # xmax tells an inserted row from an updated one, except on a partitioned
+    # table: there the key's being new at the snapshot does (module docstring).
+    flag = _new_flag(batch) if batch.table.extra["partitioned"] else None
+    ctes.append(_src(batch, guard, new_flag=flag))
     n = len(batch.key)
     aliases = ", ".join(f"k{i}" for i in range(n))
-    ctes.append(
-        f"up (i, {aliases}) AS (INSERT INTO {batch.table.sql} AS t ({cols}) "
+    insert = (
+        f"INSERT INTO {batch.table.sql} AS t ({cols}) "
         f"SELECT {cols} FROM src ORDER BY {keys} {_conflict(batch)} "
-        f"RETURNING (t.xmax = 0), {', '.join(_q(batch.key, 't.'))})"
     )
+    written = ", ".join(_q(batch.key, "t."))
+    if flag is None:
+        ctes.append(f"up (i, {aliases}) AS ({insert}RETURNING (t.xmax = 0), {written})")
+    else:
+        # One src row per written key: keys are NOT NULL, and unique in src
+        # (by Python, or by PostgreSQL's equality under the dup guard).
+        on = " AND ".join(f"w.k{i} = s.{q}" for i, q in enumerate(_q(batch.key, "")))
+        ctes.append(f"ins ({aliases}) AS ({insert}RETURNING {written})")
+        ctes.append(
+            f"up (i, {aliases}) AS (SELECT s.{quote_identifier(flag)}, "
+            f"{', '.join(f'w.k{i}' for i in range(n))} FROM ins w JOIN src s ON {on})"
+        )
     # One result row per fact: ('i'|'u', key) for each written key with
     # returning=True; ('s', key, version) for each row skipped after reaching the
     # INSERT, with version=; ('d', positions, key) for keys only PostgreSQL
@@ -255,9 +291,7 @@ def _fast_statement(batch: Batch, raw: str) -> str:
     it was right is in its result: an ``'x'`` row when some row of ``src``
     was neither inserted nor updated (deleted, changed or newer meanwhile).
     """
-    flag = "rp_new"
-    while flag in batch.columns:  # a column may have any name
-        flag += "_"
+    flag = _new_flag(batch)
     new = quote_identifier(flag)
     cols = quote_columns(batch.columns)
     aliases = ", ".join(f"k{i}" for i in range(len(batch.key)))
@@ -353,7 +387,7 @@ def upsert_batch(session: PostgresSession, batch: Batch) -> UpsertResult:
         else:
             stage = _copy_stage(session, batch)
             raw = f"raw AS (SELECT * FROM {stage})"
-            fast = not guard and batch.table.extra.get("plain_writes", False)
+            fast = not guard and not batch.table.extra["partitioned"]
             fast_rows = _try_fast(session, batch, raw) if fast else None
             if fast_rows is None:
                 rows = session.fetchall(_statement(batch, raw, guard=guard))
@@ -379,8 +413,10 @@ def upsert_batch(session: PostgresSession, batch: Batch) -> UpsertResult:
 
 _FAST_SAVEPOINT = quote_identifier("rp_upsert_fast")
 # The subquery (not flattened: OFFSET 0) reads the setting before it is changed.
+# Also asks whether the fast path is right for the table now (_PLAIN_WRITES).
 _NO_LOCK_WAITS = (
-    "SELECT p.previous, set_config('lock_timeout', '1ms', true) "
+    "SELECT p.previous, set_config('lock_timeout', '1ms', true), "
+    f"({_PLAIN_WRITES.strip()}) "
     "FROM (SELECT current_setting('lock_timeout') AS previous OFFSET 0) p"
 )
 
@@ -396,14 +432,18 @@ def _try_fast(session: PostgresSession, batch: Batch, raw: str) -> list[tuple[An
     which then reports (or survives) it exactly as before.
     """
     session.execute(f"SAVEPOINT {_FAST_SAVEPOINT}")
-    previous = session.fetchall(_NO_LOCK_WAITS)[0][0]
-    rows: list[tuple[Any, ...]] | None
-    try:
-        rows = session.fetchall(_fast_statement(batch, raw))
-    except StoreError as exc:
-        if exc.sqlstate is None or exc.sqlstate.startswith(("08", "57")):
-            raise  # the connection, a cancel or a shutdown: nothing to fall back on
-        rows = None
+    # The lock the write takes anyway (with the caller's lock_timeout, as the
+    # ON CONFLICT statement would wait for it): from here until commit no
+    # trigger, rule or row security can be added, so the answer below holds.
+    session.execute(f"LOCK TABLE {batch.table.sql} IN ROW EXCLUSIVE MODE")
+    previous, _, plain = session.fetchall(_NO_LOCK_WAITS, (batch.table.sql,))[0]
+    rows: list[tuple[Any, ...]] | None = None
+    if plain:
+        try:
+            rows = session.fetchall(_fast_statement(batch, raw))
+        except StoreError as exc:
+            if exc.sqlstate is None or exc.sqlstate.startswith(("08", "57")):
+                raise  # the connection, a cancel or a shutdown: nothing to fall back on
     if rows is None or any(row[0] == "x" for row in rows):
         # Also restores lock_timeout, set inside the savepoint.
         session.execute(f"ROLLBACK TO SAVEPOINT {_FAST_SAVEPOINT}")

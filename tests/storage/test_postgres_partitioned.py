@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resilient_pipeline import PostgresStore, idempotent_upsert, unit_of_work
-from resilient_pipeline.exceptions import StoreError
+from resilient_pipeline.exceptions import DuplicateKeyError, StoreError
 from tests.storage.test_postgres_upsert import content, outcome
 
 pytestmark = pytest.mark.postgres
@@ -43,8 +43,9 @@ def store(request: pytest.FixtureRequest, postgres_dsn: str, postgres_schema: st
 
 def same(store: PostgresStore, rows: list[dict[str, Any]], **options: Any) -> Any:
     """Upsert ``rows`` into both tables: the same outcome and the same content, or fail."""
-    plain = outcome(store, "plain", rows, key=KEY, **options)
-    daily = outcome(store, "daily", rows, key=KEY, **options)
+    options.setdefault("key", KEY)
+    plain = outcome(store, "plain", rows, **options)
+    daily = outcome(store, "daily", rows, **options)
     assert plain == daily
     assert content(store, "plain") == content(store, "daily")
     return daily
@@ -130,3 +131,31 @@ def test_any_batches_give_the_plain_tables_results(store: PostgresStore) -> None
             same(store, rows, **options)
 
     check()
+
+
+def test_keys_only_postgresql_compares_count_as_on_a_plain_table(
+    store: PostgresStore, postgres_schema: str
+) -> None:
+    """A timestamptz partition key (checked for duplicates by the statement): same results."""
+    utc, plus2 = datetime.UTC, datetime.timezone(datetime.timedelta(hours=2))
+    with unit_of_work(store) as tx:
+        s = f'"{postgres_schema}"'
+        tx.execute(f"DROP TABLE {s}.plain, {s}.daily")
+        columns = "at timestamptz NOT NULL, id integer NOT NULL, v integer, PRIMARY KEY (at, id)"
+        tx.execute(f"CREATE TABLE {s}.plain ({columns})")
+        tx.execute(f"CREATE TABLE {s}.daily ({columns}) PARTITION BY RANGE (at)")
+        tx.execute(
+            f"CREATE TABLE {s}.daily_all PARTITION OF {s}.daily "
+            "FOR VALUES FROM ('2026-12-01 00:00Z') TO ('2026-12-04 00:00Z')"
+        )
+    at = [datetime.datetime(2026, 12, d, 12, tzinfo=utc) for d in (1, 2, 3)]
+    rows = [{"at": t, "id": i, "v": 1} for t in at for i in range(2)]
+
+    def upsert(batch: list[dict[str, Any]]) -> Any:
+        return same(store, batch, key=("at", "id"), returning=True)
+
+    assert (6, 0, 0, 0) == counts(upsert(rows))
+    assert (1, 1, 5, 0) == counts(upsert([*rows[1:], {**rows[0], "v": 2}, {**rows[0], "id": 9}]))
+    # The same instant written in another zone: one key to PostgreSQL.
+    twice = [rows[0], {**rows[0], "at": at[0].astimezone(plus2), "v": 5}]
+    assert (DuplicateKeyError, None) == upsert(twice)

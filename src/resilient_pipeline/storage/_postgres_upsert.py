@@ -250,10 +250,12 @@ def _statement(batch: Batch, raw: str, *, guard: bool) -> str:
     counts = _counts(batch, "count(*) FILTER (WHERE i)", "count(*) FILTER (WHERE NOT i)")
     parts = [f"{counts} FROM up"]
     if batch.returning:
-        parts.append(
+        written_keys = (
             f"SELECT CASE WHEN i THEN 'i' ELSE 'u' END, NULL, NULL, NULL, NULL, {aliases}, NULL "
             "FROM up"
         )
+        # In key order, as RETURNING gives them; a join promises no order.
+        parts.append(written_keys if flag is None else f"({written_keys} ORDER BY {aliases})")
     if batch.version is not None:
         v = quote_identifier(batch.version)
         missing = " AND ".join(f"u.k{i} = s.{q}" for i, q in enumerate(_q(batch.key, "")))

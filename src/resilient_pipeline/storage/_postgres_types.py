@@ -76,6 +76,7 @@ _WIDE = decimal.Context(
 )
 _VARHDRSZ = 4
 _NOT_NONE = partial(is_not, None)
+_NONE_TYPE = type(None)
 _TZINFO = attrgetter("tzinfo")
 _OFFSET_ZONES = (datetime.timezone, zoneinfo.ZoneInfo)
 _MAX_PROBLEMS = 100
@@ -377,15 +378,18 @@ def accepted_types(typname: str) -> tuple[type, ...] | None:
     return known[0] if known else None
 
 
-def _kept_as_is(column: PgColumn, values: list[Any]) -> bool:
+def _kept_as_is(column: PgColumn, values: Sequence[Any]) -> bool:
     """The common cases, decided a column at a time in C loops: nothing to check or convert."""
     typname = column.typname
     if _TYPES.get(typname, (None, None, None))[2] is None:
         return True
-    present = list(filter(_NOT_NONE, values)) if None in values else values
+    kinds = set(map(type, values))
+    present = values
+    if _NONE_TYPE in kinds:
+        kinds.discard(_NONE_TYPE)
+        present = list(filter(_NOT_NONE, values))
     if not present:
         return True
-    kinds = set(map(type, present))
     if typname in _INT_RANGES:
         _, low, high = _INT_RANGES[typname]
         return kinds == {int} and low <= min(present) and max(present) <= high
@@ -401,7 +405,10 @@ def _kept_as_is(column: PgColumn, values: list[Any]) -> bool:
             and (typname != "bpchar" or not any(map(str.endswith, present, repeat(" "))))
         )
     if typname == "float8":
-        return kinds == {float} and not any(map(math.isnan, present))
+        # NaN makes the sum NaN; a NaN sum without one (inf + -inf) is checked value by value.
+        return kinds == {float} and (
+            not math.isnan(sum(present)) or not any(map(math.isnan, present))
+        )
     if typname == "date":
         return kinds == {datetime.date}
     if typname in ("timestamp", "time", "timestamptz"):
@@ -438,6 +445,8 @@ class PgValues:
     def __call__(
         self, columns: Sequence[str], rows: list[tuple[Any, ...]]
     ) -> list[tuple[Any, ...]]:
+        if not rows:
+            return rows
         problems: list[RowProblem] = []
         converted: dict[int, list[Any]] = {}
         for position, name in enumerate(columns):

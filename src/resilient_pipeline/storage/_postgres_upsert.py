@@ -26,12 +26,34 @@ retried as a :class:`~resilient_pipeline.exceptions.TransientStoreError`).
 
 A freshly inserted row version has no ``xmax``, an updated one has ours:
 that tells inserts from updates, and ``unchanged = batch - inserted -
-updated - stale``. With ``version``, a row that reached the ``INSERT`` but
+updated - stale``. A partitioned table cannot return ``xmax`` (PostgreSQL:
+"cannot retrieve a system column in this context"); there a written row
+counts as inserted when its key was new at the statement's snapshot (the
+``LEFT JOIN`` in ``src``). The rows written are the same; only the split
+between inserted and updated can differ, and only under concurrent writers:
+a key another writer inserts after the snapshot and this statement then
+updates counts as inserted, one another writer deletes meanwhile and this
+statement inserts again counts as updated. With ``version``, a row that reached the ``INSERT`` but
 was skipped (another writer committed the same row, or a newer version,
 after this statement's snapshot) is classified by a second query, which
 sees the rows this statement locked as they are now. ``INSERT ... ON
 CONFLICT`` (unlike ``MERGE``) is safe against concurrent inserts of the same
 key, which is why it is used even on PostgreSQL 15+.
+
+A COPY-staged batch first tries a cheaper statement: a plain ``INSERT`` of
+the keys new at the snapshot and a plain ``UPDATE`` of the changed rows
+(``ON CONFLICT`` probes the unique index before every insert and writes a
+lock record before every update: about a third of the server's work on a
+large batch). That is only right when no other writer touches these rows
+meanwhile, so it runs in a savepoint with a 1 ms ``lock_timeout`` and
+checks that every row it meant to write was written; on any error, lock
+wait or miss, the savepoint is rolled back and the one statement above
+runs instead, with the same result (or error) as if it had run alone. It
+is not tried for tables with triggers, rules or row security (they tell an
+``INSERT ... ON CONFLICT`` from an ``UPDATE``; checked for every such batch,
+under the table lock the write takes, so one added after the table was
+described is seen), for partitioned tables, nor for keys only PostgreSQL can
+compare.
 """
 
 # Every identifier in these statements went through quote_identifier and every
@@ -84,6 +106,22 @@ GROUP BY i.indexrelid
 """
 
 
+# Whether a plain INSERT or UPDATE does what INSERT ... ON CONFLICT would: a
+# plain table (a partitioned one's partitions may have triggers of their
+# own), with no rules, row security or user triggers (BEFORE INSERT triggers
+# fire for every row ON CONFLICT tries, updated ones too). Any of these can be
+# added after the table was described, so it is asked again for every batch
+# that could take the fast path (one catalog lookup, in a round trip that is
+# made anyway), after taking the lock the write needs: CREATE TRIGGER, CREATE
+# RULE and ALTER TABLE wait for it, so the answer holds until commit.
+_PLAIN_WRITES = """
+SELECT c.relkind = 'r' AND NOT c.relhasrules AND NOT c.relrowsecurity
+       AND NOT EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal)
+FROM pg_class c WHERE c.oid = %s::regclass
+"""
+_PARTITIONED = "SELECT relkind = 'p' FROM pg_class WHERE oid = %s::regclass"
+
+
 def describe_table(session: PostgresSession, name: str) -> TableInfo:
     """Columns and unique column sets of ``name`` from the catalog (cached on the store)."""
     cache_key = f"table:{name}"
@@ -100,9 +138,10 @@ def describe_table(session: PostgresSession, name: str) -> TableInfo:
         columns[col] = ColumnInfo(col, full, nullable, accepted_types(typname))
         pg[col] = PgColumn(col, full, base, typname, typmod, deterministic, collation)
     unique = frozenset(frozenset(cols) for (cols,) in session.fetchall(_UNIQUE, (table,)))
-    info = TableInfo(
-        name, table, columns, unique, extra={"pg": pg}, convert_values=PgValues(name, pg)
-    )
+    # Fixed for the table's life (what the fast path may do is not: _try_fast).
+    partitioned = bool(session.fetchall(_PARTITIONED, (table,))[0][0])
+    extra = {"pg": pg, "partitioned": partitioned}
+    info = TableInfo(name, table, columns, unique, extra=extra, convert_values=PgValues(name, pg))
     session.store.cache[cache_key] = info
     return info
 
@@ -119,33 +158,45 @@ def _conflict(batch: Batch) -> str:
     target = f"ON CONFLICT ({quote_columns(batch.key)}) DO "
     if not batch.update_columns:
         return target + "NOTHING"
-    quoted = _q(batch.update_columns, "")
-    assignments = ", ".join(f"{q} = EXCLUDED.{q}" for q in quoted)
-    old = ", ".join(_q(batch.update_columns, "t."))
-    new = ", ".join(_q(batch.update_columns, "EXCLUDED."))
-    where = f"ROW({old}) IS DISTINCT FROM ROW({new})"
+    where = _changed(batch, "t.", "EXCLUDED.")
+    return target + f"UPDATE SET {_assignments(batch, 'EXCLUDED.')} WHERE {where}"
+
+
+def _assignments(batch: Batch, new: str) -> str:
+    return ", ".join(f"{q} = {new}{q}" for q in _q(batch.update_columns, ""))
+
+
+def _changed(batch: Batch, old: str, new: str) -> str:
+    """The stored row ``old`` differs from ``new`` (and ``new`` is not older)."""
+    before = ", ".join(_q(batch.update_columns, old))
+    after = ", ".join(_q(batch.update_columns, new))
+    changed = f"ROW({before}) IS DISTINCT FROM ROW({after})"
     if batch.version is not None:
         v = quote_identifier(batch.version)
-        where += f" AND (t.{v} IS NULL OR EXCLUDED.{v} >= t.{v})"
-    return target + f"UPDATE SET {assignments} WHERE {where}"
+        changed += f" AND ({old}{v} IS NULL OR {new}{v} >= {old}{v})"
+    return changed
 
 
-def _src(batch: Batch, guard: bool) -> str:
+def _new_flag(batch: Batch) -> str:
+    """A name for ``src``'s extra column (a table's column may have any name)."""
+    flag = "rp_new"
+    while flag in batch.columns:
+        flag += "_"
+    return flag
+
+
+def _src(batch: Batch, guard: bool, new_flag: str | None = None) -> str:
     # Rows new, or changed and not older, at this statement's snapshot. A row
     # another writer changes after the snapshot is then "ours first, theirs after".
+    # ``new_flag`` names an extra column: whether the key was new at the snapshot.
     keep = f"x.{quote_identifier(batch.key[0])} IS NULL"
+    flag = f", {keep} AS {quote_identifier(new_flag)}" if new_flag is not None else ""
     if batch.update_columns:
-        old = ", ".join(_q(batch.update_columns, "x."))
-        new = ", ".join(_q(batch.update_columns, "s."))
-        changed = f"ROW({old}) IS DISTINCT FROM ROW({new})"
-        if batch.version is not None:
-            v = quote_identifier(batch.version)
-            changed += f" AND (x.{v} IS NULL OR s.{v} >= x.{v})"
-        keep += f" OR ({changed})"
+        keep += f" OR ({_changed(batch, 'x.', 's.')})"
     if guard:
         keep = f"({keep}) AND NOT EXISTS (SELECT FROM dup)"
     join = f"LEFT JOIN {batch.table.sql} x ON {_on(batch, 'x.', 's.')}"
-    return f"src AS (SELECT s.* FROM raw s {join} WHERE {keep})"
+    return f"src AS (SELECT s.*{flag} FROM raw s {join} WHERE {keep})"
 
 
 def _dup(batch: Batch) -> str:
@@ -169,19 +220,56 @@ def _statement(batch: Batch, raw: str, *, guard: bool) -> str:
     ctes = [raw]
     if guard:
         ctes.append(_dup(batch))
-    ctes.append(_src(batch, guard))
+    # xmax tells an inserted row from an updated one, except on a partitioned
+    # table: there the key's being new at the snapshot does (module docstring).
+    flag = _new_flag(batch) if batch.table.extra["partitioned"] else None
+    ctes.append(_src(batch, guard, new_flag=flag))
     n = len(batch.key)
     aliases = ", ".join(f"k{i}" for i in range(n))
-    ctes.append(
-        f"up (i, {aliases}) AS (INSERT INTO {batch.table.sql} AS t ({cols}) "
+    insert = (
+        f"INSERT INTO {batch.table.sql} AS t ({cols}) "
         f"SELECT {cols} FROM src ORDER BY {keys} {_conflict(batch)} "
-        f"RETURNING (t.xmax = 0), {', '.join(_q(batch.key, 't.'))})"
     )
+    written = ", ".join(_q(batch.key, "t."))
+    if flag is None:
+        ctes.append(f"up (i, {aliases}) AS ({insert}RETURNING (t.xmax = 0), {written})")
+    else:
+        # One src row per written key: keys are NOT NULL, and unique in src
+        # (by Python, or by PostgreSQL's equality under the dup guard).
+        on = " AND ".join(f"w.k{i} = s.{q}" for i, q in enumerate(_q(batch.key, "")))
+        ctes.append(f"ins ({aliases}) AS ({insert}RETURNING {written})")
+        ctes.append(
+            f"up (i, {aliases}) AS (SELECT s.{quote_identifier(flag)}, "
+            f"{', '.join(f'w.k{i}' for i in range(n))} FROM ins w JOIN src s ON {on})"
+        )
     # One result row per fact: ('i'|'u', key) for each written key with
     # returning=True; ('s', key, version) for each row skipped after reaching the
     # INSERT, with version=; ('d', positions, key) for keys only PostgreSQL
     # holds equal; ('c', inserted, updated, stale at the snapshot).
     # The first row types the NULLs of the others (UNION would make them text).
+    counts = _counts(batch, "count(*) FILTER (WHERE i)", "count(*) FILTER (WHERE NOT i)")
+    parts = [f"{counts} FROM up"]
+    if batch.returning:
+        written_keys = (
+            f"SELECT CASE WHEN i THEN 'i' ELSE 'u' END, NULL, NULL, NULL, NULL, {aliases}, NULL "
+            "FROM up"
+        )
+        # In key order, as RETURNING gives them; a join promises no order.
+        parts.append(written_keys if flag is None else f"({written_keys} ORDER BY {aliases})")
+    if batch.version is not None:
+        v = quote_identifier(batch.version)
+        missing = " AND ".join(f"u.k{i} = s.{q}" for i, q in enumerate(_q(batch.key, "")))
+        parts.append(
+            f"SELECT 's', NULL, NULL, NULL, NULL, {', '.join(_q(batch.key, 's.'))}, s.{v} "
+            f"FROM src s WHERE NOT EXISTS (SELECT FROM up u WHERE {missing})"
+        )
+    if guard:
+        parts.append(f"SELECT 'd', o, NULL, NULL, NULL, {aliases}, NULL FROM dup")
+    return f"WITH {', '.join(ctes)} " + " UNION ALL ".join(parts)
+
+
+def _counts(batch: Batch, inserted: str, updated: str) -> str:
+    """The ``'c'`` result row: inserted, updated, stale at the snapshot; typed NULL keys."""
     pg: dict[str, PgColumn] = batch.table.extra["pg"]
     nulls = ", ".join(f"NULL::{pg[k].cast_sql}" for k in batch.key)
     version_null = f"NULL::{pg[batch.version].cast_sql}" if batch.version else "NULL"
@@ -192,25 +280,55 @@ def _statement(batch: Batch, raw: str, *, guard: bool) -> str:
             f"(SELECT count(*) FROM raw s JOIN {batch.table.sql} x "
             f"ON {_on(batch, 'x.', 's.')} WHERE x.{v} > s.{v})"
         )
-    counts = (
-        "SELECT 'c', NULL::bigint[], count(*) FILTER (WHERE i), count(*) FILTER (WHERE NOT i), "
-        f"{stale}, {nulls}, {version_null} FROM up"
-    )
-    parts = [counts]
+    return f"SELECT 'c', NULL::bigint[], {inserted}, {updated}, {stale}, {nulls}, {version_null}"
+
+
+def _fast_statement(batch: Batch, raw: str) -> str:
+    """Plain ``INSERT`` of the keys new at the snapshot, plain ``UPDATE`` of the changed rows.
+
+    Only right when no other writer touches these keys meanwhile: then it
+    stores and counts what :func:`_statement` would, for less work
+    (``ON CONFLICT`` probes the index before each insert, and locks a
+    conflicting row in a WAL record of its own before updating it). Whether
+    it was right is in its result: an ``'x'`` row when some row of ``src``
+    was neither inserted nor updated (deleted, changed or newer meanwhile).
+    """
+    flag = _new_flag(batch)
+    new = quote_identifier(flag)
+    cols = quote_columns(batch.columns)
+    aliases = ", ".join(f"k{i}" for i in range(len(batch.key)))
+    # Only counted, unless the keys are wanted: a smaller tuplestore to keep.
+    returned = ", ".join(_q(batch.key, "t.")) if batch.returning else "1"
+    names = f"({aliases})" if batch.returning else "(one)"
+    ctes = [
+        raw,
+        _src(batch, guard=False, new_flag=flag),
+        f"ins {names} AS (INSERT INTO {batch.table.sql} AS t ({cols}) "
+        f"SELECT {cols} FROM src WHERE {new} ORDER BY {quote_columns(batch.key)} "
+        f"RETURNING {returned})",
+    ]
+    inserted, updated = "(SELECT count(*) FROM ins)", "0"
+    if batch.update_columns:
+        ctes.append(
+            f"upd {names} AS (UPDATE {batch.table.sql} AS t "
+            f"SET {_assignments(batch, 's.')} FROM src s WHERE NOT s.{new} "
+            f"AND {_on(batch, 't.', 's.')} AND {_changed(batch, 't.', 's.')} "
+            f"RETURNING {returned})"
+        )
+        updated = "(SELECT count(*) FROM upd)"
+    parts = [_counts(batch, inserted, updated)]
     if batch.returning:
-        parts.append(
-            f"SELECT CASE WHEN i THEN 'i' ELSE 'u' END, NULL, NULL, NULL, NULL, {aliases}, NULL "
-            "FROM up"
-        )
-    if batch.version is not None:
-        v = quote_identifier(batch.version)
-        missing = " AND ".join(f"u.k{i} = s.{q}" for i, q in enumerate(_q(batch.key, "")))
-        parts.append(
-            f"SELECT 's', NULL, NULL, NULL, NULL, {', '.join(_q(batch.key, 's.'))}, s.{v} "
-            f"FROM src s WHERE NOT EXISTS (SELECT FROM up u WHERE {missing})"
-        )
-    if guard:
-        parts.append(f"SELECT 'd', o, NULL, NULL, NULL, {aliases}, NULL FROM dup")
+        # In key order, as the one-statement path returns them.
+        parts.append(f"SELECT 'i', NULL, NULL, NULL, NULL, {aliases}, NULL FROM ins")
+        if batch.update_columns:
+            parts.append(
+                f"(SELECT 'u', NULL, NULL, NULL, NULL, {aliases}, NULL FROM upd ORDER BY {aliases})"
+            )
+    nulls = ", ".join(["NULL"] * len(batch.key))
+    parts.append(
+        f"SELECT 'x', NULL, NULL, NULL, NULL, {nulls}, NULL "
+        f"WHERE (SELECT count(*) FROM src) <> {inserted} + {updated}"
+    )
     return f"WITH {', '.join(ctes)} " + " UNION ALL ".join(parts)
 
 
@@ -271,7 +389,12 @@ def upsert_batch(session: PostgresSession, batch: Batch) -> UpsertResult:
         else:
             stage = _copy_stage(session, batch)
             raw = f"raw AS (SELECT * FROM {stage})"
-            rows = session.fetchall(_statement(batch, raw, guard=guard))
+            fast = not guard and not batch.table.extra["partitioned"]
+            fast_rows = _try_fast(session, batch, raw) if fast else None
+            if fast_rows is None:
+                rows = session.fetchall(_statement(batch, raw, guard=guard))
+            else:
+                rows = fast_rows
             session.execute(f"DROP TABLE {stage}")
     except StoreError as exc:
         # No SQLSTATE and not a lost connection: psycopg refused a value before
@@ -288,6 +411,49 @@ def upsert_batch(session: PostgresSession, batch: Batch) -> UpsertResult:
             f"could not send the batch for {batch.table.name}: {type(exc).__name__}: {exc!s:.200}"
         ) from exc
     return _result(session, batch, rows)
+
+
+_FAST_SAVEPOINT = quote_identifier("rp_upsert_fast")
+# The subquery (not flattened: OFFSET 0) reads the setting before it is changed.
+# Also asks whether the fast path is right for the table now (_PLAIN_WRITES).
+_NO_LOCK_WAITS = (
+    "SELECT p.previous, set_config('lock_timeout', '1ms', true), "
+    f"({_PLAIN_WRITES.strip()}) "
+    "FROM (SELECT current_setting('lock_timeout') AS previous OFFSET 0) p"
+)
+
+
+def _try_fast(session: PostgresSession, batch: Batch, raw: str) -> list[tuple[Any, ...]] | None:
+    """The result rows of :func:`_fast_statement`, or ``None`` when it was not right.
+
+    It runs in a savepoint and never waits for a lock: a row lock (or key)
+    another writer holds makes it give up at once, its own locks with it,
+    so it cannot deadlock anyone (its updates are not in key order). On any
+    refusal, a conflict, or a row another writer changed meanwhile, the
+    savepoint is rolled back and the caller runs the one-statement path,
+    which then reports (or survives) it exactly as before.
+    """
+    session.execute(f"SAVEPOINT {_FAST_SAVEPOINT}")
+    # The lock the write takes anyway (with the caller's lock_timeout, as the
+    # ON CONFLICT statement would wait for it): from here until commit no
+    # trigger, rule or row security can be added, so the answer below holds.
+    session.execute(f"LOCK TABLE {batch.table.sql} IN ROW EXCLUSIVE MODE")
+    previous, _, plain = session.fetchall(_NO_LOCK_WAITS, (batch.table.sql,))[0]
+    rows: list[tuple[Any, ...]] | None = None
+    if plain:
+        try:
+            rows = session.fetchall(_fast_statement(batch, raw))
+        except StoreError as exc:
+            if exc.sqlstate is None or exc.sqlstate.startswith(("08", "57")):
+                raise  # the connection, a cancel or a shutdown: nothing to fall back on
+    if rows is None or any(row[0] == "x" for row in rows):
+        # Also restores lock_timeout, set inside the savepoint.
+        session.execute(f"ROLLBACK TO SAVEPOINT {_FAST_SAVEPOINT}")
+        session.execute(f"RELEASE SAVEPOINT {_FAST_SAVEPOINT}")
+        return None
+    session.execute("SELECT set_config('lock_timeout', %s, true)", (previous,))
+    session.execute(f"RELEASE SAVEPOINT {_FAST_SAVEPOINT}")
+    return rows
 
 
 def _unsendable(session: PostgresSession, batch: Batch) -> InvalidBatchError | None:

@@ -294,3 +294,31 @@ def test_constraint_errors_are_the_same_and_nothing_is_written(
     assert (StoreError, sqlstate) == outcome(store, "t", batch, key="id")
     assert [False] == fast_calls
     assert before == content(store, "t")
+
+
+@pytest.mark.parametrize("table", ["raw", "src", "up", "dup", "ins", "upd"])
+@pytest.mark.parametrize("size", [2, 5], ids=["values", "copy"])
+def test_a_table_named_like_a_part_of_the_statement_is_written(
+    postgres_dsn: str, postgres_schema: str, table: str, size: int
+) -> None:
+    """No schema on the store (the search path finds the table): a table named raw, src, ...
+    is written and counted exactly, not mistaken for the statement's own part of that name."""
+    dsn = f"{postgres_dsn}?options=-csearch_path%3D{postgres_schema}"
+    store = PostgresStore(dsn, copy_threshold=3)
+    try:
+        with unit_of_work(store) as tx:
+            tx.execute(f'CREATE TABLE "{table}" (k integer PRIMARY KEY, v integer)')
+        first = [{"k": k, "v": 10 * k} for k in range(size)]
+        second = [{"k": k, "v": 10 * k + (k % 2)} for k in range(size + 1)]
+        with unit_of_work(store) as tx:
+            inserted = idempotent_upsert(tx, table, first, key=["k"])
+        with unit_of_work(store) as tx:
+            changed = idempotent_upsert(tx, table, second, key=["k"])
+        with unit_of_work(store) as tx:
+            stored = tx.fetchall(f'SELECT k, v FROM "{table}" ORDER BY k')
+    finally:
+        store.close()
+    assert (size, 0, 0) == (inserted.inserted, inserted.updated, inserted.unchanged)
+    odd = sum(k % 2 for k in range(size))
+    assert (1, odd, size - odd) == (changed.inserted, changed.updated, changed.unchanged)
+    assert [(r["k"], r["v"]) for r in second] == [tuple(row) for row in stored]

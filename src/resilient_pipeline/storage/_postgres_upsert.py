@@ -77,7 +77,7 @@ from resilient_pipeline.exceptions import (
 
 from ._batch import Batch, ColumnInfo, TableInfo, UpsertResult
 from ._postgres_types import PgColumn, PgValues, accepted_types
-from ._sql import quote_columns, quote_identifier
+from ._sql import quote_columns, quote_identifier, quote_qualified
 
 if TYPE_CHECKING:
     from ._postgres import PostgresSession
@@ -122,6 +122,13 @@ FROM pg_class c WHERE c.oid = %s::regclass
 _PARTITIONED = "SELECT relkind = 'p' FROM pg_class WHERE oid = %s::regclass"
 
 
+# The schema a table name resolves to (the store's, or the search path's).
+_SCHEMA = """
+SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = to_regclass(%s)
+"""
+
+
 def describe_table(session: PostgresSession, name: str) -> TableInfo:
     """Columns and unique column sets of ``name`` from the catalog (cached on the store)."""
     cache_key = f"table:{name}"
@@ -129,8 +136,13 @@ def describe_table(session: PostgresSession, name: str) -> TableInfo:
     if cached is not None:
         return cached
     table = session.table(name)
-    if session.fetchall("SELECT to_regclass(%s)", (table,))[0][0] is None:
+    schema = session.fetchall(_SCHEMA, (table,))
+    if not schema:
         raise StoreError(f"table {table} does not exist", sqlstate="42P01")
+    # Always qualified with the schema it resolves to: the upsert's statements name
+    # their parts raw, src, up, dup, ...; an unqualified table of one of those names
+    # would be read as that part (a table named "raw" was never written).
+    table = quote_qualified(name, schema[0][0])
     columns: dict[str, ColumnInfo] = {}
     pg: dict[str, PgColumn] = {}
     described = session.fetchall(_COLUMNS, (table,))

@@ -239,7 +239,7 @@ def environment(load_before: tuple[float, ...], quick: bool) -> str:
     load_after = os.getloadavg()
     return "\n".join(
         [
-            f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}, "
+            f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
             f"commit {_commit()}{', --quick' if quick else ''}",
             f"- machine: {platform.platform()}, {os.cpu_count()} CPUs ({_cpu()}), "
             f"load average {load_before[0]:.1f} before and {load_after[0]:.1f} after",

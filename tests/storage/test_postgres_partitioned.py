@@ -138,7 +138,7 @@ def test_keys_only_postgresql_compares_count_as_on_a_plain_table(
     store: PostgresStore, postgres_schema: str
 ) -> None:
     """A timestamptz partition key (checked for duplicates by the statement): same results."""
-    utc, plus2 = datetime.UTC, datetime.timezone(datetime.timedelta(hours=2))
+    utc, plus2 = datetime.timezone.utc, datetime.timezone(datetime.timedelta(hours=2))
     with unit_of_work(store) as tx:
         s = f'"{postgres_schema}"'
         tx.execute(f"DROP TABLE {s}.plain, {s}.daily")

@@ -118,13 +118,13 @@ def log_event(event: Event) -> None:
 _lock = threading.Lock()
 # A one-item cell holding a copy-on-write tuple: readers (emit, the breaker's
 # hot path) index it without a lock; subscribe/unsubscribe swap the tuple.
-# While it holds DEFAULT_HANDLERS itself (identity), nobody but the log sink listens:
-# hot paths check that to skip building events no one would see.
+# While it holds DEFAULT_HANDLERS itself (identity), nobody but the log sink listens.
 DEFAULT_HANDLERS: tuple[EventHandler, ...] = (log_event,)
 GLOBAL_HANDLERS: list[tuple[EventHandler, ...]] = [DEFAULT_HANDLERS]
-# The same fact for the hottest paths, as truth: empty exactly while
-# GLOBAL_HANDLERS holds DEFAULT_HANDLERS. ``if OBSERVED:`` is one bytecode
-# where the identity check is five (a tenth of a retried call's success path).
+# That fact as truth, for every path that skips building events no one would see:
+# empty exactly while GLOBAL_HANDLERS holds DEFAULT_HANDLERS. ``if OBSERVED:`` is
+# one bytecode where the identity check is five (a tenth of a retried call's
+# success path).
 OBSERVED: list[bool] = []
 
 

@@ -14,8 +14,7 @@ import anyio.to_thread
 
 from resilient_pipeline._core import (
     DEFAULT_CLOCK,
-    DEFAULT_HANDLERS,
-    GLOBAL_HANDLERS,
+    OBSERVED,
     Clock,
     EventHandler,
     describe_error,
@@ -193,11 +192,7 @@ class Flags:
                     position = self._bucket(compiled, text)
                 event = compiled.on if position < compiled.threshold else compiled.off
         # Skipped when nobody listens: the default log sink would drop a DEBUG event anyway.
-        if (
-            self._on_event
-            or GLOBAL_HANDLERS[0] is not DEFAULT_HANDLERS
-            or _logger.isEnabledFor(logging.DEBUG)
-        ):
+        if self._on_event or OBSERVED or _logger.isEnabledFor(logging.DEBUG):
             emit(event, self._on_event)
         return event
 

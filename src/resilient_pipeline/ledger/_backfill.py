@@ -29,8 +29,7 @@ import anyio.to_thread
 import attrs
 
 from resilient_pipeline._core import (
-    DEFAULT_HANDLERS,
-    GLOBAL_HANDLERS,
+    OBSERVED,
     Event,
     bind_context,
     describe_error,
@@ -412,11 +411,7 @@ class _Run:
                 )
             )
         # Not built when nobody would see it: no handler, and its log level off.
-        if (
-            ledger.on_event
-            or GLOBAL_HANDLERS[0] is not DEFAULT_HANDLERS
-            or _log.isEnabledFor(PartitionCollected.level)
-        ):
+        if ledger.on_event or OBSERVED or _log.isEnabledFor(PartitionCollected.level):
             emit(
                 PartitionCollected(
                     source=ledger.table,

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from resilient_pipeline._core import (
     DEADLINE,
-    DEFAULT_HANDLERS,
-    GLOBAL_HANDLERS,
+    OBSERVED,
     add_note,
     describe_error,
     emit,
@@ -308,7 +307,7 @@ class Call:
     # -- endings ------------------------------------------------------------
     def finished(self, attempts: int, outcome: str) -> None:
         """Announce the end of the call, when anyone listens (metrics read it)."""
-        if self.handlers or GLOBAL_HANDLERS[0] is not DEFAULT_HANDLERS:
+        if self.handlers or OBSERVED:
             emit(
                 CallFinished(
                     source=self.source,

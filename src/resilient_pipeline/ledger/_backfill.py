@@ -753,7 +753,7 @@ async def abackfill(
     claims_lock = threading.Lock()
 
     def give_back(n: int) -> None:
-        """Claims that rolled back with their unit of work no longer count against ``limit``."""
+        """``n`` claims counted against ``limit`` were not made after all (or rolled back)."""
         with claims_lock:
             claims[0] -= n
 
@@ -797,8 +797,7 @@ async def abackfill(
                 )
         finally:
             if not claimed:  # nothing taken (or the claim failed): the budget is not spent
-                with claims_lock:
-                    claims[0] -= 1
+                give_back(1)
         return claimed
 
     @contextlib.contextmanager

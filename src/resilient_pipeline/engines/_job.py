@@ -93,6 +93,20 @@ class Job:
         Raises:
             ConfigurationError: ``counters()`` returned something other than
                 ``{str: int}``.
+
+        Examples:
+            >>> from resilient_pipeline import SQLiteStore, PartitionLedger
+            >>> seen = {"rows": 3}
+            >>> job = Job(ledger=PartitionLedger(SQLiteStore(":memory:")), source="meta",
+            ...           keys=[1], periods=[], fetch=lambda p: [],
+            ...           write=lambda tx, p, rows: None, counters=lambda: seen)
+            >>> job.read_counters()
+            {'rows': 3}
+            >>> seen["rows"] = 2.5
+            >>> job.read_counters()
+            Traceback (most recent call last):
+            ...
+            resilient_pipeline.exceptions.ConfigurationError: ...counters...
         """
         if self.counters is None:
             return {}

@@ -81,19 +81,25 @@ def totals(reports: list[tuple[Any, ...]], phase: str) -> Counter[str]:
     return summed
 
 
+def random_shares(seed: int) -> tuple[list[list[int]], set[int], int]:
+    """Each worker's keys (two thirds of them, overlapping), every key covered, rows in all."""
+    rng = random.Random(seed)
+    shares = [sorted(rng.sample(range(KEYS), k=KEYS * 2 // 3)) for _ in range(WORKERS)]
+    return shares, set().union(*shares), sum(len(share) for share in shares)
+
+
+def only(**counts: int) -> Counter[str]:
+    """Counts of an upsert result: these, every other one zero."""
+    expected = Counter({"inserted": 0, "updated": 0, "unchanged": 0, "stale": 0})
+    expected.update(counts)
+    return expected
+
+
 def test_eight_processes_upsert_overlapping_keys(store: PostgresStore, postgres_dsn: str) -> None:
     """Shuffled overlapping batches from 8 processes: no deadlock, counts add up, exact table."""
     assert store.schema is not None
-    rng = random.Random(11)
-    shares = [sorted(rng.sample(range(KEYS), k=KEYS * 2 // 3)) for _ in range(WORKERS)]
-    covered = set().union(*shares)
-    rows = sum(len(share) for share in shares)
+    shares, covered, rows = random_shares(11)
     reports = run_workers(postgres_dsn, store.schema, shares)
-
-    def only(**counts: int) -> Counter[str]:
-        expected = Counter({"inserted": 0, "updated": 0, "unchanged": 0, "stale": 0})
-        expected.update(counts)
-        return expected
 
     # Every key inserted exactly once, by one worker; the rest found it identical.
     inserted = [k for _, phase, _, keys, _ in reports if phase == "insert" for k in keys]
@@ -120,17 +126,9 @@ def test_eight_processes_upsert_overlapping_keys(store: PostgresStore, postgres_
 def test_eight_processes_merge_overlapping_keys(store: PostgresStore, postgres_dsn: str) -> None:
     """The same without version= or returning=True (MERGE first, on PostgreSQL 15+): exact."""
     assert store.schema is not None
-    rng = random.Random(12)
-    shares = [sorted(rng.sample(range(KEYS), k=KEYS * 2 // 3)) for _ in range(WORKERS)]
-    covered = set().union(*shares)
-    rows = sum(len(share) for share in shares)
+    shares, covered, rows = random_shares(12)
     phases = ("insert", "same", "overwrite")
     reports = run_workers(postgres_dsn, store.schema, shares, phases, merge=True)
-
-    def only(**counts: int) -> Counter[str]:
-        expected = Counter({"inserted": 0, "updated": 0, "unchanged": 0, "stale": 0})
-        expected.update(counts)
-        return expected
 
     # Every key inserted exactly once; the rest found it identical.
     assert only(inserted=len(covered), unchanged=rows - len(covered)) == totals(reports, "insert")

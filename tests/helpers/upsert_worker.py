@@ -51,12 +51,18 @@ def work(
     copy_threshold: int,
     barrier: Any,
     results: Any,
+    phases: Sequence[str] = PHASES,
+    merge: bool = False,
 ) -> None:
-    """Run every phase; put ``(worker, phase, counts, inserted keys, updated keys)`` per phase."""
+    """Run every phase; put ``(worker, phase, counts, inserted keys, updated keys)`` per phase.
+
+    With ``merge``, every batch is one PostgreSQL's ``MERGE`` can take (no
+    ``version``, no ``returning``): only the counts are reported.
+    """
     rng = random.Random(seed)
     store = PostgresStore(dsn, schema=schema, copy_threshold=copy_threshold)
     try:
-        for phase in PHASES:
+        for phase in phases:
             barrier.wait(timeout=60)
             counts = {"inserted": 0, "updated": 0, "unchanged": 0, "stale": 0}
             inserted: list[int] = []
@@ -67,8 +73,8 @@ def work(
                     "t",
                     rows_for(phase, worker, batch),
                     key="id",
-                    version=None if phase == "overwrite" else "version",
-                    returning=True,
+                    version=None if merge or phase == "overwrite" else "version",
+                    returning=not merge,
                 )
                 for name in counts:
                     counts[name] += getattr(result, name)

@@ -30,7 +30,14 @@ def store(postgres_dsn: str, postgres_schema: str) -> Iterator[PostgresStore]:
     s.close()
 
 
-def run_workers(dsn: str, schema: str, shares: list[list[int]]) -> list[tuple[Any, ...]]:
+def run_workers(
+    dsn: str,
+    schema: str,
+    shares: list[list[int]],
+    phases: tuple[str, ...] = PHASES,
+    *,
+    merge: bool = False,
+) -> list[tuple[Any, ...]]:
     """Run one spawned process per share; every report they put, after all have exited."""
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(len(shares))
@@ -38,7 +45,7 @@ def run_workers(dsn: str, schema: str, shares: list[list[int]]) -> list[tuple[An
     processes = [
         context.Process(
             target=work,
-            args=(dsn, schema, worker, share, 1000 + worker, 8, barrier, results),
+            args=(dsn, schema, worker, share, 1000 + worker, 8, barrier, results, phases, merge),
         )
         for worker, share in enumerate(shares)
     ]
@@ -46,7 +53,7 @@ def run_workers(dsn: str, schema: str, shares: list[list[int]]) -> list[tuple[An
         process.start()
     reports: list[tuple[Any, ...]] = []
     try:
-        while len(reports) < len(shares) * len(PHASES):
+        while len(reports) < len(shares) * len(phases):
             report = results.get(timeout=120)
             assert "error" != report[1], f"worker {report[0]} failed: {report[2]}"
             reports.append(report)
@@ -74,19 +81,25 @@ def totals(reports: list[tuple[Any, ...]], phase: str) -> Counter[str]:
     return summed
 
 
+def random_shares(seed: int) -> tuple[list[list[int]], set[int], int]:
+    """Each worker's keys (two thirds of them, overlapping), every key covered, rows in all."""
+    rng = random.Random(seed)
+    shares = [sorted(rng.sample(range(KEYS), k=KEYS * 2 // 3)) for _ in range(WORKERS)]
+    return shares, set().union(*shares), sum(len(share) for share in shares)
+
+
+def only(**counts: int) -> Counter[str]:
+    """Counts of an upsert result: these, every other one zero."""
+    expected = Counter({"inserted": 0, "updated": 0, "unchanged": 0, "stale": 0})
+    expected.update(counts)
+    return expected
+
+
 def test_eight_processes_upsert_overlapping_keys(store: PostgresStore, postgres_dsn: str) -> None:
     """Shuffled overlapping batches from 8 processes: no deadlock, counts add up, exact table."""
     assert store.schema is not None
-    rng = random.Random(11)
-    shares = [sorted(rng.sample(range(KEYS), k=KEYS * 2 // 3)) for _ in range(WORKERS)]
-    covered = set().union(*shares)
-    rows = sum(len(share) for share in shares)
+    shares, covered, rows = random_shares(11)
     reports = run_workers(postgres_dsn, store.schema, shares)
-
-    def only(**counts: int) -> Counter[str]:
-        expected = Counter({"inserted": 0, "updated": 0, "unchanged": 0, "stale": 0})
-        expected.update(counts)
-        return expected
 
     # Every key inserted exactly once, by one worker; the rest found it identical.
     inserted = [k for _, phase, _, keys, _ in reports if phase == "insert" for k in keys]
@@ -108,3 +121,23 @@ def test_eight_processes_upsert_overlapping_keys(store: PostgresStore, postgres_
     with unit_of_work(store) as tx:
         table = tx.fetchall(f"SELECT id, val, version FROM {tx.table('t')} ORDER BY id")
     assert [(k, f"w{w}", w + 1) for k, w in sorted(newest.items())] == table
+
+
+def test_eight_processes_merge_overlapping_keys(store: PostgresStore, postgres_dsn: str) -> None:
+    """The same without version= or returning=True (MERGE first, on PostgreSQL 15+): exact."""
+    assert store.schema is not None
+    shares, covered, rows = random_shares(12)
+    phases = ("insert", "same", "overwrite")
+    reports = run_workers(postgres_dsn, store.schema, shares, phases, merge=True)
+
+    # Every key inserted exactly once; the rest found it identical.
+    assert only(inserted=len(covered), unchanged=rows - len(covered)) == totals(reports, "insert")
+    assert only(unchanged=rows) == totals(reports, "same")
+    # Each worker's own value differs from whatever is stored: every row is an update.
+    assert only(updated=rows) == totals(reports, "overwrite")
+    with unit_of_work(store) as tx:
+        table = tx.fetchall(f"SELECT id, val, version FROM {tx.table('t')} ORDER BY id")
+    assert sorted(covered) == [k for k, _, _ in table]
+    # The last writer of each key wins: one of the workers that wrote it, version untouched.
+    writers = {k: {f"o{w}" for w, share in enumerate(shares) if k in share} for k in covered}
+    assert [] == [(k, v, version) for k, v, version in table if v not in writers[k] or version]

@@ -1,4 +1,4 @@
-"""PostgreSQL's plain INSERT + UPDATE fast path: what ON CONFLICT would do, or it gives way."""
+"""PostgreSQL's fast paths (MERGE; INSERT + UPDATE): what ON CONFLICT would do, or they give way."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from resilient_pipeline import PostgresStore, idempotent_upsert, unit_of_work
 from resilient_pipeline.exceptions import ResilientPipelineError, StoreError
-from resilient_pipeline.storage import _postgres_upsert
+from resilient_pipeline.storage import _postgres_fast, _postgres_upsert
 from tests.strategies import UPSERT_DDL, UPSERT_KEY, upsert_rows
 
 pytestmark = pytest.mark.postgres
@@ -27,11 +27,19 @@ def store(postgres_dsn: str, postgres_schema: str) -> Iterator[PostgresStore]:
     s.close()
 
 
+@pytest.fixture(params=["merge", "insert+update"])
+def statement(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test runs with the MERGE statement where it applies, and with the other one only."""
+    if request.param != "merge":
+        monkeypatch.setattr(_postgres_fast, "_merges", lambda session, batch: False)
+    return str(request.param)
+
+
 @pytest.fixture
-def fast_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+def fast_calls(statement: str, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """One entry per fast-path attempt: whether its result was kept."""
     calls: list[bool] = []
-    real = _postgres_upsert._try_fast
+    real = _postgres_fast._try_fast
 
     def spy(*args: Any) -> Any:
         rows = real(*args)
@@ -103,16 +111,23 @@ def test_the_fast_path_stores_and_counts_what_on_conflict_does(
 
 
 def test_a_batch_found_changed_meanwhile_is_rolled_back_and_redone(
-    store: PostgresStore, fast_calls: list[bool], monkeypatch: pytest.MonkeyPatch
+    store: PostgresStore, fast_calls: list[bool], monkeypatch: pytest.MonkeyPatch, statement: str
 ) -> None:
     """When the fast statement says a row escaped it, its writes are undone, not doubled."""
     create(store, "t")
-    real = _postgres_upsert._fast_statement
+    real = _postgres_fast._fast_statement
     # As if another writer had deleted or changed a row after the snapshot.
     monkeypatch.setattr(
-        _postgres_upsert,
+        _postgres_fast,
         "_fast_statement",
         lambda batch, raw: real(batch, raw).replace("FROM src) <> ", "FROM src) >= "),
+    )
+    merged = _postgres_fast._merged
+    # As if MERGE had written a row the statistics counters did not count.
+    monkeypatch.setattr(
+        _postgres_fast,
+        "_merged",
+        lambda batch, written, inserted, updated: merged(batch, written + 1, inserted, updated),
     )
     rows = [{"k": k, "p": "meta", "v": 1, "n": None} for k in range(5)]
     assert (5, 0, 0) == astuple(idempotent_upsert(store, "t", rows, key=UPSERT_KEY))
@@ -145,10 +160,17 @@ def test_a_row_locked_elsewhere_makes_it_give_way_and_wait_in_key_order(
             target=lambda: results.append(outcome(store, "t", changed, key=UPSERT_KEY))
         )
         worker.start()
-        # Wait (without sleeping) until the upsert waits for the other transaction's lock.
+        # Wait (without sleeping) until the ON CONFLICT statement waits for the other
+        # transaction's lock. Not merely a fast statement in its 1 ms wait: a commit
+        # within that millisecond would let it go on, and MERGE then finds k=1 as
+        # wanted (no miss to give way on) where the INSERT + UPDATE statement counts a miss.
         for _ in range(100_000):
+            other.execute("SELECT pg_stat_clear_snapshot()")  # else read once per transaction
             waiting = other.execute(
-                "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()"
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE NOT l.granted AND l.pid <> pg_backend_pid()"
+                " AND a.query LIKE '%%ON CONFLICT%%' AND strpos(a.query, %s) > 0",
+                (postgres_schema,),
             ).fetchone()
             if (waiting is not None and waiting[0] > 0) or not worker.is_alive():
                 break
@@ -296,7 +318,7 @@ def test_constraint_errors_are_the_same_and_nothing_is_written(
     assert before == content(store, "t")
 
 
-@pytest.mark.parametrize("table", ["raw", "src", "up", "dup", "ins", "upd"])
+@pytest.mark.parametrize("table", ["raw", "src", "up", "dup", "ins", "upd", "s", "t"])
 @pytest.mark.parametrize("size", [2, 5], ids=["values", "copy"])
 def test_a_table_named_like_a_part_of_the_statement_is_written(
     postgres_dsn: str, postgres_schema: str, table: str, size: int
@@ -322,3 +344,52 @@ def test_a_table_named_like_a_part_of_the_statement_is_written(
     odd = sum(k % 2 for k in range(size))
     assert (1, odd, size - odd) == (changed.inserted, changed.updated, changed.unchanged)
     assert [(r["k"], r["v"]) for r in second] == [tuple(row) for row in stored]
+
+
+@pytest.fixture
+def merges(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The MERGE statements built (one per batch that took that path)."""
+    built: list[str] = []
+    real = _postgres_fast._merge_statement
+
+    def spy(batch: Any, stage: str) -> str:
+        built.append(real(batch, stage))
+        return built[-1]
+
+    monkeypatch.setattr(_postgres_fast, "_merge_statement", spy)
+    return built
+
+
+def test_a_default_batch_is_merged_and_others_take_the_other_statement(
+    store: PostgresStore, fast_calls: list[bool], merges: list[str], statement: str
+) -> None:
+    """MERGE for batches without version= or returning=True (PostgreSQL 15+); kept, exact."""
+    create(store, "t")
+    rows = [{"k": k, "p": "meta", "v": 1, "n": None} for k in range(4)]
+    assert (4, 0, 0) == astuple(idempotent_upsert(store, "t", rows, key=UPSERT_KEY))
+    changed = [{**row, "v": 2} for row in rows[:2]] + rows[2:] + [{**rows[0], "k": 9}]
+    assert (1, 2, 2) == astuple(idempotent_upsert(store, "t", changed, key=UPSERT_KEY))
+    result = idempotent_upsert(store, "t", changed, key=UPSERT_KEY, returning=True)
+    assert (0, 0, 5) == astuple(result)
+    idempotent_upsert(store, "t", changed, key=UPSERT_KEY, version="v")
+    with unit_of_work(store) as tx:
+        version = tx.session.connection.info.server_version  # type: ignore[attr-defined]
+    expected = 2 if statement == "merge" and version >= 150_000 else 0
+    assert (expected, [True] * 4) == (len(merges), fast_calls)
+
+
+def test_counters_that_do_not_move_make_the_merge_give_way(
+    store: PostgresStore, fast_calls: list[bool], merges: list[str], statement: str
+) -> None:
+    """track_counts off: MERGE cannot be counted, so it is undone and ON CONFLICT runs."""
+    create(store, "t")
+    rows = [{"k": k, "p": "meta", "v": 1, "n": None} for k in range(3)]
+    idempotent_upsert(store, "t", rows[:1], key=UPSERT_KEY)
+    changed = [{**rows[0], "v": 5}, *rows[1:]]
+    with unit_of_work(store) as tx:
+        tx.execute("SET LOCAL track_counts = off")
+        result = tx.upsert("t", changed, key=UPSERT_KEY)
+    assert (2, 1, 0) == astuple(result)
+    assert [(0, "meta", 5, None), (1, "meta", 1, None), (2, "meta", 1, None)] == content(store, "t")
+    kept = statement != "merge" or not merges
+    assert [True, kept] == fast_calls

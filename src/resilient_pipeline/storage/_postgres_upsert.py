@@ -40,20 +40,10 @@ sees the rows this statement locked as they are now. ``INSERT ... ON
 CONFLICT`` (unlike ``MERGE``) is safe against concurrent inserts of the same
 key, which is why it is used even on PostgreSQL 15+.
 
-A COPY-staged batch first tries a cheaper statement: a plain ``INSERT`` of
-the keys new at the snapshot and a plain ``UPDATE`` of the changed rows
-(``ON CONFLICT`` probes the unique index before every insert and writes a
-lock record before every update: about a third of the server's work on a
-large batch). That is only right when no other writer touches these rows
-meanwhile, so it runs in a savepoint with a 1 ms ``lock_timeout`` and
-checks that every row it meant to write was written; on any error, lock
-wait or miss, the savepoint is rolled back and the one statement above
-runs instead, with the same result (or error) as if it had run alone. It
-is not tried for tables with triggers, rules or row security (they tell an
-``INSERT ... ON CONFLICT`` from an ``UPDATE``; checked for every such batch,
-under the table lock the write takes, so one added after the table was
-described is seen), for partitioned tables, nor for keys only PostgreSQL can
-compare.
+A COPY-staged batch first tries a cheaper statement (``_postgres_fast``: a
+``MERGE``, or a plain ``INSERT`` and ``UPDATE``) in a savepoint that never waits
+for a lock; when it cannot be sure it did what the statement above would, it
+is rolled back and the statement above runs instead.
 """
 
 # Every identifier in these statements went through quote_identifier and every
@@ -63,7 +53,7 @@ compare.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from resilient_pipeline.exceptions import (
@@ -76,6 +66,8 @@ from resilient_pipeline.exceptions import (
 )
 
 from ._batch import Batch, ColumnInfo, TableInfo, UpsertResult
+from ._postgres_fast import _try_fast
+from ._postgres_parts import _assignments, _changed, _counts, _new_flag, _on, _q, _src
 from ._postgres_types import PgColumn, PgValues, accepted_types
 from ._sql import quote_columns, quote_identifier, quote_qualified
 
@@ -106,19 +98,6 @@ GROUP BY i.indexrelid
 """
 
 
-# Whether a plain INSERT or UPDATE does what INSERT ... ON CONFLICT would: a
-# plain table (a partitioned one's partitions may have triggers of their
-# own), with no rules, row security or user triggers (BEFORE INSERT triggers
-# fire for every row ON CONFLICT tries, updated ones too). Any of these can be
-# added after the table was described, so it is asked again for every batch
-# that could take the fast path (one catalog lookup, in a round trip that is
-# made anyway), after taking the lock the write needs: CREATE TRIGGER, CREATE
-# RULE and ALTER TABLE wait for it, so the answer holds until commit.
-_PLAIN_WRITES = """
-SELECT c.relkind = 'r' AND NOT c.relhasrules AND NOT c.relrowsecurity
-       AND NOT EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal)
-FROM pg_class c WHERE c.oid = %s::regclass
-"""
 _PARTITIONED = "SELECT relkind = 'p' FROM pg_class WHERE oid = %s::regclass"
 
 
@@ -158,57 +137,12 @@ def describe_table(session: PostgresSession, name: str) -> TableInfo:
     return info
 
 
-def _q(names: Iterable[str], prefix: str) -> list[str]:
-    return [f"{prefix}{quote_identifier(n)}" for n in names]
-
-
-def _on(batch: Batch, left: str, right: str) -> str:
-    return " AND ".join(f"{left}{q} = {right}{q}" for q in _q(batch.key, ""))
-
-
 def _conflict(batch: Batch) -> str:
     target = f"ON CONFLICT ({quote_columns(batch.key)}) DO "
     if not batch.update_columns:
         return target + "NOTHING"
     where = _changed(batch, "t.", "EXCLUDED.")
     return target + f"UPDATE SET {_assignments(batch, 'EXCLUDED.')} WHERE {where}"
-
-
-def _assignments(batch: Batch, new: str) -> str:
-    return ", ".join(f"{q} = {new}{q}" for q in _q(batch.update_columns, ""))
-
-
-def _changed(batch: Batch, old: str, new: str) -> str:
-    """The stored row ``old`` differs from ``new`` (and ``new`` is not older)."""
-    before = ", ".join(_q(batch.update_columns, old))
-    after = ", ".join(_q(batch.update_columns, new))
-    changed = f"ROW({before}) IS DISTINCT FROM ROW({after})"
-    if batch.version is not None:
-        v = quote_identifier(batch.version)
-        changed += f" AND ({old}{v} IS NULL OR {new}{v} >= {old}{v})"
-    return changed
-
-
-def _new_flag(batch: Batch) -> str:
-    """A name for ``src``'s extra column (a table's column may have any name)."""
-    flag = "rp_new"
-    while flag in batch.columns:
-        flag += "_"
-    return flag
-
-
-def _src(batch: Batch, guard: bool, new_flag: str | None = None) -> str:
-    # Rows new, or changed and not older, at this statement's snapshot. A row
-    # another writer changes after the snapshot is then "ours first, theirs after".
-    # ``new_flag`` names an extra column: whether the key was new at the snapshot.
-    keep = f"x.{quote_identifier(batch.key[0])} IS NULL"
-    flag = f", {keep} AS {quote_identifier(new_flag)}" if new_flag is not None else ""
-    if batch.update_columns:
-        keep += f" OR ({_changed(batch, 'x.', 's.')})"
-    if guard:
-        keep = f"({keep}) AND NOT EXISTS (SELECT FROM dup)"
-    join = f"LEFT JOIN {batch.table.sql} x ON {_on(batch, 'x.', 's.')}"
-    return f"src AS (SELECT s.*{flag} FROM raw s {join} WHERE {keep})"
 
 
 def _dup(batch: Batch) -> str:
@@ -280,70 +214,6 @@ def _statement(batch: Batch, raw: str, *, guard: bool) -> str:
     return f"WITH {', '.join(ctes)} " + " UNION ALL ".join(parts)
 
 
-def _counts(batch: Batch, inserted: str, updated: str) -> str:
-    """The ``'c'`` result row: inserted, updated, stale at the snapshot; typed NULL keys."""
-    pg: dict[str, PgColumn] = batch.table.extra["pg"]
-    nulls = ", ".join(f"NULL::{pg[k].cast_sql}" for k in batch.key)
-    version_null = f"NULL::{pg[batch.version].cast_sql}" if batch.version else "NULL"
-    stale = "0"
-    if batch.version is not None:
-        v = quote_identifier(batch.version)
-        stale = (
-            f"(SELECT count(*) FROM raw s JOIN {batch.table.sql} x "
-            f"ON {_on(batch, 'x.', 's.')} WHERE x.{v} > s.{v})"
-        )
-    return f"SELECT 'c', NULL::bigint[], {inserted}, {updated}, {stale}, {nulls}, {version_null}"
-
-
-def _fast_statement(batch: Batch, raw: str) -> str:
-    """Plain ``INSERT`` of the keys new at the snapshot, plain ``UPDATE`` of the changed rows.
-
-    Only right when no other writer touches these keys meanwhile: then it
-    stores and counts what :func:`_statement` would, for less work
-    (``ON CONFLICT`` probes the index before each insert, and locks a
-    conflicting row in a WAL record of its own before updating it). Whether
-    it was right is in its result: an ``'x'`` row when some row of ``src``
-    was neither inserted nor updated (deleted, changed or newer meanwhile).
-    """
-    flag = _new_flag(batch)
-    new = quote_identifier(flag)
-    cols = quote_columns(batch.columns)
-    aliases = ", ".join(f"k{i}" for i in range(len(batch.key)))
-    # Only counted, unless the keys are wanted: a smaller tuplestore to keep.
-    returned = ", ".join(_q(batch.key, "t.")) if batch.returning else "1"
-    names = f"({aliases})" if batch.returning else "(one)"
-    ctes = [
-        raw,
-        _src(batch, guard=False, new_flag=flag),
-        f"ins {names} AS (INSERT INTO {batch.table.sql} AS t ({cols}) "
-        f"SELECT {cols} FROM src WHERE {new} ORDER BY {quote_columns(batch.key)} "
-        f"RETURNING {returned})",
-    ]
-    inserted, updated = "(SELECT count(*) FROM ins)", "0"
-    if batch.update_columns:
-        ctes.append(
-            f"upd {names} AS (UPDATE {batch.table.sql} AS t "
-            f"SET {_assignments(batch, 's.')} FROM src s WHERE NOT s.{new} "
-            f"AND {_on(batch, 't.', 's.')} AND {_changed(batch, 't.', 's.')} "
-            f"RETURNING {returned})"
-        )
-        updated = "(SELECT count(*) FROM upd)"
-    parts = [_counts(batch, inserted, updated)]
-    if batch.returning:
-        # In key order, as the one-statement path returns them.
-        parts.append(f"SELECT 'i', NULL, NULL, NULL, NULL, {aliases}, NULL FROM ins")
-        if batch.update_columns:
-            parts.append(
-                f"(SELECT 'u', NULL, NULL, NULL, NULL, {aliases}, NULL FROM upd ORDER BY {aliases})"
-            )
-    nulls = ", ".join(["NULL"] * len(batch.key))
-    parts.append(
-        f"SELECT 'x', NULL, NULL, NULL, NULL, {nulls}, NULL "
-        f"WHERE (SELECT count(*) FROM src) <> {inserted} + {updated}"
-    )
-    return f"WITH {', '.join(ctes)} " + " UNION ALL ".join(parts)
-
-
 def _guarded(batch: Batch) -> bool:
     pg: dict[str, PgColumn] = batch.table.extra["pg"]
     return not all(pg[k].exact_key for k in batch.key)
@@ -402,7 +272,7 @@ def upsert_batch(session: PostgresSession, batch: Batch) -> UpsertResult:
             stage = _copy_stage(session, batch)
             raw = f"raw AS (SELECT * FROM {stage})"
             fast = not guard and not batch.table.extra["partitioned"]
-            fast_rows = _try_fast(session, batch, raw) if fast else None
+            fast_rows = _try_fast(session, batch, raw, stage) if fast else None
             if fast_rows is None:
                 rows = session.fetchall(_statement(batch, raw, guard=guard))
             else:
@@ -423,49 +293,6 @@ def upsert_batch(session: PostgresSession, batch: Batch) -> UpsertResult:
             f"could not send the batch for {batch.table.name}: {type(exc).__name__}: {exc!s:.200}"
         ) from exc
     return _result(session, batch, rows)
-
-
-_FAST_SAVEPOINT = quote_identifier("rp_upsert_fast")
-# The subquery (not flattened: OFFSET 0) reads the setting before it is changed.
-# Also asks whether the fast path is right for the table now (_PLAIN_WRITES).
-_NO_LOCK_WAITS = (
-    "SELECT p.previous, set_config('lock_timeout', '1ms', true), "
-    f"({_PLAIN_WRITES.strip()}) "
-    "FROM (SELECT current_setting('lock_timeout') AS previous OFFSET 0) p"
-)
-
-
-def _try_fast(session: PostgresSession, batch: Batch, raw: str) -> list[tuple[Any, ...]] | None:
-    """The result rows of :func:`_fast_statement`, or ``None`` when it was not right.
-
-    It runs in a savepoint and never waits for a lock: a row lock (or key)
-    another writer holds makes it give up at once, its own locks with it,
-    so it cannot deadlock anyone (its updates are not in key order). On any
-    refusal, a conflict, or a row another writer changed meanwhile, the
-    savepoint is rolled back and the caller runs the one-statement path,
-    which then reports (or survives) it exactly as before.
-    """
-    session.execute(f"SAVEPOINT {_FAST_SAVEPOINT}")
-    # The lock the write takes anyway (with the caller's lock_timeout, as the
-    # ON CONFLICT statement would wait for it): from here until commit no
-    # trigger, rule or row security can be added, so the answer below holds.
-    session.execute(f"LOCK TABLE {batch.table.sql} IN ROW EXCLUSIVE MODE")
-    previous, _, plain = session.fetchall(_NO_LOCK_WAITS, (batch.table.sql,))[0]
-    rows: list[tuple[Any, ...]] | None = None
-    if plain:
-        try:
-            rows = session.fetchall(_fast_statement(batch, raw))
-        except StoreError as exc:
-            if exc.sqlstate is None or exc.sqlstate.startswith(("08", "57")):
-                raise  # the connection, a cancel or a shutdown: nothing to fall back on
-    if rows is None or any(row[0] == "x" for row in rows):
-        # Also restores lock_timeout, set inside the savepoint.
-        session.execute(f"ROLLBACK TO SAVEPOINT {_FAST_SAVEPOINT}")
-        session.execute(f"RELEASE SAVEPOINT {_FAST_SAVEPOINT}")
-        return None
-    session.execute("SELECT set_config('lock_timeout', %s, true)", (previous,))
-    session.execute(f"RELEASE SAVEPOINT {_FAST_SAVEPOINT}")
-    return rows
 
 
 def _unsendable(session: PostgresSession, batch: Batch) -> InvalidBatchError | None:

@@ -57,8 +57,8 @@ from resilient_pipeline.validation import (
     unit_of_record,
 )
 
-from . import _sql as q
 from ._cause import Trace, root_cause
+from ._fingerprint import digest, fingerprint_unit, previous
 from ._ledger import Outcome, PartitionLedger, periods_of
 from ._ledger import _Success as Success
 from ._records import Claimed, Partition
@@ -367,9 +367,12 @@ class _Run:
         clock = resolve_clock(ledger.clock)
         partition = claimed.partition
         if isinstance(payload, CheckedUnit):
-            fingerprint, count = q.fingerprint_unit(payload.collections), payload.row_count
+            fingerprint, count = fingerprint_unit(payload.collections), payload.row_count
         else:
-            fingerprint, count = q.fingerprint(payload), len(payload)
+            fingerprint, count = digest(payload), len(payload)
+            before = previous(claimed.fingerprint, payload, fingerprint)
+            if before != claimed.fingerprint:  # recorded before the v2 digest: same rows
+                claimed = attrs.evolve(claimed, fingerprint=before)
         measure = _measure_of(self.measure, payload)
         look_up = False  # whether another worker may have quarantined this unit meanwhile
 

@@ -45,6 +45,7 @@ from resilient_pipeline.storage import Store, Transaction, unit_of_work, validat
 from . import _schema
 from . import _sql as q
 from ._cause import error_class as class_of
+from ._fingerprint import digest, previous
 from ._records import (
     Claimed,
     Partition,
@@ -557,7 +558,7 @@ class PartitionLedger:
                 must roll back (the unit of work does, as this raises).
         """
         if rows is not None:
-            fingerprint = fingerprint or q.fingerprint(rows)
+            fingerprint = fingerprint or digest(list(rows))
             row_count = len(rows) if row_count is None else row_count
         now = self._now()
         current = self._current(tx, partition)
@@ -575,6 +576,8 @@ class PartitionLedger:
                 f"{partition.as_tuple()} is leased by {owner}, not {self.worker_id}",
                 partition=partition.as_tuple(),
             )
+        if rows is not None and fingerprint is not None:
+            before_fp = previous(before_fp, rows, fingerprint)
         before = (before_fp, before_rows, before_measure)
         return self._record_success(
             tx, partition, row_count, fingerprint, duration, run_id, measure, before, now

@@ -1,4 +1,4 @@
-"""The ledger's tables and statements, and the fingerprint of a partition's rows.
+"""The ledger's tables and statements (the fingerprint of the rows is in ``_fingerprint``).
 
 One DDL serves SQLite and PostgreSQL (``DOUBLE PRECISION`` has REAL affinity
 on SQLite). Identifiers come from :meth:`Transaction.table`, values are
@@ -8,18 +8,14 @@ always parameters; ``{p}`` is replaced by the store's placeholder.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Literal
 
 __all__ = [
     "ADDED_COLUMNS",
     "COLUMNS",
     "add_column",
     "ddl",
-    "fingerprint",
-    "fingerprint_unit",
     "missing_columns_sql",
     "one_of",
     "period_text",
@@ -291,85 +287,3 @@ def period_text(period: object) -> str:
     if isinstance(period, (dt.date, dt.datetime)):
         return period.isoformat()
     return str(period)
-
-
-def fingerprint(rows: Iterable[Mapping[str, Any]]) -> str:
-    """A digest of a partition's rows that ignores row and column order.
-
-    Examples:
-        >>> a = fingerprint([{"spend": 1.0, "day": "x"}, {"spend": 2, "day": "y"}])
-        >>> a == fingerprint([{"day": "y", "spend": 2}, {"day": "x", "spend": 1.0}])
-        True
-        >>> a == fingerprint([{"spend": 1.5, "day": "x"}, {"spend": 2, "day": "y"}])
-        False
-    """
-    # The C JSON encoder does the work; dates, decimals, ... are fingerprinted as str().
-    # JSONEncoder.encode() builds a new C encoder for every row; one built per call
-    # and fed each row gives the same text at half the cost (a 50-row partition's
-    # fingerprint went from 74 to about 40 us).
-    if _c_make_encoder is None:  # pragma: no cover - CPython always has _json
-        lines = sorted(map(_ENCODER.encode, rows))
-    else:
-        encode = _c_make_encoder(
-            {},  # markers: a row that contains itself is still an error
-            str,
-            _ENCODER_STRING,
-            None,
-            ":",
-            ",",
-            True,  # sort_keys
-            False,  # skipkeys
-            True,  # allow_nan, as JSONEncoder's default
-        )
-        lines = sorted(_row_texts(encode, rows if isinstance(rows, list) else list(rows)))
-    lines.append("")  # every line ends with a newline, as the digest always had
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:32]
-
-
-def _row_texts(encode: Callable[[object, int], Iterable[str]], rows: list[Any]) -> list[str]:
-    """Each row's JSON text: one encoder call for a list of plain dicts, else one per row.
-
-    A list of dicts encodes as ``[{...},{...}]``: ``},{`` stands between each
-    two rows, and elsewhere only inside a string or in a nested list, which
-    gives more pieces than rows; then each row is encoded alone. Same text,
-    a third of the cost for a 50-row partition.
-    """
-    if rows and all(type(row) is dict for row in rows):
-        pieces = "".join(encode(rows, 0))[2:-2].split("},{")
-        if len(pieces) == len(rows):
-            return [f"{{{piece}}}" for piece in pieces]
-    return ["".join(encode(row, 0)) for row in rows]
-
-
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
-_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-_ENCODER_STRING = json.encoder.encode_basestring_ascii
-
-
-def fingerprint_unit(collections: Mapping[str, Iterable[Any]]) -> str:
-    """A digest of a whole unit (every collection's rows), insensitive to row order.
-
-    A row moving from one collection to another changes it, as does any value.
-
-    Examples:
-        >>> a = fingerprint_unit({"campaigns": [{"id": 1}], "conversions": []})
-        >>> a == fingerprint_unit({"conversions": [], "campaigns": [{"id": 1}]})
-        True
-        >>> a == fingerprint_unit({"campaigns": [], "conversions": [{"id": 1}]})
-        False
-    """
-    return fingerprint(
-        {"collection": name, "row": _as_data(row)}
-        for name in sorted(collections)
-        for row in collections[name]
-    )
-
-
-def _as_data(row: Any) -> Any:
-    if isinstance(row, Mapping):
-        return row
-    fields = getattr(row, "__dataclass_fields__", None) or getattr(row, "__attrs_attrs__", None)
-    if fields is not None:
-        names = fields if isinstance(fields, Mapping) else [a.name for a in fields]
-        return {name: getattr(row, name) for name in names}
-    return row

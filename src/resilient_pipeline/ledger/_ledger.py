@@ -282,7 +282,7 @@ class PartitionLedger:
         if periods is not None:
             only.append(("period", sorted({q.period_text(p) for p in periods})))
         for column, texts in only:
-            sql, param = q.one_of(column, texts, tx.dialect, tx.placeholder)
+            sql, param = q.listed(column, texts, tx.dialect, tx.placeholder)
             condition += sql
             params.append(param)
         if reusable:
@@ -432,7 +432,7 @@ class PartitionLedger:
                 (q.CLAIM_EXHAUSTED, (name, run_id)) for name in ("exhausted", "quarantined")
             ]
         if recheck:
-            member, member_param = q.one_of("period", recheck, tx.dialect, "{p}")
+            member, member_param = q.listed("period", recheck, tx.dialect, "{p}")
             branches.append(
                 (q.CLAIM_RECHECK.replace("{recheck}", member), (run_id, now, member_param))
             )

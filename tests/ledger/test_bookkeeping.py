@@ -30,7 +30,6 @@ from resilient_pipeline import (
 from resilient_pipeline.exceptions import LeaseLostError
 from resilient_pipeline.ledger import Claimed, PartitionCollected
 from resilient_pipeline.ledger import _backfill as backfill_module
-from resilient_pipeline.ledger import _claim as claim_module
 from resilient_pipeline.ledger._fingerprint import fingerprint
 from resilient_pipeline.ledger._sql import one_of
 from resilient_pipeline.storage import Store, Transaction
@@ -245,10 +244,7 @@ def test_a_claim_walks_the_status_index_without_sorting(
         )  # fmt: skip
         monkeypatch.undo()
     claims = [(sql, params) for sql, params in queries if "ORDER BY" in sql]
-    # pending, failed, expired, exhausted, quarantined, re-check; on SQLite pending in two
-    # (unheld, leased by one statement, then held); see ledger/_claim.py
-    split = any_store.dialect == "sqlite" and claim_module.SQLITE_RETURNING
-    assert (7 if split else 6) == len(claims)
+    assert 6 == len(claims)  # pending, failed, expired, exhausted, quarantined, re-check
     for sql, params in claims:
         plan = _plan_of(any_store, sql.replace(" FOR UPDATE SKIP LOCKED", ""), params)
         assert "status" in plan, plan  # the (source, status, period, key) index
@@ -341,12 +337,7 @@ ROW_STATES = {
 }
 
 
-def seeded_ledger(
-    store: Store,
-    clock: FakeClock,
-    states: list[str],
-    table_states: dict[str, tuple[Any, ...]] = ROW_STATES,
-) -> PartitionLedger:
+def seeded_ledger(store: Store, clock: FakeClock, states: list[str]) -> PartitionLedger:
     """A ledger of worker A whose partitions 0, 1, ... of ``ads`` are in ``states``."""
     ledger = PartitionLedger(store, table=f"l_{uuid.uuid4().hex[:10]}", clock=clock, worker_id="A")
     ledger.ensure_schema()
@@ -368,7 +359,7 @@ def seeded_ledger(
                     fp,
                 )
                 for key, (status, owner, ahead, run_id, fp) in enumerate(
-                    table_states[state] for state in states
+                    ROW_STATES[state] for state in states
                 )
             ],
         )

@@ -175,18 +175,6 @@ CLAIM_RETURNING = (
     " RETURNING t.key, t.period, c.status, t.fingerprint, t.row_count, t.attempts,"
     " c.lease_owner, t.measure"
 )
-# SQLite (3.35+): lease pending rows nobody holds in one statement. RETURNING shows
-# only new values: the condition fixes the former status and owner ('pending', NULL),
-# and the columns returned are ones the lease leaves alone.
-CLAIM_UNHELD = "status = 'pending' AND lease_owner IS NULL"
-CLAIM_PENDING_HELD = "status = 'pending' AND lease_owner IS NOT NULL"
-CLAIM_UNHELD_RETURNING = (
-    "UPDATE {t} SET status = 'running', lease_owner = {p}, lease_expires = {p}, run_id = {p},"
-    " updated_at = {p} WHERE rowid IN (SELECT rowid FROM {t}"
-    " WHERE source = {p} AND {claimable} AND period >= {p} AND period <= {p}{only}"
-    " ORDER BY period, key LIMIT {limit})"
-    " RETURNING key, period, 'pending', fingerprint, row_count, attempts, NULL, measure"
-)
 # A claim is not an attempt. A succeeded partition stays succeeded while it is
 # re-collected (its data is there); a lease taken over from a worker that
 # never released it (killed, hung) counts as a crash.

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from resilient_pipeline import PartitionLedger, SQLiteStore, backfill
 from resilient_pipeline.ledger._sql import _SHORT, listed, one_of
+
+D1 = dt.date(2026, 11, 1)
 
 # NUL, the separator itself, empty text, prefixes of one another, long text, non-ASCII.
 texts = st.text(st.characters(blacklist_categories=["Cs"]), max_size=8) | st.sampled_from(
@@ -66,3 +72,34 @@ def test_which_lists_take_the_short_form() -> None:
         "long": "json_each",
     } == kinds
     assert one_of("key", ["1"], "postgres", "%s") == listed("key", ["1"], "postgres", "%s")
+
+
+def test_the_work_is_counted_only_for_a_progress_bar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a bar no read of the whole range; with one, the bar counts every partition."""
+    store = SQLiteStore(tmp_path / "progress.db")
+    counted: list[str] = []
+    original = PartitionLedger._statuses
+
+    def spy(self: PartitionLedger, *args: Any) -> Any:
+        counted.append(args[0])
+        return original(self, *args)
+
+    monkeypatch.setattr(PartitionLedger, "_statuses", spy)
+    options: dict[str, Any] = {
+        "keys": [1, 2],
+        "start": D1,
+        "end": D1,
+        "fetch": lambda p: [{"n": 1}],
+        "write": lambda tx, p, rows: None,
+        "policies": (),
+    }
+    try:
+        ledger = PartitionLedger(store)
+        assert 2 == backfill(ledger, source="quiet", progress=False, **options).count("new")
+        assert [] == counted
+        assert 2 == backfill(ledger, source="shown", progress=True, **options).count("new")
+        assert ["shown"] == counted
+    finally:
+        store.close()

@@ -243,7 +243,7 @@ def _order(partition: Partition) -> tuple[str, str]:
 class _Progress:
     """A rich progress bar on a terminal; nothing otherwise (events still flow)."""
 
-    def __init__(self, enabled: bool | None, total: int, label: str) -> None:
+    def __init__(self, enabled: bool | None) -> None:
         self._bar: Any = None
         if enabled is False or (enabled is None and not sys.stderr.isatty()):
             return
@@ -256,6 +256,13 @@ class _Progress:
                 ) from exc
             return
         self._bar = Progress(transient=False)
+
+    @property
+    def shown(self) -> bool:
+        """Whether there is a bar (only then is the work counted: a read of the whole range)."""
+        return self._bar is not None
+
+    def start(self, total: int, label: str) -> None:
         self._task = self._bar.add_task(label, total=total)
         self._bar.start()
 
@@ -745,7 +752,9 @@ async def abackfill(
             for key, period, status in ledger._statuses(source, lo, hi)
         )
 
-    bar = _Progress(progress, await anyio.to_thread.run_sync(todo), f"backfill {source}")
+    bar = _Progress(progress)
+    if bar.shown:
+        bar.start(await anyio.to_thread.run_sync(todo), f"backfill {source}")
     await anyio.to_thread.run_sync(run.load_quarantined, wanted)
 
     # Tuples: the ledger builds the claim's key and period condition once for the run.

@@ -816,10 +816,9 @@ async def abackfill(
     def working(claimed: Claimed) -> Iterator[Trace]:
         """A partition's work: its context fields, its trace, out of flight at the end."""
         partition = claimed.partition
-        # Every event and log line of this partition's work, in any thread, carries these.
+        # Every event and log line of this partition's work, in any thread, carries these
+        # (run_id and source are bound once per worker: redacting them cost per partition).
         with bind_context(
-            run_id=run_id,
-            source=partition.source,
             partition_key=partition.key,
             period=partition.period,
             attempt=claimed.attempts + 1,
@@ -892,17 +891,19 @@ async def abackfill(
             bar.advance()
 
     async def worker() -> None:
-        if not is_async:
-            await anyio.to_thread.run_sync(sync_worker, limiter=threads)
-            return
-        following: list[Claimed] | None = None
-        while True:
-            if following is None:
-                following = await anyio.to_thread.run_sync(claim_alone)
-            if not following:
+        # The run's fields, on every partition's events (the thread gets a copy of them).
+        with bind_context(run_id=run_id, source=str(source)):
+            if not is_async:
+                await anyio.to_thread.run_sync(sync_worker, limiter=threads)
                 return
-            following = await acollect(following[0])
-            bar.advance()
+            following: list[Claimed] | None = None
+            while True:
+                if following is None:
+                    following = await anyio.to_thread.run_sync(claim_alone)
+                if not following:
+                    return
+                following = await acollect(following[0])
+                bar.advance()
 
     async def beat() -> None:
         while True:

@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from resilient_pipeline import Partition, PartitionLedger, backfill, unit_of_work
 from resilient_pipeline.ledger._fingerprint import V2, digest, fingerprint, previous
-from resilient_pipeline.storage import Store, Transaction
+from resilient_pipeline.storage import Store
+
+from .test_bookkeeping import make_data, write_rows
 
 D1 = dt.date(2026, 11, 1)
 
@@ -152,24 +154,13 @@ def test_mixed_columns_and_large_ints_take_the_second_format() -> None:
     assert digest(rows) == digest(list(reversed(rows)))
 
 
-def write_n(tx: Transaction, partition: Partition, rows: list[dict[str, Any]]) -> None:
-    p = tx.placeholder
-    tx.executemany(
-        f"INSERT INTO {tx.table('fp_data')} VALUES ({p}, {p}, {p})",
-        [(partition.key, partition.period, row["n"]) for row in rows],
-    )
-
-
 def test_a_ledger_written_before_the_upgrade_reports_unchanged(any_store: Store) -> None:
     """First-format digests in the ledger: a look-back finds the same data unchanged, once."""
-    with unit_of_work(any_store) as tx:
-        tx.execute(
-            f"CREATE TABLE {tx.table('fp_data')} (key TEXT, period TEXT, n DOUBLE PRECISION)"
-        )
+    make_data(any_store)
     ledger = PartitionLedger(any_store)
     upstream: dict[str, list[dict[str, Any]]] = {
-        "1": [{"n": 1.5, "day": "x"}, {"n": 2, "day": "y"}],
-        "2": [{"n": 3.0, "day": "x"}],
+        "1": [{"n": 1, "spend": 1.5}, {"n": 2, "spend": 2}],
+        "2": [{"n": 3, "spend": 3.0}],
     }
     options: dict[str, Any] = {
         "source": "ads",
@@ -177,7 +168,7 @@ def test_a_ledger_written_before_the_upgrade_reports_unchanged(any_store: Store)
         "start": D1,
         "end": D1,
         "fetch": lambda p: [dict(r) for r in upstream[p.key]],
-        "write": write_n,
+        "write": write_rows,
         "progress": False,
         "policies": (),
         "lookback": 1,
@@ -191,11 +182,11 @@ def test_a_ledger_written_before_the_upgrade_reports_unchanged(any_store: Store)
                 f"UPDATE {tx.table(ledger.table)} SET fingerprint = {p} WHERE key = {p}",
                 (fingerprint(rows), key),
             )
-    upstream["2"] = [{"n": 4.0, "day": "x"}]
+    upstream["2"] = [{"n": 3, "spend": 4.0}]
     second = backfill(ledger, **options)
     assert {"1": "unchanged", "2": "restated"} == {p.key: o for p, o in second.collected}
     [restated] = ledger.restatements("ads")
-    assert fingerprint([{"n": 3.0, "day": "x"}]) == restated.before_fingerprint
+    assert fingerprint([{"n": 3, "spend": 3.0}]) == restated.before_fingerprint
     assert digest(upstream["2"]) == restated.after_fingerprint
     # The success recorded the new digests: the next run compares them directly.
     assert {"1": digest(upstream["1"]), "2": digest(upstream["2"])} == {
@@ -204,7 +195,7 @@ def test_a_ledger_written_before_the_upgrade_reports_unchanged(any_store: Store)
     third = backfill(ledger, **options)
     assert {"1": "unchanged", "2": "unchanged"} == {p.key: o for p, o in third.collected}
     with unit_of_work(any_store) as tx:
-        assert (3 + 1,) == tx.fetchone(f"SELECT count(*) FROM {tx.table('fp_data')}")
+        assert (3 + 1,) == tx.fetchone(f"SELECT count(*) FROM {tx.table('data')}")
 
 
 def test_succeed_recognises_a_first_format_digest(any_store: Store) -> None:

@@ -45,7 +45,7 @@ from resilient_pipeline.storage import Store, Transaction, unit_of_work, validat
 from . import _schema
 from . import _sql as q
 from ._cause import error_class as class_of
-from ._claim import claim
+from ._claim import claim as claim_in
 from ._fingerprint import digest, previous
 from ._records import (
     Claimed,
@@ -369,67 +369,15 @@ class PartitionLedger:
             raise ConfigurationError.for_option("limit", limit, "must be an int >= 1")
         lo, hi = _range(start, end)
         recheck_list = None if recheck is None else sorted({q.period_text(p) for p in recheck})
+        options = (str(source), lo, hi, run_id, limit, keys, periods, include_exhausted)
         if tx is not None:
-            return self._claim(
-                tx,
-                str(source),
-                lo,
-                hi,
-                run_id,
-                limit,
-                keys,
-                periods,
-                include_exhausted,
-                recheck_list,
-            )
+            return self._claim(tx, *options, recheck_list)
         with unit_of_work(self.store, name="ledger.claim") as own:
-            return self._claim(
-                own,
-                str(source),
-                lo,
-                hi,
-                run_id,
-                limit,
-                keys,
-                periods,
-                include_exhausted,
-                recheck_list,
-            )
+            return self._claim(own, *options, recheck_list)
 
-    def _claim(
-        self,
-        tx: Transaction,
-        source: str,
-        lo: str,
-        hi: str,
-        run_id: str,
-        limit: int,
-        keys: Iterable[object] | None,
-        periods: Iterable[object] | None,
-        include_exhausted: bool,
-        recheck: list[str] | None,
-        *,
-        after: _Success | None = None,
-    ) -> list[Claimed]:
-        """The claim of :meth:`claim_many` in ``tx``; recording the success ``after`` first.
-
-        On PostgreSQL that success and the claim of pending work are one
-        statement: one round trip per partition instead of two (see ``_claim``).
-        """
-        return claim(
-            self,
-            tx,
-            source,
-            lo,
-            hi,
-            run_id,
-            limit,
-            keys,
-            periods,
-            include_exhausted,
-            recheck,
-            after,
-        )
+    # The claim of claim_many in ``tx``, recording the success ``after`` first (on
+    # PostgreSQL one statement with the claim of pending work): see _claim.py.
+    _claim = claim_in
 
     def start(self, partition: Partition, *, run_id: str = "") -> None:
         """Lease this ``partition`` now (its own transaction); not an attempt.

@@ -30,7 +30,8 @@ from resilient_pipeline import (
 from resilient_pipeline.exceptions import LeaseLostError
 from resilient_pipeline.ledger import Claimed, PartitionCollected
 from resilient_pipeline.ledger import _backfill as backfill_module
-from resilient_pipeline.ledger._sql import fingerprint, one_of
+from resilient_pipeline.ledger._fingerprint import fingerprint
+from resilient_pipeline.ledger._sql import one_of
 from resilient_pipeline.storage import Store, Transaction
 from resilient_pipeline.testing import FakeClock
 

@@ -57,8 +57,8 @@ from resilient_pipeline.validation import (
     unit_of_record,
 )
 
-from . import _sql as q
 from ._cause import Trace, root_cause
+from ._fingerprint import digest, fingerprint_unit, previous
 from ._ledger import Outcome, PartitionLedger, periods_of
 from ._ledger import _Success as Success
 from ._records import Claimed, Partition
@@ -243,7 +243,7 @@ def _order(partition: Partition) -> tuple[str, str]:
 class _Progress:
     """A rich progress bar on a terminal; nothing otherwise (events still flow)."""
 
-    def __init__(self, enabled: bool | None, total: int, label: str) -> None:
+    def __init__(self, enabled: bool | None) -> None:
         self._bar: Any = None
         if enabled is False or (enabled is None and not sys.stderr.isatty()):
             return
@@ -256,6 +256,13 @@ class _Progress:
                 ) from exc
             return
         self._bar = Progress(transient=False)
+
+    @property
+    def shown(self) -> bool:
+        """Whether there is a bar (only then is the work counted: a read of the whole range)."""
+        return self._bar is not None
+
+    def start(self, total: int, label: str) -> None:
         self._task = self._bar.add_task(label, total=total)
         self._bar.start()
 
@@ -367,9 +374,12 @@ class _Run:
         clock = resolve_clock(ledger.clock)
         partition = claimed.partition
         if isinstance(payload, CheckedUnit):
-            fingerprint, count = q.fingerprint_unit(payload.collections), payload.row_count
+            fingerprint, count = fingerprint_unit(payload.collections), payload.row_count
         else:
-            fingerprint, count = q.fingerprint(payload), len(payload)
+            fingerprint, count = digest(payload), len(payload)
+            before = previous(claimed.fingerprint, payload, fingerprint)
+            if before != claimed.fingerprint:  # recorded before the v2 digest: same rows
+                claimed = attrs.evolve(claimed, fingerprint=before)
         measure = _measure_of(self.measure, payload)
         look_up = False  # whether another worker may have quarantined this unit meanwhile
 
@@ -742,7 +752,9 @@ async def abackfill(
             for key, period, status in ledger._statuses(source, lo, hi)
         )
 
-    bar = _Progress(progress, await anyio.to_thread.run_sync(todo), f"backfill {source}")
+    bar = _Progress(progress)
+    if bar.shown:
+        bar.start(await anyio.to_thread.run_sync(todo), f"backfill {source}")
     await anyio.to_thread.run_sync(run.load_quarantined, wanted)
 
     # Tuples: the ledger builds the claim's key and period condition once for the run.
@@ -804,10 +816,9 @@ async def abackfill(
     def working(claimed: Claimed) -> Iterator[Trace]:
         """A partition's work: its context fields, its trace, out of flight at the end."""
         partition = claimed.partition
-        # Every event and log line of this partition's work, in any thread, carries these.
+        # Every event and log line of this partition's work, in any thread, carries these
+        # (run_id and source are bound once per worker: redacting them cost per partition).
         with bind_context(
-            run_id=run_id,
-            source=partition.source,
             partition_key=partition.key,
             period=partition.period,
             attempt=claimed.attempts + 1,
@@ -880,17 +891,19 @@ async def abackfill(
             bar.advance()
 
     async def worker() -> None:
-        if not is_async:
-            await anyio.to_thread.run_sync(sync_worker, limiter=threads)
-            return
-        following: list[Claimed] | None = None
-        while True:
-            if following is None:
-                following = await anyio.to_thread.run_sync(claim_alone)
-            if not following:
+        # The run's fields, on every partition's events (the thread gets a copy of them).
+        with bind_context(run_id=run_id, source=str(source)):
+            if not is_async:
+                await anyio.to_thread.run_sync(sync_worker, limiter=threads)
                 return
-            following = await acollect(following[0])
-            bar.advance()
+            following: list[Claimed] | None = None
+            while True:
+                if following is None:
+                    following = await anyio.to_thread.run_sync(claim_alone)
+                if not following:
+                    return
+                following = await acollect(following[0])
+                bar.advance()
 
     async def beat() -> None:
         while True:

@@ -45,6 +45,8 @@ from resilient_pipeline.storage import Store, Transaction, unit_of_work, validat
 from . import _schema
 from . import _sql as q
 from ._cause import error_class as class_of
+from ._claim import claim as claim_in
+from ._fingerprint import digest, previous
 from ._records import (
     Claimed,
     Partition,
@@ -94,11 +96,6 @@ def _record(values: dict[str, Any]) -> PartitionRecord:
     partition = Partition(values.pop("source"), values.pop("key"), values.pop("period"))
     values["status"] = normalize_status(values["status"])
     return PartitionRecord(partition=partition, **values)
-
-
-def _period_key(row: tuple[Any, ...]) -> tuple[str, str]:
-    """A claimed row's (period, key): claims are taken in that order."""
-    return (row[1], row[0])
 
 
 def _range(start: object, end: object) -> tuple[str, str]:
@@ -281,7 +278,7 @@ class PartitionLedger:
         if periods is not None:
             only.append(("period", sorted({q.period_text(p) for p in periods})))
         for column, texts in only:
-            sql, param = q.one_of(column, texts, tx.dialect, tx.placeholder)
+            sql, param = q.listed(column, texts, tx.dialect, tx.placeholder)
             condition += sql
             params.append(param)
         if reusable:
@@ -372,118 +369,15 @@ class PartitionLedger:
             raise ConfigurationError.for_option("limit", limit, "must be an int >= 1")
         lo, hi = _range(start, end)
         recheck_list = None if recheck is None else sorted({q.period_text(p) for p in recheck})
+        options = (str(source), lo, hi, run_id, limit, keys, periods, include_exhausted)
         if tx is not None:
-            return self._claim(
-                tx,
-                str(source),
-                lo,
-                hi,
-                run_id,
-                limit,
-                keys,
-                periods,
-                include_exhausted,
-                recheck_list,
-            )
+            return self._claim(tx, *options, recheck_list)
         with unit_of_work(self.store, name="ledger.claim") as own:
-            return self._claim(
-                own,
-                str(source),
-                lo,
-                hi,
-                run_id,
-                limit,
-                keys,
-                periods,
-                include_exhausted,
-                recheck_list,
-            )
+            return self._claim(own, *options, recheck_list)
 
-    def _claim(
-        self,
-        tx: Transaction,
-        source: str,
-        lo: str,
-        hi: str,
-        run_id: str,
-        limit: int,
-        keys: Iterable[object] | None,
-        periods: Iterable[object] | None,
-        include_exhausted: bool,
-        recheck: list[str] | None,
-        *,
-        after: _Success | None = None,
-    ) -> list[Claimed]:
-        """The claim of :meth:`claim_many` in ``tx``; recording the success ``after`` first.
-
-        On PostgreSQL that success and the claim of pending work are one
-        statement: one round trip per partition instead of two.
-        """
-        now = self._now()
-        condition, only_params = self._only(tx, keys, periods)
-        branches: list[tuple[str, tuple[object, ...]]] = [
-            (q.CLAIM_PENDING, ()),
-            (q.CLAIM_FAILED, (run_id,)),
-            (q.CLAIM_EXPIRED, (now,)),
-        ]
-        if include_exhausted:
-            branches += [
-                (q.CLAIM_EXHAUSTED, (name, run_id)) for name in ("exhausted", "quarantined")
-            ]
-        if recheck:
-            member, member_param = q.one_of("period", recheck, tx.dialect, "{p}")
-            branches.append(
-                (q.CLAIM_RECHECK.replace("{recheck}", member), (run_id, now, member_param))
-            )
-        rows: list[tuple[Any, ...]] = []
-        lease = (self.worker_id, now + self.lease, run_id, now)
-        leased = tx.dialect == "postgres"  # found and leased by one statement
-        if after is not None and not leased:
-            self._record(tx, after)
-            after = None
-        for claimable, params in branches:
-            template = q.CLAIM_RETURNING if leased else q.CLAIMABLE
-            if after is not None:  # the first branch, pending work: never the succeeded row
-                template = q.SUCCEED_THEN_CLAIM
-            statement = self._sql(
-                tx,
-                template.replace("{claimable}", claimable),
-                limit=str(limit - len(rows)),
-                only=condition,
-            )
-            found = (source, *params, lo, hi, *only_params)
-            if after is not None:
-                result = tx.fetchall(statement, (*after.params, self.worker_id, *lease, *found))
-                self._check_still_ours(tx, after, int(result[0][0]))
-                # one row even when nothing was claimed: the success's count, NULLs
-                taken = [row[1:] for row in result if row[1] is not None]
-                rows += sorted(taken, key=_period_key)
-                after = None
-            elif leased:
-                rows += sorted(tx.fetchall(statement, (*lease, *found)), key=_period_key)
-            else:
-                rows += tx.fetchall(statement, found)
-            if len(rows) >= limit:
-                break
-        claimed = [
-            Claimed(
-                partition=Partition(source, k, p),
-                status=normalize_status(status),
-                fingerprint=fp,
-                row_count=n,
-                attempts=int(attempts),
-                recovered=owner is not None,
-                measure=measure,
-            )
-            for k, p, status, fp, n, attempts, owner, measure in rows
-        ]
-        if not leased and claimed:
-            leases = [(*lease, *c.partition.as_tuple()) for c in claimed]
-            if len(leases) == 1:  # a backfill's claim: execute() costs less than executemany()
-                tx.execute(self._sql(tx, q.CLAIM), leases[0])
-            else:
-                tx.executemany(self._sql(tx, q.CLAIM), leases)
-        return claimed
+    # The claim of claim_many in ``tx``, recording the success ``after`` first (on
+    # PostgreSQL one statement with the claim of pending work): see _claim.py.
+    _claim = claim_in
 
     def start(self, partition: Partition, *, run_id: str = "") -> None:
         """Lease this ``partition`` now (its own transaction); not an attempt.
@@ -557,7 +451,7 @@ class PartitionLedger:
                 must roll back (the unit of work does, as this raises).
         """
         if rows is not None:
-            fingerprint = fingerprint or q.fingerprint(rows)
+            fingerprint = fingerprint or digest(list(rows))
             row_count = len(rows) if row_count is None else row_count
         now = self._now()
         current = self._current(tx, partition)
@@ -575,6 +469,8 @@ class PartitionLedger:
                 f"{partition.as_tuple()} is leased by {owner}, not {self.worker_id}",
                 partition=partition.as_tuple(),
             )
+        if rows is not None and fingerprint is not None:
+            before_fp = previous(before_fp, rows, fingerprint)
         before = (before_fp, before_rows, before_measure)
         return self._record_success(
             tx, partition, row_count, fingerprint, duration, run_id, measure, before, now

@@ -1,4 +1,4 @@
-"""The ledger's tables and statements, and the fingerprint of a partition's rows.
+"""The ledger's tables and statements (the fingerprint of the rows is in ``_fingerprint``).
 
 One DDL serves SQLite and PostgreSQL (``DOUBLE PRECISION`` has REAL affinity
 on SQLite). Identifiers come from :meth:`Transaction.table`, values are
@@ -8,18 +8,15 @@ always parameters; ``{p}`` is replaced by the store's placeholder.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Literal
 
 __all__ = [
     "ADDED_COLUMNS",
     "COLUMNS",
     "add_column",
     "ddl",
-    "fingerprint",
-    "fingerprint_unit",
+    "listed",
     "missing_columns_sql",
     "one_of",
     "period_text",
@@ -275,6 +272,44 @@ def one_of(
     return member, json.dumps(values)
 
 
+def listed(
+    column: Literal["key", "period"], values: list[str], dialect: str, placeholder: str
+) -> tuple[str, object]:
+    """:func:`one_of`, or on SQLite for a short list a search in one separated text.
+
+    SQLite builds the ``json_each`` list anew on every execution: three
+    quarters of a backfill's claim. A list of at most ``_SHORT`` characters
+    goes instead as one text, each value between two U+001F, searched with
+    ``instr``: the same rows whenever no value holds U+001F or NUL (then
+    ``json_each`` it is), as the row's own value is required to hold no
+    U+001F either. A long list keeps ``json_each`` (``instr`` reads the whole
+    text for each row the claim skips), and so does an empty one (its text
+    would match the empty value).
+
+    Examples:
+        >>> condition, text = listed("key", ["1", "2"], "sqlite", "?")
+        >>> condition.split(" > 0")[0], text == "\\x1f1\\x1f2\\x1f"
+        (' AND instr(?, char(31) || key || char(31))', True)
+        >>> listed("key", ["a\\x1fb"], "sqlite", "?")[0]
+        ' AND key IN (SELECT value FROM json_each(?))'
+    """
+    if dialect == "postgres" or not values or sum(map(len, values)) + len(values) > _SHORT:
+        return one_of(column, values, dialect, placeholder)
+    flat = "".join(values)
+    if _SEPARATOR in flat or "\x00" in flat:
+        return one_of(column, values, dialect, placeholder)
+    # column is one of two names, the placeholder the store's; the values are a parameter
+    member = (
+        f" AND instr({placeholder}, char(31) || {column} || char(31)) > 0"
+        f" AND instr({column}, char(31)) = 0"
+    )
+    return member, f"{_SEPARATOR}{_SEPARATOR.join(values)}{_SEPARATOR}"
+
+
+_SEPARATOR = "\x1f"
+_SHORT = 4096
+
+
 def _text_array(values: list[str]) -> str:
     """PostgreSQL's literal of a ``text[]``: every element quoted, ``\\`` and ``"`` escaped."""
     quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
@@ -291,85 +326,3 @@ def period_text(period: object) -> str:
     if isinstance(period, (dt.date, dt.datetime)):
         return period.isoformat()
     return str(period)
-
-
-def fingerprint(rows: Iterable[Mapping[str, Any]]) -> str:
-    """A digest of a partition's rows that ignores row and column order.
-
-    Examples:
-        >>> a = fingerprint([{"spend": 1.0, "day": "x"}, {"spend": 2, "day": "y"}])
-        >>> a == fingerprint([{"day": "y", "spend": 2}, {"day": "x", "spend": 1.0}])
-        True
-        >>> a == fingerprint([{"spend": 1.5, "day": "x"}, {"spend": 2, "day": "y"}])
-        False
-    """
-    # The C JSON encoder does the work; dates, decimals, ... are fingerprinted as str().
-    # JSONEncoder.encode() builds a new C encoder for every row; one built per call
-    # and fed each row gives the same text at half the cost (a 50-row partition's
-    # fingerprint went from 74 to about 40 us).
-    if _c_make_encoder is None:  # pragma: no cover - CPython always has _json
-        lines = sorted(map(_ENCODER.encode, rows))
-    else:
-        encode = _c_make_encoder(
-            {},  # markers: a row that contains itself is still an error
-            str,
-            _ENCODER_STRING,
-            None,
-            ":",
-            ",",
-            True,  # sort_keys
-            False,  # skipkeys
-            True,  # allow_nan, as JSONEncoder's default
-        )
-        lines = sorted(_row_texts(encode, rows if isinstance(rows, list) else list(rows)))
-    lines.append("")  # every line ends with a newline, as the digest always had
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:32]
-
-
-def _row_texts(encode: Callable[[object, int], Iterable[str]], rows: list[Any]) -> list[str]:
-    """Each row's JSON text: one encoder call for a list of plain dicts, else one per row.
-
-    A list of dicts encodes as ``[{...},{...}]``: ``},{`` stands between each
-    two rows, and elsewhere only inside a string or in a nested list, which
-    gives more pieces than rows; then each row is encoded alone. Same text,
-    a third of the cost for a 50-row partition.
-    """
-    if rows and all(type(row) is dict for row in rows):
-        pieces = "".join(encode(rows, 0))[2:-2].split("},{")
-        if len(pieces) == len(rows):
-            return [f"{{{piece}}}" for piece in pieces]
-    return ["".join(encode(row, 0)) for row in rows]
-
-
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
-_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-_ENCODER_STRING = json.encoder.encode_basestring_ascii
-
-
-def fingerprint_unit(collections: Mapping[str, Iterable[Any]]) -> str:
-    """A digest of a whole unit (every collection's rows), insensitive to row order.
-
-    A row moving from one collection to another changes it, as does any value.
-
-    Examples:
-        >>> a = fingerprint_unit({"campaigns": [{"id": 1}], "conversions": []})
-        >>> a == fingerprint_unit({"conversions": [], "campaigns": [{"id": 1}]})
-        True
-        >>> a == fingerprint_unit({"campaigns": [], "conversions": [{"id": 1}]})
-        False
-    """
-    return fingerprint(
-        {"collection": name, "row": _as_data(row)}
-        for name in sorted(collections)
-        for row in collections[name]
-    )
-
-
-def _as_data(row: Any) -> Any:
-    if isinstance(row, Mapping):
-        return row
-    fields = getattr(row, "__dataclass_fields__", None) or getattr(row, "__attrs_attrs__", None)
-    if fields is not None:
-        names = fields if isinstance(fields, Mapping) else [a.name for a in fields]
-        return {name: getattr(row, name) for name in names}
-    return row

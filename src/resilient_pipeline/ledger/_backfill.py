@@ -63,6 +63,7 @@ from ._ledger import Outcome, PartitionLedger, periods_of
 from ._ledger import _Success as Success
 from ._records import Claimed, Partition
 from ._report import BackfillReport, PartitionFailure, RestatedPartition
+from ._sql import key_text, source_text
 from ._states import after_failure
 
 __all__ = ["BackfillFinished", "PartitionCollected", "abackfill", "backfill"]
@@ -721,13 +722,13 @@ async def abackfill(
     started = clock.monotonic()
     # Exactly these partitions, and only these: other keys or periods of the
     # source in the same range (a churned client, a month in between) are not ours.
-    key_list = list(dict.fromkeys(str(k) for k in keys))  # read once: keys may be an iterator
+    key_list = list(dict.fromkeys(key_text(k) for k in keys))  # read once: keys may be an iterator
     period_list = periods_of(start, end, periods)
     recheck = _recheck_periods(period_list, lookback)
     lo, hi = (period_list[0], period_list[-1]) if period_list else ("", "")
     run = _Run(
         ledger=ledger,
-        source=str(source),
+        source=source_text(source),
         run_id=run_id,
         write=write,
         contract=contract,
@@ -938,7 +939,7 @@ async def abackfill(
         bar.stop()
     report = BackfillReport(
         run_id=run_id,
-        source=str(source),
+        source=source_text(source),
         collected=tuple(sorted(run.collected, key=lambda c: _order(c[0]))),
         failures=tuple(sorted(run.failures, key=lambda f: _order(f.partition))),
         restated=tuple(sorted(run.restated, key=lambda r: _order(r.partition))),

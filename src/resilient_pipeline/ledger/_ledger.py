@@ -274,7 +274,7 @@ class PartitionLedger:
         condition, params = "", []
         only: list[tuple[Literal["key", "period"], list[str]]] = []
         if keys is not None:
-            only.append(("key", sorted({str(k) for k in keys})))
+            only.append(("key", sorted({q.key_text(k) for k in keys})))
         if periods is not None:
             only.append(("period", sorted({q.period_text(p) for p in periods})))
         for column, texts in only:
@@ -298,7 +298,9 @@ class PartitionLedger:
         """Record every expected partition as ``pending`` unless it is known; the count added."""
         wanted = periods_of(start, end, periods)
         now = self._now()
-        params = [(str(source), str(k), p, now) for p in wanted for k in dict.fromkeys(keys)]
+        key_list = [q.key_text(k) for k in dict.fromkeys(keys)]
+        source = q.source_text(source)
+        params = [(source, k, p, now) for p in wanted for k in key_list]
         with unit_of_work(self.store, name="ledger.plan") as tx:
             return max(tx.executemany(self._sql(tx, q.PLAN), params), 0)
 
@@ -369,7 +371,7 @@ class PartitionLedger:
             raise ConfigurationError.for_option("limit", limit, "must be an int >= 1")
         lo, hi = _range(start, end)
         recheck_list = None if recheck is None else sorted({q.period_text(p) for p in recheck})
-        options = (str(source), lo, hi, run_id, limit, keys, periods, include_exhausted)
+        options = (q.source_text(source), lo, hi, run_id, limit, keys, periods, include_exhausted)
         if tx is not None:
             return self._claim(tx, *options, recheck_list)
         with unit_of_work(self.store, name="ledger.claim") as own:
@@ -723,7 +725,7 @@ class PartitionLedger:
                 select += " FOR UPDATE"
             found = [
                 (row[3], _record(dict(zip(q.COLUMNS, row, strict=True))))
-                for row in tx.fetchall(select, (str(source), lo, hi, *params))
+                for row in tx.fetchall(select, (q.source_text(source), lo, hi, *params))
             ]
             chosen = [(stored, r) for stored, r in found if r.status in wanted]
             if not dry_run and chosen:
@@ -806,7 +808,7 @@ class PartitionLedger:
         ``as_tuple()`` like a :class:`Partition`.
         """
         wanted = periods_of(start, end, periods)
-        key_list = [str(k) for k in dict.fromkeys(keys)]
+        key_list = [q.key_text(k) for k in dict.fromkeys(keys)]
         if not wanted or not key_list:
             return []
         rows: list[tuple[Any, ...]] = []
@@ -816,11 +818,11 @@ class PartitionLedger:
                 concat = "string_agg" if tx.dialect == "postgres" else "group_concat"
                 rows = tx.fetchall(
                     self._sql(tx, q.SUCCEEDED_IN_RANGE, concat=concat),
-                    (_SEPARATOR, str(source), wanted[0], wanted[-1]),
+                    (_SEPARATOR, q.source_text(source), wanted[0], wanted[-1]),
                 )
                 others = tx.fetchall(
                     self._sql(tx, q.NOT_SUCCEEDED_IN_RANGE, columns=", ".join(q.COLUMNS), only=""),
-                    (str(source), wanted[0], wanted[-1]),
+                    (q.source_text(source), wanted[0], wanted[-1]),
                 )
         known = {(r[1], r[2]): r for r in others}
         done = dict(rows)
@@ -855,7 +857,7 @@ class PartitionLedger:
                 return []
             rows = tx.fetchall(
                 self._sql(tx, q.RECORDS_IN_RANGE, columns=", ".join(q.COLUMNS), only=""),
-                (str(source), lo, hi),
+                (q.source_text(source), lo, hi),
             )
         records = [_record(dict(zip(q.COLUMNS, row, strict=True))) for row in rows]
         return sorted(records, key=lambda r: (r.partition.period, r.partition.key))
@@ -871,7 +873,7 @@ class PartitionLedger:
                 return []
             rows = tx.fetchall(
                 self._sql(tx, q.RECORDS_IN_RANGE, columns="key, period, status", only=""),
-                (str(source), lo, hi),
+                (q.source_text(source), lo, hi),
             )
         return [(key, period, normalize_status(status)) for key, period, status in rows]
 
@@ -898,7 +900,7 @@ class PartitionLedger:
         with unit_of_work(self.store, name="ledger.restatements") as tx:
             if not self._readable(tx):
                 return []
-            rows = tx.fetchall(self._sql(tx, q.RESTATEMENTS_SINCE), (str(source), since))
+            rows = tx.fetchall(self._sql(tx, q.RESTATEMENTS_SINCE), (q.source_text(source), since))
         return [
             Restatement(
                 partition=Partition(r[0], r[1], r[2]),

@@ -7,7 +7,6 @@ import logging
 import attrs
 
 from resilient_pipeline._core import Event
-from resilient_pipeline.exceptions import ConfigurationError
 
 from . import _sql as q
 from ._states import GapStatus, Status
@@ -32,14 +31,8 @@ class Partition:
         Partition(source='meta_ads', key='7', period='2026-11-28')
     """
 
-    source: str = attrs.field(converter=str)
-    key: str = attrs.field(converter=str)
-
-    @key.validator
-    def _key(self, _attribute: object, value: str) -> None:
-        if "\x1f" in value:
-            raise ConfigurationError.for_option("key", value, "must not contain U+001F")
-
+    source: str = attrs.field(converter=q.source_text)
+    key: str = attrs.field(converter=q.key_text)
     period: str = attrs.field(converter=q.period_text)
 
     def as_tuple(self) -> tuple[str, str, str]:

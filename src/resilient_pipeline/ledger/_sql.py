@@ -11,15 +11,20 @@ import datetime as dt
 import json
 from typing import Literal
 
+from resilient_pipeline.exceptions import ConfigurationError
+
 __all__ = [
     "ADDED_COLUMNS",
     "COLUMNS",
     "add_column",
+    "checked_text",
     "ddl",
+    "key_text",
     "listed",
     "missing_columns_sql",
     "one_of",
     "period_text",
+    "source_text",
     "sql",
 ]
 
@@ -316,6 +321,51 @@ def _text_array(values: list[str]) -> str:
     return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
 
 
+def checked_text(text: str, option: str) -> str:
+    """``text`` if it can be a source, key or period; else an error naming ``option``.
+
+    NUL: PostgreSQL text cannot hold it, and SQLite's JSON functions (the
+    claim's key and period lists) stop at it, so such a partition would be
+    planned but never claimed.
+
+    Examples:
+        >>> checked_text("acct-7", "key")
+        'acct-7'
+        >>> checked_text("a\\x00b", "key")
+        Traceback (most recent call last):
+        ...
+        resilient_pipeline.exceptions.ConfigurationError: key=...must not contain NUL (U+0000)
+    """
+    if "\x00" in text:
+        raise ConfigurationError.for_option(option, text, "must not contain NUL (U+0000)")
+    return text
+
+
+def source_text(source: object) -> str:
+    """A source as stored: ``str(source)``, checked by :func:`checked_text`.
+
+    Examples:
+        >>> source_text("meta_ads")
+        'meta_ads'
+    """
+    return checked_text(str(source), "source")
+
+
+def key_text(key: object) -> str:
+    """A key as stored: ``str(key)``, checked by :func:`checked_text`, and without U+001F.
+
+    U+001F separates the keys of a partition's older text forms.
+
+    Examples:
+        >>> key_text(7)
+        '7'
+    """
+    text = checked_text(str(key), "key")
+    if "\x1f" in text:
+        raise ConfigurationError.for_option("key", text, "must not contain U+001F")
+    return text
+
+
 def period_text(period: object) -> str:
     """A period as stored: dates in ISO form (so text order is time order), others as ``str``.
 
@@ -325,4 +375,4 @@ def period_text(period: object) -> str:
     """
     if isinstance(period, (dt.date, dt.datetime)):
         return period.isoformat()
-    return str(period)
+    return checked_text(str(period), "period")

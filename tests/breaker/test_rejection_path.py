@@ -166,7 +166,7 @@ def test_fast_rejection_is_announced_to_a_listener() -> None:
 
 
 def test_system_clock_rejection_equals_admit_rejection_but_for_the_wait() -> None:
-    """With the system clock (read directly, not via the clock object) the error is admit()'s."""
+    """With the system clock (read directly, not via the clock object): admit()'s error."""
     breaker = CircuitBreaker(
         name="ads", trip=ConsecutiveFailures(threshold=2), open_duration=OpenDuration(seconds=600)
     )

@@ -8,19 +8,20 @@ outcome; no lock is held while the wrapped function runs.
 While a circuit is open every call is a rejection, by the million if the
 upstream stays down, so an open in-memory circuit is read by the wrappers
 themselves (see :func:`_open_fast_path`) and the error is raised from the
-wrapper's own frame: no further frame, no event nobody would see, and for the
-system clock no method lookup.
+wrapper's own frame: no further frame, no event nobody would see. The
+wrappers' frames hold as few cells as they can (the backend's and breaker's
+methods are looked up where called), since a rejection's traceback copies
+and frees the whole frame.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from resilient_pipeline._core import DEFAULT_CLOCK, OBSERVED, SYSTEM_CLOCK
+from resilient_pipeline._core import DEFAULT_CLOCK, OBSERVED
 from resilient_pipeline.exceptions import CircuitOpenError
 
 from ._events import CallRejected
@@ -38,7 +39,9 @@ _breaker_logger = logging.getLogger(CallRejected.logger_name)
 _new_error = cast(
     "Callable[[type[CircuitOpenError], str], CircuitOpenError]", BaseException.__new__
 )
-_DEBUG = logging.DEBUG
+# What the logger's cache holds while DEBUG is off: one ``in`` test of its
+# live items view answers "is DEBUG off, as far as the cache knows?".
+_DEBUG_OFF = (logging.DEBUG, False)
 
 
 def _debug_levels() -> dict[int, bool]:
@@ -81,24 +84,16 @@ def _open_fast_path(backend: BreakerBackend) -> tuple[Machine, itertools.count[i
 def guard(breaker: CircuitBreaker, fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` wrapped in ``breaker`` (sync); the decorator's and ``call``'s engine."""
     backend = breaker._backend
-    admit, record = backend.admit, backend.record
-    # An in-memory backend keeps the failure that trips it (CircuitOpenError.opened_by).
-    causes = isinstance(backend, MemoryBackend)
-    outcome_of, finished, announce = breaker._outcome, breaker._finished, breaker._announce
-    debug_level, observed = _debug_levels().get, OBSERVED
-    default, system, monotonic = DEFAULT_CLOCK, SYSTEM_CLOCK, time.monotonic
+    debug_cache, observed = _debug_levels().items(), OBSERVED
+    default = DEFAULT_CLOCK
     machine, rejections = _open_fast_path(backend)
     new = (CircuitOpenError, machine.name)
 
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        clock = breaker.clock or default[0]  # resolve_clock, inlined: the hot path
         if (
             machine.state == "open"
-            # The system clock's monotonic() is time.monotonic: called directly.
-            and (
-                wait := machine.open_until - (monotonic() if clock is system else clock.monotonic())
-            )
-            > 0.0
+            # resolve_clock, inlined (the hot path); no local for the clock here
+            and (wait := machine.open_until - (breaker.clock or default[0]).monotonic()) > 0.0
         ):
             # MemoryBackend.admit's open path, inlined (see _open_fast_path).
             next(rejections)
@@ -107,30 +102,33 @@ def guard(breaker: CircuitBreaker, fn: Callable[..., Any]) -> Callable[..., Any]
             error.trip_cause = backend.trip_cause  # type: ignore[attr-defined]  # state: "open"
             # DEBUG unknown (the logger's cache was cleared): announce, and the
             # log sink asks the logger, which fills the cache again.
-            if observed or breaker.on_event or debug_level(_DEBUG, True):
-                announce(error)
+            if observed or breaker.on_event or _DEBUG_OFF not in debug_cache:
+                breaker._announce(error)
             # The error's traceback holds this frame: the frame must not hold
             # the error, or each rejection leaves a cycle for the GC. Rebinding
             # inside the raise costs less than a try/finally around it.
             raise (error, error := None)[0]  # type: ignore[assignment]
-        ticket = admit(clock)
+        clock = breaker.clock or default[0]
+        ticket = backend.admit(clock)
         if ticket.__class__ is not int:
             raise (breaker._rejected(ticket), ticket := 0)[0]  # type: ignore[arg-type]
         started = clock.monotonic() if breaker._timed else None
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            outcome, hint = outcome_of(exc, None)
-            if causes and outcome == FAILURE:
-                record(ticket, outcome, clock, hint, exc)  # type: ignore[call-arg]
+            outcome, hint = breaker._outcome(exc, None)
+            # An in-memory backend keeps the failure that trips it (.opened_by); the
+            # test is made here, not once per wrapper: a cell less in every frame.
+            if outcome == FAILURE and isinstance(backend, MemoryBackend):
+                backend.record(ticket, outcome, clock, hint, exc)
             else:
-                record(ticket, outcome, clock, hint)
+                backend.record(ticket, outcome, clock, hint)
             raise
         if breaker._plain:
-            record(ticket, SUCCESS, clock, None)
+            backend.record(ticket, SUCCESS, clock, None)
         else:
-            outcome, hint = finished(result, started, clock)
-            record(ticket, outcome, clock, hint)
+            outcome, hint = breaker._finished(result, started, clock)
+            backend.record(ticket, outcome, clock, hint)
         return result
 
     return guarded
@@ -143,54 +141,47 @@ def aguard(
     backend = breaker._backend
     # A backend that never does I/O is called directly: no coroutine per step.
     direct = bool(getattr(backend, "nonblocking", False))
-    causes = isinstance(backend, MemoryBackend)  # keeps the failure that trips it
-    admit, record = backend.admit, backend.record
-    aadmit, arecord = backend.aadmit, backend.arecord
-    outcome_of, finished, announce = breaker._outcome, breaker._finished, breaker._announce
-    debug_level, observed = _debug_levels().get, OBSERVED
-    default, system, monotonic = DEFAULT_CLOCK, SYSTEM_CLOCK, time.monotonic
+    debug_cache, observed = _debug_levels().items(), OBSERVED
+    default = DEFAULT_CLOCK
     machine, rejections = _open_fast_path(backend)
     new = (CircuitOpenError, machine.name)
 
     async def guarded(*args: Any, **kwargs: Any) -> Any:
-        clock = breaker.clock or default[0]  # resolve_clock, inlined: the hot path
         if (
             machine.state == "open"
-            and (
-                wait := machine.open_until - (monotonic() if clock is system else clock.monotonic())
-            )
-            > 0.0
+            and (wait := machine.open_until - (breaker.clock or default[0]).monotonic()) > 0.0
         ):
             next(rejections)  # MemoryBackend.admit's open path, inlined: see guard()
             error = _new_error(*new)
             error.retry_after = wait
             error.trip_cause = backend.trip_cause  # type: ignore[attr-defined]
-            if observed or breaker.on_event or debug_level(_DEBUG, True):
-                announce(error)
+            if observed or breaker.on_event or _DEBUG_OFF not in debug_cache:
+                breaker._announce(error)
             raise (error, error := None)[0]  # type: ignore[assignment]  # no cycle: see guard()
-        ticket = admit(clock) if direct else await aadmit(clock)
+        clock = breaker.clock or default[0]
+        ticket = backend.admit(clock) if direct else await backend.aadmit(clock)
         if ticket.__class__ is not int:
             raise (breaker._rejected(ticket), ticket := 0)[0]  # type: ignore[arg-type]
         started = clock.monotonic() if breaker._timed else None
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            outcome, hint = outcome_of(exc, None)
-            if causes and outcome == FAILURE:
-                record(ticket, outcome, clock, hint, exc)  # type: ignore[call-arg]
+            outcome, hint = breaker._outcome(exc, None)
+            if outcome == FAILURE and isinstance(backend, MemoryBackend):  # see guard()
+                backend.record(ticket, outcome, clock, hint, exc)
             elif direct:
-                record(ticket, outcome, clock, hint)
+                backend.record(ticket, outcome, clock, hint)
             else:
-                await arecord(ticket, outcome, clock, hint)
+                await backend.arecord(ticket, outcome, clock, hint)
             raise
         if breaker._plain:
             outcome, hint = SUCCESS, None
         else:
-            outcome, hint = finished(result, started, clock)
+            outcome, hint = breaker._finished(result, started, clock)
         if direct:
-            record(ticket, outcome, clock, hint)
+            backend.record(ticket, outcome, clock, hint)
         else:
-            await arecord(ticket, outcome, clock, hint)
+            await backend.arecord(ticket, outcome, clock, hint)
         return result
 
     return guarded

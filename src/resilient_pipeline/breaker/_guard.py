@@ -48,9 +48,10 @@ def _debug_levels() -> dict[int, bool]:
     """The logger's ``isEnabledFor`` answers by level; a level missing: not cached yet.
 
     ``Logger.isEnabledFor`` answers from the logger's own cache, which
-    ``logging`` empties in place whenever a level changes; reading that cache
-    first spares every rejection two calls. Without it (another Python),
-    nothing is ever cached and the method itself answers.
+    ``logging`` empties in place whenever a level changes; testing that cache
+    spares every rejection two calls. Without it (another Python) the cache
+    here stays empty: every rejection is announced, and the log sink asks
+    the logger itself.
     """
     levels = getattr(_breaker_logger, "_cache", None)
     return levels if isinstance(levels, dict) else {}

@@ -21,6 +21,7 @@ pulled it in.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import re
 import subprocess
@@ -56,6 +57,12 @@ print(elapsed, len(ours), len(new))
 """
 
 
+# An installed package has its bytecode cached; a child told not to write .pyc
+# files (PYTHONDONTWRITEBYTECODE, set in some CI and sandbox shells) would
+# compile our sources on every run while the peers' site-packages come cached.
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def measure(statement: str) -> tuple[float, int, int]:
     """Seconds the statement took in a fresh interpreter, our modules and all modules it loaded."""
     out = subprocess.run(
@@ -63,6 +70,7 @@ def measure(statement: str) -> tuple[float, int, int]:
         check=True,
         capture_output=True,
         text=True,
+        env=CHILD_ENV,
     ).stdout.split()
     return float(out[0]), int(out[1]), int(out[2])
 
@@ -147,6 +155,7 @@ def importtime(statement: str) -> list[tuple[str, str, int, int]]:
         check=True,
         capture_output=True,
         text=True,
+        env=CHILD_ENV,
     ).stderr
     # -X importtime prints each module after its children, indented one level deeper.
     pending: dict[int, list[tuple[str, int, int]]] = defaultdict(list)

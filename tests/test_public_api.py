@@ -174,6 +174,34 @@ def test_import_is_lazy() -> None:
     assert expected == out.strip()
 
 
+def test_the_retry_path_imports_nothing_it_does_not_need() -> None:
+    """``from resilient_pipeline import retry_with_backoff`` loads no async, HTTP-date or DB module.
+
+    anyio only where an async sleep or cancel scope runs, email.utils and
+    datetime only for a Retry-After date, drivers only in their backends.
+    """
+    unwanted = [
+        "anyio",
+        "sniffio",
+        "typing_extensions",
+        "email.utils",
+        "datetime",
+        "asyncio",
+        "sqlite3",
+        "psycopg",
+        "redis",
+        "httpx",
+    ]
+    code = (
+        "import sys; from resilient_pipeline import retry_with_backoff; "
+        f"print([m for m in {unwanted!r} if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "[]" == out.strip()
+
+
 def test_unknown_top_level_name_is_an_attribute_error() -> None:
     """A mistyped name fails like any module attribute, naming itself."""
     with pytest.raises(AttributeError, match="no_such_name"):

@@ -551,10 +551,12 @@ class CircuitOpenError(RejectedError):
 
     # Slots, not the instance dict: rejections come by the thousand while a
     # circuit is open, and a dict built per error cost a tenth of a rejection.
-    # Whoever builds one without __init__ (the in-memory breaker) sets all three.
-    __slots__ = ("retry_after", "state", "trip_cause")
+    # Whoever builds one without __init__ (the in-memory breaker) sets both.
+    __slots__ = ("retry_after", "trip_cause")
 
-    state: str
+    # Nearly every rejection is "open": that state is the class's, so such an
+    # error costs no store for it; any other lives in the instance dict.
+    state: str = "open"
     retry_after: float | None
     # (description, class, epoch seconds): set by the breaker on each rejection
     # from what it stored once when it tripped, so a rejection costs one attribute.
@@ -563,7 +565,8 @@ class CircuitOpenError(RejectedError):
     def __init__(self, name: str, *, state: str = "open", retry_after: float | None = None) -> None:
         # Lean on purpose: most rejections are caught unprinted, so the
         # message is built by __str__ and the name lives in args.
-        self.state = state
+        if state != "open":
+            self.state = state
         self.retry_after = retry_after
         self.trip_cause = None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import pickle
 from typing import Any
 
@@ -162,3 +163,60 @@ def test_fast_rejection_is_announced_to_a_listener() -> None:
         through_decorator(breaker)
     rejected = [e for e in events if type(e).__name__ == "CallRejected"]
     assert [("ads", "open", 7.0)] == [(e.source, e.state, e.retry_after) for e in rejected]
+
+
+def test_system_clock_rejection_equals_admit_rejection_but_for_the_wait() -> None:
+    """With the system clock (read directly, not via the clock object): admit()'s error."""
+    breaker = CircuitBreaker(
+        name="ads", trip=ConsecutiveFailures(threshold=2), open_duration=OpenDuration(seconds=600)
+    )
+    for _ in range(2):
+        with contextlib.suppress(Down):
+            breaker.call(fail)
+    expected, actual = through_admit(breaker), through_decorator(breaker)
+    assert expected.retry_after is not None
+    assert actual.retry_after is not None
+    assert 0 < actual.retry_after <= expected.retry_after <= 600
+    assert fields(expected)[:2] + fields(expected)[3:7] == fields(actual)[:2] + fields(actual)[3:7]
+
+
+@given(
+    name=st.text(min_size=1, max_size=300),
+    state=st.sampled_from(["open", "half_open", "forced_open"]) | st.text(max_size=20),
+    retry_after=st.none() | st.floats(allow_nan=True, allow_infinity=True),
+)
+def test_constructed_error_reads_back_and_pickles_whatever_the_state(
+    name: str, state: str, retry_after: float | None
+) -> None:
+    """Any state, "open" from the class or another in the instance dict, reads back and pickles."""
+    error = CircuitOpenError(name, state=state, retry_after=retry_after)
+    assert (name, state, (name,)) == (error.name, error.state, error.args)
+    assert error.retry_after is retry_after
+    assert ("state" in vars(error)) == (state != "open")
+    clone = pickle.loads(pickle.dumps(error))
+    assert (name, state, (name,)) == (clone.name, clone.state, clone.args)
+    assert repr(retry_after) == repr(clone.retry_after)
+    assert str(error) == str(clone)
+
+
+def test_fast_rejection_keeps_no_instance_dict() -> None:
+    """An open-circuit rejection stores its wait and cause in slots; its state is the class's."""
+    error = through_decorator(tripped(FakeClock()))
+    assert {} == vars(error)
+    assert "open" == error.state
+
+
+@pytest.mark.parametrize("level", [logging.DEBUG, logging.INFO])
+def test_rejection_is_logged_exactly_when_debug_is_on_after_a_level_change(
+    level: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a level change empties the logger's cache, a rejection is logged only at DEBUG."""
+    breaker = tripped(FakeClock())
+    through_decorator(breaker)  # fills the cache at the default level
+    logger = logging.getLogger("resilient_pipeline.breaker")
+    with caplog.at_level(level, logger="resilient_pipeline.breaker"):
+        through_decorator(breaker)
+        through_decorator(breaker)  # the cache filled again by the first
+    rejected = [r for r in caplog.records if "rejected a call" in r.getMessage()]
+    assert (2 if level == logging.DEBUG else 0) == len(rejected)
+    assert logger.isEnabledFor(logging.DEBUG) is False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from datetime import timezone
 
 from ._clock import get_default_clock
 
@@ -40,6 +39,7 @@ def parse_retry_after(value: str | bytes | None, *, now: float | None = None) ->
         return None
     if text.isascii() and text.isdigit():
         return float(int(text))
+    from datetime import timezone  # like email.utils: only dates need it
     from email.utils import parsedate_to_datetime  # 15-20 ms to import; dates are rare
 
     try:

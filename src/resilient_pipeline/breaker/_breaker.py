@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-import itertools
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -19,9 +18,6 @@ from typing import Any, ClassVar, ParamSpec, TypeVar, cast, overload
 import attrs
 
 from resilient_pipeline._core import (
-    DEFAULT_CLOCK,
-    DEFAULT_HANDLERS,
-    GLOBAL_HANDLERS,
     OBSERVED,
     Clock,
     Event,
@@ -36,7 +32,8 @@ from resilient_pipeline._core import (
 from resilient_pipeline.exceptions import CircuitOpenError, ConfigurationError, RejectedError
 
 from ._events import CallRejected, CircuitStatistics, State
-from ._machine import FAILURE, IGNORED, SUCCESS, Machine
+from ._guard import aguard, guard
+from ._machine import FAILURE, IGNORED, SUCCESS
 from ._memory import MemoryBackend
 from ._policy import (
     BreakerConfig,
@@ -53,40 +50,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _breaker_logger = logging.getLogger(CallRejected.logger_name)
-# CircuitOpenError(name) without its Python-level __init__ (see the guards).
-_new_error = cast(
-    "Callable[[type[CircuitOpenError], str], CircuitOpenError]", BaseException.__new__
-)
-
-
-_DEBUG = logging.DEBUG
-
-
-def _debug_levels() -> dict[int, bool]:
-    """The logger's ``isEnabledFor`` answers by level; a level missing: not cached yet.
-
-    ``Logger.isEnabledFor`` answers from the logger's own cache, which
-    ``logging`` empties in place whenever a level changes; reading that cache
-    first spares every rejection two calls. Without it (another Python),
-    nothing is ever cached and the method itself answers.
-    """
-    levels = getattr(_breaker_logger, "_cache", None)
-    return levels if isinstance(levels, dict) else {}
-
-
-def _open_fast_path(backend: BreakerBackend) -> tuple[Machine | None, itertools.count[int]]:
-    """The in-memory state machine and rejection counter the guards read directly.
-
-    While a circuit is open every call is a rejection, and calling
-    ``MemoryBackend.admit`` was a tenth of one: the guards read the open
-    state themselves, lock-free like ``admit`` (one attribute read is atomic;
-    a call that sees "open" is rejected as if it came just before a
-    concurrent change). Every other state, and every other backend, goes
-    through ``admit``. ``(None, ...)`` when the backend is not in memory.
-    """
-    if isinstance(backend, MemoryBackend):
-        return backend.machine, backend.rejections
-    return None, itertools.count()
 
 
 def _name(value: object) -> str:
@@ -220,11 +183,7 @@ class CircuitBreaker:
     def _rejected(self, error: CircuitOpenError) -> CircuitOpenError:
         # Rejections can come by the million while open: skip building the
         # event when nobody would see it.
-        if (
-            self.on_event
-            or GLOBAL_HANDLERS[0] != DEFAULT_HANDLERS
-            or _breaker_logger.isEnabledFor(logging.DEBUG)
-        ):
+        if OBSERVED or self.on_event or _breaker_logger.isEnabledFor(logging.DEBUG):
             self._announce(error)
         return error
 
@@ -270,130 +229,6 @@ class CircuitBreaker:
             return FAILURE, None
         return outcome, hint
 
-    # -- the guarded wrappers: the one place the sync and async paths live ---------
-    def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """``fn`` wrapped in this breaker (sync); the decorator's and ``call``'s engine."""
-        backend = self._backend
-        admit, record = backend.admit, backend.record
-        # An in-memory backend keeps the failure that trips it (CircuitOpenError.opened_by).
-        causes = isinstance(backend, MemoryBackend)
-        outcome_of, finished, announce = self._outcome, self._finished, self._announce
-        debug_on = functools.partial(_breaker_logger.isEnabledFor, logging.DEBUG)
-        levels, observed = _debug_levels(), OBSERVED
-        default = DEFAULT_CLOCK
-        breaker = self
-        machine, rejections = _open_fast_path(backend)
-
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            clock = breaker.clock or default[0]  # resolve_clock, inlined: the hot path
-            ticket: int | CircuitOpenError
-            if (
-                machine is not None
-                and machine.state == "open"
-                and (now := clock.monotonic()) < machine.open_until
-            ):
-                # MemoryBackend.admit's open path, inlined (see _open_fast_path).
-                next(rejections)
-                ticket = _new_error(CircuitOpenError, machine.name)
-                ticket.state = "open"
-                ticket.retry_after = machine.open_until - now
-                ticket.trip_cause = backend.trip_cause  # type: ignore[attr-defined]
-            else:
-                ticket = admit(clock)
-            if ticket.__class__ is not int:
-                # _rejected, inlined: the rejection path is hot while open.
-                try:
-                    logged = levels[_DEBUG]  # a subscript costs less than a call
-                except KeyError:
-                    logged = debug_on()
-                if logged or breaker.on_event or observed:
-                    announce(ticket)  # type: ignore[arg-type]
-                # The error's traceback holds this frame: the frame must not hold
-                # the error, or each rejection leaves a cycle for the GC. Rebinding
-                # inside the raise costs less than a try/finally around it.
-                raise (ticket, ticket := 0)[0]  # type: ignore[misc]
-            started = clock.monotonic() if breaker._timed else None
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                outcome, hint = outcome_of(exc, None)
-                if causes and outcome == FAILURE:
-                    record(ticket, outcome, clock, hint, exc)  # type: ignore[call-arg]
-                else:
-                    record(ticket, outcome, clock, hint)
-                raise
-            if breaker._plain:
-                record(ticket, SUCCESS, clock, None)
-            else:
-                outcome, hint = finished(result, started, clock)
-                record(ticket, outcome, clock, hint)
-            return result
-
-        return guarded
-
-    def _aguard(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        """``fn`` wrapped in this breaker (async, asyncio or trio)."""
-        backend = self._backend
-        # A backend that never does I/O is called directly: no coroutine per step.
-        direct = bool(getattr(backend, "nonblocking", False))
-        causes = isinstance(backend, MemoryBackend)  # keeps the failure that trips it
-        admit, record = backend.admit, backend.record
-        aadmit, arecord = backend.aadmit, backend.arecord
-        outcome_of, finished, announce = self._outcome, self._finished, self._announce
-        debug_on = functools.partial(_breaker_logger.isEnabledFor, logging.DEBUG)
-        levels, observed = _debug_levels(), OBSERVED
-        default = DEFAULT_CLOCK
-        breaker = self
-        machine, rejections = _open_fast_path(backend)
-
-        async def guarded(*args: Any, **kwargs: Any) -> Any:
-            clock = breaker.clock or default[0]
-            ticket: int | CircuitOpenError
-            if (
-                machine is not None
-                and machine.state == "open"
-                and (now := clock.monotonic()) < machine.open_until
-            ):
-                next(rejections)  # MemoryBackend.admit's open path, inlined: see _guard
-                ticket = _new_error(CircuitOpenError, machine.name)
-                ticket.state = "open"
-                ticket.retry_after = machine.open_until - now
-                ticket.trip_cause = backend.trip_cause  # type: ignore[attr-defined]
-            else:
-                ticket = admit(clock) if direct else await aadmit(clock)
-            if ticket.__class__ is not int:
-                # _rejected, inlined: the rejection path is hot while open.
-                try:
-                    logged = levels[_DEBUG]  # a subscript costs less than a call
-                except KeyError:
-                    logged = debug_on()
-                if logged or breaker.on_event or observed:
-                    announce(ticket)  # type: ignore[arg-type]
-                raise (ticket, ticket := 0)[0]  # type: ignore[misc]  # no cycle: see _guard
-            started = clock.monotonic() if breaker._timed else None
-            try:
-                result = await fn(*args, **kwargs)
-            except BaseException as exc:
-                outcome, hint = outcome_of(exc, None)
-                if causes and outcome == FAILURE:
-                    record(ticket, outcome, clock, hint, exc)  # type: ignore[call-arg]
-                elif direct:
-                    record(ticket, outcome, clock, hint)
-                else:
-                    await arecord(ticket, outcome, clock, hint)
-                raise
-            if breaker._plain:
-                outcome, hint = SUCCESS, None
-            else:
-                outcome, hint = finished(result, started, clock)
-            if direct:
-                record(ticket, outcome, clock, hint)
-            else:
-                await arecord(ticket, outcome, clock, hint)
-            return result
-
-        return guarded
-
     # -- the call form -------------------------------------------------------------
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` through the breaker.
@@ -405,7 +240,7 @@ class CircuitBreaker:
             >>> CircuitBreaker(name="ads").call(len, [1, 2, 3])
             3
         """
-        return cast("T", self._guard(fn)(*args, **kwargs))
+        return cast("T", guard(self, fn)(*args, **kwargs))
 
     async def acall(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Await ``fn(*args, **kwargs)`` through the breaker (asyncio or trio).
@@ -417,7 +252,7 @@ class CircuitBreaker:
             >>> anyio.run(CircuitBreaker(name="ads").acall, fetch)
             'ok'
         """
-        return cast("T", await self._aguard(fn)(*args, **kwargs))
+        return cast("T", await aguard(self, fn)(*args, **kwargs))
 
     # -- the decorator form --------------------------------------------------------
     @overload
@@ -429,8 +264,8 @@ class CircuitBreaker:
         if not callable(fn):
             raise TypeError(f"CircuitBreaker decorates callables, not {fn!r}")
         if inspect.iscoroutinefunction(fn):
-            return functools.wraps(fn)(self._aguard(fn))
-        return functools.wraps(fn)(self._guard(fn))
+            return functools.wraps(fn)(aguard(self, fn))
+        return functools.wraps(fn)(guard(self, fn))
 
     # -- the context-manager form -------------------------------------------------
     def _entered(self, ticket: int | CircuitOpenError, clock: Clock) -> None:

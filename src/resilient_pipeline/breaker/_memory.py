@@ -66,8 +66,7 @@ class MemoryBackend:
             next(self.rejections)
             # CircuitOpenError(name, retry_after=...) without the Python-level
             # __init__ call, which costs more than the rest of a rejection.
-            error = _new_error(CircuitOpenError, machine.name)
-            error.state = "open"
+            error = _new_error(CircuitOpenError, machine.name)  # state: the class's "open"
             error.retry_after = machine.open_until - now
             error.trip_cause = self.trip_cause
             return error

@@ -85,16 +85,24 @@ def _decorate_sync(policy: RetryPolicy, fn: Callable[P, T]) -> Callable[P, T]:
     observed = OBSERVED  # non-empty while anyone but the log sink listens
     if check is None:
 
+        def slow(error: Exception | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+            """All but an unobserved success: a timed call (``None``), or retries after ``error``.
+
+            Out of ``plain`` so that its frame holds three cells: the success
+            path pays for every cell and local of its frame.
+            """
+            call = Call(policy, source, timed=error is None)
+            return cast("T", _retry_sync(call, fn, args, kwargs, error, NO_RESULT))
+
         @functools.wraps(fn)
         def plain(*args: P.args, **kwargs: P.kwargs) -> T:
             if observed:
-                return timed(*args, **kwargs)
+                return slow(None, args, kwargs)
             try:
                 return fn(*args, **kwargs)
             except Exception as exc:
-                error = exc
-            call = Call(policy, source, timed=False)
-            return cast("T", _retry_sync(call, fn, args, kwargs, error, NO_RESULT))
+                error = exc  # the retries run outside the except: no implicit chaining
+            return slow(error, args, kwargs)
 
         return plain
 

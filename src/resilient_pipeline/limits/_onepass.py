@@ -30,7 +30,8 @@ Compositions the frame does not cover keep the layered path (``None`` from
 is user code that runs under the overall deadline), a Redis bulkhead, a timed
 retry (its own deadline, attempt timeout or budget, ``retry_on_result``,
 handlers), a thread-mode timeout, parts on different clocks, and an async
-overall deadline without a timeout (its cancel scope spans the waits).
+overall deadline without both a retry and a timeout (it has a cancel scope of
+its own then, around the limiter's and bulkhead's waits too).
 """
 
 from __future__ import annotations
@@ -109,8 +110,8 @@ def one_pass(
         return None
     if not _plain(retry) or (timeout is not None and timeout.sync != "cooperative"):
         return None
-    if is_coroutine and deadline is not None and timeout is None:
-        return None
+    if is_coroutine and deadline is not None and (timeout is None or retry is None):
+        return None  # the overall deadline has a cancel scope of its own, around the waits
     shared, clock = _shared_clock(deadline, timeout, limiter)
     if not shared:
         return None

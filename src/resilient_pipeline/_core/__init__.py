@@ -13,7 +13,7 @@ Other packages import from here, never from the modules behind it.
 
 from __future__ import annotations
 
-from ._cancel import armed, cancel_scope
+from ._cancel import armed, cancel_scope, never_suspends
 from ._clock import (
     DEFAULT_CLOCK,
     SYSTEM_CLOCK,
@@ -98,6 +98,7 @@ __all__ = [
     "is_permanent",
     "is_secret_name",
     "log_event",
+    "never_suspends",
     "non_empty_str",
     "normalize_handlers",
     "number",

@@ -2,7 +2,9 @@
 
 * ``cancel_scope()``: ``anyio.CancelScope()`` without the backend lookup on every call;
 * ``armed()``: await a call inside an entered scope, setting the scope's
-  deadline only if the call suspends.
+  deadline only if the call suspends;
+* ``never_suspends()``: whether a coroutine function can suspend at all: one
+  that cannot can never be cancelled, and needs no scope.
 
 ``anyio.CancelScope()`` first finds out which event loop runs (sniffio, then
 the backend registry) and only then builds the backend's scope: two thirds of
@@ -15,6 +17,7 @@ public constructor is used as it is.
 
 from __future__ import annotations
 
+import dis
 import sys
 import types
 from collections.abc import Awaitable, Generator
@@ -27,7 +30,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-__all__ = ["armed", "cancel_scope"]
+__all__ = ["armed", "cancel_scope", "never_suspends"]
+
+_CO_COROUTINE = 0x0080  # inspect.CO_COROUTINE, without importing inspect
+# The opcodes a coroutine suspends at: YIELD_FROM is Python 3.10's ``await``.
+_SUSPENDS = frozenset({"YIELD_VALUE", "YIELD_FROM"})
 
 # The asyncio backend's CancelScope class, per type of running asyncio loop.
 _ASYNCIO_SCOPES: dict[type[Any], Any] = {}
@@ -102,3 +109,33 @@ def armed(
                 signal = steps.send(sent)
             except StopIteration as done:
                 return cast("T", done.value)
+
+
+def never_suspends(fn: object) -> types.CodeType | None:
+    """The code of ``fn`` if it is a coroutine function whose body never suspends, else ``None``.
+
+    A coroutine suspends only at a ``YIELD_VALUE`` of its own frame (every
+    ``await``, ``async for`` and ``async with`` compiles to one; to a
+    ``YIELD_FROM`` on Python 3.10); a body with
+    none runs to its end at the first step, where no cancel scope can
+    interrupt it, so a scope around it would only cost. Only plain Python
+    functions are judged; anything else (a partial, a callable object, a
+    decorated function that awaits) may suspend. Compare the code returned
+    with ``fn.__code__`` at call time: code can be replaced.
+
+    Examples:
+        >>> async def cached() -> int:
+        ...     return 1
+        >>> async def fetched() -> None:
+        ...     await something()
+        >>> never_suspends(cached) is cached.__code__, never_suspends(fetched)
+        (True, None)
+    """
+    if type(fn) is not types.FunctionType:
+        return None
+    code = fn.__code__
+    if not code.co_flags & _CO_COROUTINE:
+        return None
+    if any(op.opname in _SUSPENDS for op in dis.get_instructions(code)):
+        return None
+    return code

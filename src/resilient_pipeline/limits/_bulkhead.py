@@ -217,13 +217,19 @@ class Bulkhead:
 
     def release(self) -> None:
         """Give a slot back: to the first queued caller, or to the pool."""
-        with self._lock:
+        # acquire() / release() rather than ``with``: the same, for half the
+        # instructions; this runs after every call.
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._queue:
                 waiter = self._queue.popleft()
                 waiter.granted = True  # the slot passes on; in_flight is unchanged
                 waiter.wake()
             else:
                 self._counts.in_flight -= 1
+        finally:
+            lock.release()
 
     def _wait_budget(self) -> tuple[float, bool]:
         """Seconds a caller may queue; ``True`` when the shared deadline binds, not the timeout."""

@@ -22,6 +22,7 @@ from resilient_pipeline.retry import RetryPolicy, decorate
 
 from ._fallback import Fallback
 from ._fused import fusable_bulkhead, fusable_limiter, outer, per_attempt
+from ._onepass import one_pass
 from ._timeout import Timeout
 from ._trail import numbered
 
@@ -202,6 +203,10 @@ class ResiliencePolicy:
 
     def __call__(self, fn: Callable[P, T], /) -> Callable[P, T]:
         """Decorate ``fn`` (sync or async) with every configured layer."""
+        return self._build(fn, one_frame=True)
+
+    def _build(self, fn: Callable[P, T], *, one_frame: bool) -> Callable[P, T]:
+        """The composition; ``one_frame=False`` keeps the layers alone (the tests' reference)."""
         check_callable(fn, "resilient")
         source = source_of(self.name, fn)
         wrapped = fn
@@ -281,13 +286,30 @@ class ResiliencePolicy:
         # retry or the per-attempt timeout) and every wait and sleep stops at
         # it, so the overall layer only tightens the deadline: it needs no
         # cancel scope (one costs more than a whole retry) and joins the outer frame.
-        return outer(
+        general = outer(
             wrapped,
             source=source,
             fallback=fallback,
             deadline=overall,
             is_coroutine=is_coroutine,
         )
+        # The success path in one frame, when the parts allow it (see _onepass);
+        # it goes on with the layers above whenever a call leaves that path.
+        if self.breaker is not None or not one_frame:
+            return general
+        fast = one_pass(
+            fn,
+            general,
+            source=source,
+            fallback=fallback,
+            deadline=None if self.deadline is None else Timeout(self.deadline, clock=clock),
+            retry=retry,  # with the overall deadline in it, if the retry enforces it
+            limiter=self.rate_limiter,
+            bulkhead=self.bulkhead,
+            timeout=timeout,
+            is_coroutine=is_coroutine,
+        )
+        return general if fast is None else fast
 
 
 def resilient(

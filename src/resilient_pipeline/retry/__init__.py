@@ -19,7 +19,7 @@ from resilient_pipeline._core import default_retry_after, parse_retry_after
 
 from ._api import retry_with_backoff, retrying
 from ._budget import RetryBudget, RetryBudgetStatistics
-from ._decorator import Attempt, Retrying, decorate
+from ._decorator import Attempt, Retrying, aresume, decorate, resume
 from ._events import CallFinished, RetryExhausted, RetryScheduled, RetrySucceeded
 from ._policy import Jitter, RetryAfterExtractor, RetryOptions, RetryPolicy
 
@@ -36,9 +36,11 @@ __all__ = [
     "RetryScheduled",
     "RetrySucceeded",
     "Retrying",
+    "aresume",
     "decorate",
     "default_retry_after",
     "parse_retry_after",
+    "resume",
     "retry_with_backoff",
     "retrying",
 ]

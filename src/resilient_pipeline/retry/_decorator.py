@@ -20,7 +20,7 @@ from resilient_pipeline.exceptions import ConfigurationError, DeadlineExceededEr
 from ._engine import NO_RESULT, Call
 from ._policy import RetryPolicy
 
-__all__ = ["Attempt", "Retrying", "decorate"]
+__all__ = ["Attempt", "Retrying", "aresume", "decorate", "resume"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -66,6 +66,35 @@ def _retry_sync(
         if error is None and (check is None or not call.rejects(result)):
             call.succeeded()
             return result
+
+
+def resume(
+    policy: RetryPolicy,
+    source: str,
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    error: Exception,
+) -> T:
+    """Go on retrying ``fn`` after a first attempt, run by the caller, raised ``error``.
+
+    What the decorator's untimed fast path does once its first attempt
+    failed, for callers that ran that attempt in their own frame (the fused
+    success path of ``resilient()``): the same decisions, events and notes.
+    ``policy`` must be untimed (no deadline, attempt timeout or budget).
+
+    Examples:
+        >>> calls = []
+        >>> def flaky() -> str:
+        ...     calls.append(1)
+        ...     return "ok"
+        >>> resume(RetryPolicy(base_delay=0), "flaky", flaky, (), {}, ConnectionError("reset"))
+        'ok'
+        >>> len(calls)
+        1
+    """
+    call = Call(policy, source, timed=False)
+    return cast("T", _retry_sync(call, fn, args, kwargs, error, NO_RESULT))
 
 
 def _decorate_sync(policy: RetryPolicy, fn: Callable[P, T]) -> Callable[P, T]:
@@ -184,6 +213,30 @@ async def _retry_async(
             return result
 
 
+async def aresume(
+    policy: RetryPolicy,
+    source: str,
+    fn: Callable[..., Awaitable[T]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    error: Exception,
+    *,
+    cancel: bool = True,
+) -> T:
+    """Async twin of :func:`resume` (``cancel``: as for :func:`decorate`).
+
+    Examples:
+        >>> import anyio
+        >>> async def fetch() -> str:
+        ...     return "ok"
+        >>> anyio.run(lambda: aresume(RetryPolicy(), "fetch", fetch, (), {}, OSError("reset")))
+        'ok'
+    """
+    call = Call(policy, source, timed=False)
+    call.cancel = cancel
+    return cast("T", await _retry_async(call, fn, args, kwargs, error, NO_RESULT))
+
+
 def _decorate_async(
     policy: RetryPolicy, fn: Callable[P, Awaitable[T]], cancel: bool
 ) -> Callable[P, Awaitable[T]]:
@@ -216,8 +269,7 @@ def _decorate_async(
             return await fn(*args, **kwargs)
         except Exception as exc:
             error = exc
-        call = new_call(timed=False)
-        return cast("T", await _retry_async(call, fn, args, kwargs, error, NO_RESULT))
+        return await aresume(policy, source, fn, args, kwargs, error, cancel=cancel)
 
     return plain
 

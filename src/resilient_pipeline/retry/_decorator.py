@@ -120,8 +120,9 @@ def _decorate_sync(policy: RetryPolicy, fn: Callable[P, T]) -> Callable[P, T]:
             Out of ``plain`` so that its frame holds three cells: the success
             path pays for every cell and local of its frame.
             """
-            call = Call(policy, source, timed=error is None)
-            return cast("T", _retry_sync(call, fn, args, kwargs, error, NO_RESULT))
+            if error is None:
+                return timed(*args, **kwargs)
+            return resume(policy, source, fn, args, kwargs, error)
 
         @functools.wraps(fn)
         def plain(*args: P.args, **kwargs: P.kwargs) -> T:

@@ -180,8 +180,7 @@ def _awaiting(samples: dict[str, list[float]]) -> str:
     """The ratio for a body that awaits once (it keeps the cancel scope): not the goal's body."""
     if AWAITS not in samples:
         return ""
-    pairs = zip(samples[AWAITS], samples[TENACITY_AWAITS], strict=True)
-    ratio = statistics.median(o / p for o, p in pairs)
+    ratio = ratio_goal("", "", samples, ours=AWAITS, peer=TENACITY_AWAITS, limit=0.0).ratio
     return f"; a body that awaits once: {ratio:.2f}x (not the goal's body)"
 
 

@@ -84,10 +84,6 @@ def periods_of(start: object, end: object, periods: Iterable[object] | None) -> 
     )
 
 
-# Joins a period's keys in gaps(); a key containing it is rejected by Partition.
-_SEPARATOR = "\x1f"
-
-
 def _worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -818,7 +814,7 @@ class PartitionLedger:
                 concat = "string_agg" if tx.dialect == "postgres" else "group_concat"
                 rows = tx.fetchall(
                     self._sql(tx, q.SUCCEEDED_IN_RANGE, concat=concat),
-                    (_SEPARATOR, q.source_text(source), wanted[0], wanted[-1]),
+                    (q.SEPARATOR, q.source_text(source), wanted[0], wanted[-1]),
                 )
                 others = tx.fetchall(
                     self._sql(tx, q.NOT_SUCCEEDED_IN_RANGE, columns=", ".join(q.COLUMNS), only=""),
@@ -830,7 +826,7 @@ class PartitionLedger:
         gaps: list[PartitionRecord] = []
         for period in wanted:
             joined = done.get(period)
-            missing = expected - set(joined.split(_SEPARATOR)) if joined else expected
+            missing = expected - set(joined.split(q.SEPARATOR)) if joined else expected
             for key in key_list:
                 if key not in missing:
                     continue

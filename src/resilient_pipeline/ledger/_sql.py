@@ -16,6 +16,7 @@ from resilient_pipeline.exceptions import ConfigurationError
 __all__ = [
     "ADDED_COLUMNS",
     "COLUMNS",
+    "SEPARATOR",
     "add_column",
     "checked_text",
     "ddl",
@@ -301,17 +302,16 @@ def listed(
     if dialect == "postgres" or not values or sum(map(len, values)) + len(values) > _SHORT:
         return one_of(column, values, dialect, placeholder)
     flat = "".join(values)
-    if _SEPARATOR in flat or "\x00" in flat:
+    if SEPARATOR in flat or "\x00" in flat:
         return one_of(column, values, dialect, placeholder)
     # column is one of two names, the placeholder the store's; the values are a parameter
     member = (
         f" AND instr({placeholder}, char(31) || {column} || char(31)) > 0"
         f" AND instr({column}, char(31)) = 0"
     )
-    return member, f"{_SEPARATOR}{_SEPARATOR.join(values)}{_SEPARATOR}"
+    return member, f"{SEPARATOR}{SEPARATOR.join(values)}{SEPARATOR}"
 
 
-_SEPARATOR = "\x1f"
 _SHORT = 4096
 
 
@@ -319,6 +319,10 @@ def _text_array(values: list[str]) -> str:
     """PostgreSQL's literal of a ``text[]``: every element quoted, ``\\`` and ``"`` escaped."""
     quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
     return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
+
+
+# Joins a period's keys in gaps() and the values of a short claim list; a key may not hold it.
+SEPARATOR = "\x1f"
 
 
 def checked_text(text: str, option: str) -> str:
@@ -361,7 +365,7 @@ def key_text(key: object) -> str:
         '7'
     """
     text = checked_text(str(key), "key")
-    if "\x1f" in text:
+    if SEPARATOR in text:
         raise ConfigurationError.for_option("key", text, "must not contain U+001F")
     return text
 

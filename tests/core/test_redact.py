@@ -197,3 +197,26 @@ def test_no_quantifier_is_nested_in_another(name: str) -> None:
         if high > 1 and _repeats(body, parser)
     ]
     assert [] == nested
+
+
+@given(
+    st.text(max_size=140)
+    | st.sampled_from(["2026-11-28", "act_7", "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "token=abc"])
+)
+def test_a_text_asked_again_gets_the_same_answer(text: str) -> None:
+    """The clean-text cache changes no answer: first call, second call, and with it emptied."""
+    first = redact(text)
+    again = redact(text)
+    _redact._CLEAN.clear()
+    assert first == again == redact(text)
+    assert (text in _redact._CLEAN) == (first == text and len(text) <= _redact._CLEAN_LENGTH)
+
+
+def test_only_texts_without_a_secret_are_kept() -> None:
+    """A text that held a secret is never kept; the cache stays bounded."""
+    _redact._CLEAN.clear()
+    assert "token=***" == redact("token=abc")
+    assert "token=abc" not in _redact._CLEAN
+    for n in range(_redact._CLEAN_SIZE + 10):
+        redact(f"plain {n}")
+    assert len(_redact._CLEAN) <= _redact._CLEAN_SIZE

@@ -359,15 +359,17 @@ class _Run:
         claimed: Claimed,
         payload: Any,
         t0: float,
-        then: Callable[[Transaction, Success], list[Claimed]] | None = None,
+        then: Callable[[Transaction, Success, bool], list[Claimed] | None] | None = None,
         give_back: Callable[[int], None] | None = None,
-    ) -> tuple[Outcome, list[Claimed]]:
+    ) -> tuple[Outcome, list[Claimed] | None]:
         """Write the payload and mark the partition succeeded, in one unit of work.
 
         ``then(tx, success)`` records the success and claims the worker's next
         partition in that same unit of work: one commit per partition instead
         of two (the claim holds only if the data commits), and on PostgreSQL
-        one statement. Returns the outcome and what ``then`` claimed. When the
+        one statement. ``then``'s last argument says whether nothing follows it
+        in the unit of work (it may commit). Returns the outcome and what
+        ``then`` claimed (``None``: no claim was tried to the end). When the
         unit of work fails after ``then`` claimed, those claims rolled back
         with it: ``give_back(n)`` returns them to the run's ``limit``.
         """
@@ -384,9 +386,9 @@ class _Run:
         measure = _measure_of(self.measure, payload)
         look_up = False  # whether another worker may have quarantined this unit meanwhile
 
-        def once() -> tuple[Outcome, list[Claimed]]:
+        def once() -> tuple[Outcome, list[Claimed] | None]:
             nonlocal look_up
-            following: list[Claimed] = []
+            following: list[Claimed] | None = []
             try:
                 with unit_of_work(ledger.store, name=f"collect {partition}") as tx:
                     look_up = self._may_be_quarantined(tx, claimed)
@@ -399,7 +401,8 @@ class _Run:
                     if then is None:
                         ledger._record(tx, success)
                     else:
-                        following = then(tx, success)
+                        discard_here = look_up and self._sink_in_store()
+                        following = then(tx, success, not discard_here)
                     if look_up and self._sink_in_store():
                         # In the data's unit of work: the records go if and only if it commits.
                         self._discard_unit_records(partition, tx)
@@ -770,8 +773,14 @@ async def abackfill(
         with claims_lock:
             claims[0] -= n
 
-    def claim_in(tx: Transaction | None, after: Success | None = None) -> list[Claimed]:
-        """This worker's next partition: alone, or in ``tx`` after recording ``after``."""
+    def claim_in(
+        tx: Transaction | None, after: Success | None = None, last: bool = False
+    ) -> list[Claimed] | None:
+        """This worker's next partition: alone, or in ``tx`` after recording ``after``.
+
+        ``last``: nothing follows in ``tx``, so the claim may commit it. ``None``:
+        it did, before every group of claimable partitions was tried.
+        """
         with claims_lock:
             spent = limit is not None and claims[0] >= limit
             if not spent:
@@ -807,10 +816,13 @@ async def abackfill(
                     include_exhausted,
                     claim_recheck,
                     after=after,
+                    commit=last,
                 )
         finally:
             if not claimed:  # nothing taken (or the claim failed): the budget is not spent
                 give_back(1)
+        if not claimed and tx is not None and tx.committed:
+            return None  # only pending work was looked for: the worker claims alone next
         return claimed
 
     @contextlib.contextmanager
@@ -833,9 +845,11 @@ async def abackfill(
                 run.in_flight.discard(partition)
                 run.traces.pop(partition, None)
 
-    def committed(claimed: Claimed, outcome: Outcome, following: list[Claimed]) -> list[Claimed]:
+    def committed(
+        claimed: Claimed, outcome: Outcome, following: list[Claimed] | None
+    ) -> list[Claimed] | None:
         # In flight from the claim on: the heartbeat renews it from now.
-        run.in_flight.update(c.partition for c in following)
+        run.in_flight.update(c.partition for c in following or ())
         run.collected.append((claimed.partition, outcome))
         return following
 
@@ -872,7 +886,7 @@ async def abackfill(
     def claim_alone() -> list[Claimed] | None:
         """A claim in its own transaction; ``None`` when the ledger cannot be reached."""
         try:
-            claimed = _WRITE_RETRY(claim_in)(None)
+            claimed = _WRITE_RETRY(claim_in)(None) or []  # alone: never None
         except Exception as exc:  # the ledger is unreachable: this worker stops, the run reports
             run.errors.append(f"claiming a partition failed: {describe_error(exc)}")
             return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from resilient_pipeline.exceptions import LeaseLostError, StoreError
 from resilient_pipeline.storage import Transaction
 
 from . import _sql as q
@@ -49,8 +50,16 @@ def claim(
     include_exhausted: bool,
     recheck: list[str] | None,
     after: _Success | None = None,
+    commit: bool = False,
 ) -> list[Claimed]:
-    """Lease up to ``limit`` claimable partitions in ``tx``; record the success ``after`` first."""
+    """Lease up to ``limit`` claimable partitions in ``tx``; record the success ``after`` first.
+
+    ``commit``: nothing else follows in ``tx``, so on PostgreSQL the success
+    and the claim of pending work may go with ``COMMIT`` in one round trip.
+    When they did (``tx.committed``), only pending partitions were looked
+    for: fewer than ``limit`` claimed means the other groups are still to
+    try, in a transaction of their own.
+    """
     now = ledger._now()
     condition, only_params = ledger._only(tx, keys, periods)
     leased = tx.dialect == "postgres"  # every group found and leased by one statement
@@ -81,12 +90,28 @@ def claim(
         )
         found = (source, *params, lo, hi, *only_params)
         if after is not None:
-            result = tx.fetchall(statement, (*after.params, ledger.worker_id, *lease, *found))
+            bound = (*after.params, ledger.worker_id, *lease, *found)
+            # A restatement's row follows the success: then the commit cannot come with it.
+            last = commit and after.outcome != "restated"
+            try:
+                if last:
+                    result = tx.fetchall_and_commit(statement, bound)
+                else:
+                    result = tx.fetchall(statement, bound)
+            except StoreError as exc:
+                if exc.sqlstate != "22P02" or q.LEASE_LOST not in str(exc):
+                    raise
+                partition = after.partition.as_tuple()
+                raise LeaseLostError(
+                    f"{partition} was re-claimed by another worker", partition=partition
+                ) from exc
             ledger._check_still_ours(tx, after, int(result[0][0]))
             # one row even when nothing was claimed: the success's count, NULLs
             taken = [row[1:] for row in result if row[1] is not None]
             rows += sorted(taken, key=_period_key)
             after = None
+            if tx.committed:
+                break
         elif leased:
             rows += sorted(tx.fetchall(statement, (*lease, *found)), key=_period_key)
         else:

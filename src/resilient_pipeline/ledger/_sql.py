@@ -16,6 +16,7 @@ from resilient_pipeline.exceptions import ConfigurationError
 __all__ = [
     "ADDED_COLUMNS",
     "COLUMNS",
+    "LEASE_LOST",
     "SEPARATOR",
     "add_column",
     "checked_text",
@@ -208,12 +209,17 @@ SUCCEED = (
 STILL_OURS = " AND lease_owner = {p}"
 # PostgreSQL: a claimed partition's success (done: 1 row, or 0 if the lease was
 # lost) and the claim of the worker's next pending partition, one round trip.
-# They cannot touch the same row: the succeeded one is not pending.
+# They cannot touch the same row: the succeeded one is not pending. A lost lease
+# fails the statement in the server (the cast of LEASE_LOST, SQLSTATE 22P02), so
+# that a COMMIT sent with it in one pipeline is skipped: see Transaction.fetchall_and_commit.
 # Constant statements joined; the tables and the placeholder are filled in by sql().
+LEASE_LOST = "resilient_pipeline: lease lost"
 SUCCEED_THEN_CLAIM = (
     "WITH done AS (" + SUCCEED + STILL_OURS + " RETURNING 1),"  # noqa: S608
     " taken AS (" + CLAIM_RETURNING + ")"
-    " SELECT (SELECT count(*) FROM done), taken.* FROM (SELECT 1) AS one LEFT JOIN taken ON true"
+    " SELECT CAST(CASE (SELECT count(*) FROM done) WHEN 1 THEN '1'"
+    " ELSE '" + LEASE_LOST + "' END AS integer), taken.*"
+    " FROM (SELECT 1) AS one LEFT JOIN taken ON true"
 )
 START = (
     "INSERT INTO {t} (source, key, period, status, attempts, lease_owner, lease_expires,"

@@ -125,6 +125,36 @@ class PostgresSession:
         """Run a query; every row as a tuple."""
         return list(self._do(lambda cur: cur.execute(sql, params or None).fetchall()))
 
+    def fetchall_and_commit(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """A query and ``COMMIT`` in one pipeline (one round trip); the query's rows.
+
+        If the query fails the server skips the ``COMMIT`` (a pipeline stops
+        at its first error): the transaction stays open, failed, for
+        :meth:`rollback`.
+        """
+
+        psycopg = _psycopg()
+
+        def run(cur: Any) -> list[tuple[Any, ...]]:
+            # The query's error may surface inside the block (psycopg reads what has
+            # arrived) or at its end; raised here, once, either way: left inside,
+            # psycopg would log the skipped COMMIT's "pipeline aborted" as a warning.
+            failure: Exception | None = None
+            try:
+                with self.connection.pipeline():
+                    try:
+                        cur.execute(sql, params or None)
+                        self.connection.execute("COMMIT")
+                    except psycopg.Error as exc:
+                        failure = exc
+            except psycopg.Error as exc:
+                failure = failure or exc
+            if failure is not None:
+                raise failure
+            return list(cur.fetchall())  # the results came with the pipeline's sync
+
+        return list(self._do(run))
+
     def copy_rows(
         self, sql: str, rows: Iterable[Sequence[Any]], types: Sequence[int] | None = None
     ) -> None:

@@ -82,12 +82,15 @@ class Transaction:
     failed_step: str | None = attrs.field(default=None, init=False)
     _savepoints: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
     _after_commit: list[Callable[[], object]] = attrs.field(factory=list, init=False)
+    _depth: int = attrs.field(default=0, init=False)  # savepoints open
+    committed: bool = attrs.field(default=False, init=False)
+    """Whether :meth:`fetchall_and_commit` committed the unit of work already."""
 
     # ------------------------------------------------------------- plumbing
     @property
     def session(self) -> StoreSession:
-        """The connection this transaction runs on (raises once it has ended)."""
-        if self._session is None:
+        """The connection this transaction runs on (raises once it has ended or committed)."""
+        if self._session is None or self.committed:
             raise UnitOfWorkError(f"{self.name}: the unit of work has already ended")
         return self._session
 
@@ -171,6 +174,42 @@ class Transaction:
         session = self.session
         return self._run(sql, lambda: session.fetchall(sql, params))
 
+    def fetchall_and_commit(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """Run the unit of work's last query and commit with it; the query's rows.
+
+        On PostgreSQL the query and ``COMMIT`` go in one pipeline: one round
+        trip instead of two. If the query fails, nothing commits: the error
+        propagates and the unit of work rolls back. Afterwards
+        :attr:`committed` is true and the transaction takes no more
+        statements (the unit of work only ends). Inside a savepoint (a nested
+        unit of work) it only runs the query: the outer unit of work commits.
+
+        Examples:
+            >>> from resilient_pipeline import SQLiteStore, unit_of_work
+            >>> store = SQLiteStore(":memory:")
+            >>> with unit_of_work(store) as tx:
+            ...     _ = tx.execute("CREATE TABLE t (x)")
+            ...     rows = tx.fetchall_and_commit("INSERT INTO t VALUES (7) RETURNING x")
+            ...     rows, tx.committed
+            ([(7,)], True)
+            >>> with unit_of_work(store) as tx:
+            ...     tx.fetchall("SELECT x FROM t")
+            [(7,)]
+            >>> store.close()
+        """
+        if self._depth:
+            return self.fetchall(sql, params)
+        session = self.session
+        # A store that cannot send both at once: the query, then the commit.
+        both = getattr(session, "fetchall_and_commit", None)
+        if both is None:
+            rows = self._run(sql, lambda: session.fetchall(sql, params))
+            self._run(sql, session.commit)
+        else:
+            rows = self._run(sql, lambda: both(sql, params))
+        self.committed = True
+        return rows
+
     def fetchone(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
         """Run a query and return its first row, or ``None`` when it returns none.
 
@@ -249,12 +288,15 @@ class Transaction:
         """
         name = quote_identifier(f"rp_savepoint_{next(self._savepoints)}")
         self.execute(f"SAVEPOINT {name}")
+        self._depth += 1
         try:
             yield self
         except BaseException:
+            self._depth -= 1
             self.execute(f"ROLLBACK TO SAVEPOINT {name}")
             self.execute(f"RELEASE SAVEPOINT {name}")
             raise
+        self._depth -= 1
         self.execute(f"RELEASE SAVEPOINT {name}")
 
     # ----------------------------------------------------------------- once

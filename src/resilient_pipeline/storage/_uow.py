@@ -25,7 +25,7 @@ import anyio.to_thread
 import attrs
 
 from resilient_pipeline._core import add_note, non_empty_str
-from resilient_pipeline.exceptions import ConfigurationError, StoreError
+from resilient_pipeline.exceptions import ConfigurationError, StoreError, UnitOfWorkError
 
 from ._protocols import Store
 from ._transaction import AsyncTransaction, Transaction
@@ -66,9 +66,14 @@ def _begin(store: Store, name: str) -> Transaction:
 
 def _finish(tx: Transaction, error: BaseException | None) -> None:
     """Commit (no error) or roll back, always give the connection back, annotate errors."""
-    session = tx.session
+    session = tx._session
+    if session is None:
+        raise UnitOfWorkError(f"{tx.name}: the unit of work has already ended")
     try:
-        if error is None:
+        if tx.committed:  # by its last statement (Transaction.fetchall_and_commit)
+            if error is not None:
+                add_note(error, f"unit of work {tx.name!r} had committed before this error")
+        elif error is None:
             try:
                 session.commit()
             except BaseException as exc:
@@ -82,7 +87,7 @@ def _finish(tx: Transaction, error: BaseException | None) -> None:
     finally:
         tx.end()
         session.release()
-    if error is None:
+    if error is None or tx.committed:
         tx.run_after_commit()
 
 

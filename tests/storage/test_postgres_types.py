@@ -154,3 +154,16 @@ def test_the_shortcut_given_the_types_keeps_and_refuses_what_the_rules_do(
     assert [None] * len(values) == [row[2] for row in out]
     called = convert(("i", "v", "n"), rows)  # without the types: the same
     assert all(same(a[1], b[1]) for a, b in zip(out, called, strict=True))
+
+
+def test_packing_puts_the_widest_alignment_first_and_variable_lengths_last() -> None:
+    """The staging table's column order: no padding between fixed-size columns, text at the end."""
+    columns = [
+        PgColumn("name", "text", "text", "text", -1, length=-1, align="i"),
+        PgColumn("day", "date", "date", "date", -1, length=4, align="i"),
+        PgColumn("flag", "boolean", "boolean", "bool", -1, length=1, align="c"),
+        PgColumn("total", "bigint", "bigint", "int8", -1, length=8, align="d"),
+        PgColumn("small", "smallint", "smallint", "int2", -1, length=2, align="s"),
+    ]
+    ordered = sorted(columns, key=lambda c: c.packing)
+    assert ["total", "day", "small", "flag", "name"] == [c.name for c in ordered]

@@ -80,6 +80,7 @@ _NONE_TYPE = type(None)
 _TZINFO = attrgetter("tzinfo")
 _OFFSET_ZONES = (datetime.timezone, zoneinfo.ZoneInfo)
 _MAX_PROBLEMS = 100
+_ALIGN_BYTES = {"c": 1, "s": 2, "i": 4, "d": 8}
 
 
 class _Refused(Exception):
@@ -97,6 +98,8 @@ class PgColumn:
         typmod: The type modifier (``-1``: none).
         deterministic: Whether its collation compares text byte by byte.
         collation: Its collation, quoted and qualified, when not its type's default.
+        length: The type's stored size in bytes (``typlen``; negative: variable).
+        align: The type's alignment (``typalign``: ``c``, ``s``, ``i`` or ``d``).
     """
 
     name: str
@@ -106,6 +109,13 @@ class PgColumn:
     typmod: int
     deterministic: bool = True
     collation: str | None = None
+    length: int = -1
+    align: str = "i"
+
+    @property
+    def packing(self) -> tuple[bool, int]:
+        """Sorts columns so that a row needs no padding: widest alignment first, variable last."""
+        return self.length < 0, -_ALIGN_BYTES.get(self.align, 8)
 
     @property
     def known(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -393,3 +394,34 @@ def test_counters_that_do_not_move_make_the_merge_give_way(
     assert [(0, "meta", 5, None), (1, "meta", 1, None), (2, "meta", 1, None)] == content(store, "t")
     kept = statement != "merge" or not merges
     assert [True, kept] == fast_calls
+
+
+@pytest.mark.parametrize("version", [None, "n"])
+def test_a_staging_table_in_another_column_order_stores_every_value_in_its_column(
+    store: PostgresStore, statement: str, version: str | None
+) -> None:
+    """Text first, then fixed sizes: staged in packing order, each value lands where it belongs."""
+    ddl = (
+        "CREATE TABLE {t} (label text, ok boolean, n bigint, day date, code smallint,"
+        " note varchar(5), share real, PRIMARY KEY (label, day))"
+    )
+    create(store, "mixed", ddl=ddl)
+    first: list[dict[str, Any]] = [
+        {"label": f"k{i}", "ok": i % 2 == 0, "n": 10**12 + i, "day": datetime.date(2026, 1, 1 + i),
+         "code": -i, "note": None if i == 1 else f"n{i}", "share": i / 4}
+        for i in range(3)
+    ]  # fmt: skip
+    second = [{**row, "n": row["n"] + 1, "note": "new"} for row in first]
+    key = ("label", "day")
+    assert (3, 0, 0) == counts(idempotent_upsert(store, "mixed", first, key=key, version=version))
+    assert (0, 3, 0) == counts(idempotent_upsert(store, "mixed", second, key=key, version=version))
+    with unit_of_work(store) as tx:
+        stored = tx.fetchall(
+            f"SELECT label, ok, n, day, code, note, share FROM {tx.table('mixed')} ORDER BY label"
+        )
+    assert [tuple(row.values()) for row in second] == [tuple(row) for row in stored]
+
+
+def counts(result: Any) -> tuple[int, int, int]:
+    """inserted, updated, unchanged."""
+    return result.inserted, result.updated, result.unchanged

@@ -134,6 +134,9 @@ class TableInfo:
             It may also refuse values, raising
             :class:`~resilient_pipeline.exceptions.InvalidBatchError` (PostgreSQL
             checks and converts in one pass).
+            A converter with a ``with_kinds(columns, rows, kinds)`` method is
+            called through it instead, with each column's set of types as the
+            type check found them (PostgreSQL's then reads most columns once, or not at all).
     """
 
     name: str
@@ -380,6 +383,20 @@ def _tuples(
     return columns, _values(columns, cast("list[Mapping[str, Any]]", maps))  # no None left
 
 
+def _convert(
+    convert: ValueConvert,
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    kinds: Sequence[set[type]],
+) -> list[tuple[Any, ...]]:
+    # A converter with a ``with_kinds`` method (PostgreSQL's) also takes each
+    # column's set of types, which the type check found: it need not find them again.
+    with_kinds = getattr(convert, "with_kinds", None)
+    if with_kinds is None:
+        return convert(columns, rows)
+    return cast("list[tuple[Any, ...]]", with_kinds(columns, rows, kinds))
+
+
 def _values(columns: tuple[str, ...], maps: list[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
     getter = itemgetter(*columns)
     return list(map(getter, maps)) if len(columns) > 1 else [(getter(m),) for m in maps]
@@ -418,7 +435,7 @@ def prepare_batch(table: TableInfo, rows: Iterable[object], options: UpsertOptio
 
     given = tuples
     if table.convert_values is not None:
-        tuples = table.convert_values(columns, tuples)
+        tuples = _convert(table.convert_values, columns, tuples, kinds)
     key_index = tuple(columns.index(k) for k in key)
     tuples, duplicates = _deduplicate(table, tuples, key, key_index, options.on_duplicate, given)
 

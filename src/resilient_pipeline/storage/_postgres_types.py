@@ -80,6 +80,7 @@ _NONE_TYPE = type(None)
 _TZINFO = attrgetter("tzinfo")
 _OFFSET_ZONES = (datetime.timezone, zoneinfo.ZoneInfo)
 _MAX_PROBLEMS = 100
+_ALIGN_BYTES = {"c": 1, "s": 2, "i": 4, "d": 8}
 
 
 class _Refused(Exception):
@@ -97,6 +98,8 @@ class PgColumn:
         typmod: The type modifier (``-1``: none).
         deterministic: Whether its collation compares text byte by byte.
         collation: Its collation, quoted and qualified, when not its type's default.
+        length: The type's stored size in bytes (``typlen``; negative: variable).
+        align: The type's alignment (``typalign``: ``c``, ``s``, ``i`` or ``d``).
     """
 
     name: str
@@ -106,6 +109,13 @@ class PgColumn:
     typmod: int
     deterministic: bool = True
     collation: str | None = None
+    length: int = -1
+    align: str = "i"
+
+    @property
+    def packing(self) -> tuple[bool, int]:
+        """Sorts columns so that a row needs no padding: widest alignment first, variable last."""
+        return self.length < 0, -_ALIGN_BYTES.get(self.align, 8)
 
     @property
     def known(self) -> bool:
@@ -378,24 +388,33 @@ def accepted_types(typname: str) -> tuple[type, ...] | None:
     return known[0] if known else None
 
 
-def _kept_as_is(column: PgColumn, values: Sequence[Any]) -> bool:
-    """The common cases, decided a column at a time in C loops: nothing to check or convert."""
+def _present(rows: Sequence[tuple[Any, ...]], position: int, found: set[type]) -> list[Any]:
+    values = map(itemgetter(position), rows)
+    return list(filter(_NOT_NONE, values) if _NONE_TYPE in found else values)
+
+
+def _kept_as_is(
+    column: PgColumn, rows: Sequence[tuple[Any, ...]], position: int, found: set[type]
+) -> bool:
+    """The common cases, decided a column at a time in C loops: nothing to check or convert.
+
+    ``found`` is the column's set of value types (``NoneType`` too); its values
+    (``rows``, ``position``) are read only where the types alone do not decide.
+    """
+    kinds = found - {_NONE_TYPE}
     typname = column.typname
-    if _TYPES.get(typname, (None, None, None))[2] is None:
+    if _TYPES.get(typname, (None, None, None))[2] is None or not kinds:
         return True
-    kinds = set(map(type, values))
-    present = values
-    if _NONE_TYPE in kinds:
-        kinds.discard(_NONE_TYPE)
-        present = list(filter(_NOT_NONE, values))
-    if not present:
-        return True
+    if typname == "date":
+        return kinds == {datetime.date}
     if typname in _INT_RANGES:
         _, low, high = _INT_RANGES[typname]
-        return kinds == {int} and low <= min(present) and max(present) <= high
+        present = _present(rows, position, found) if kinds == {int} else None
+        return present is not None and low <= min(present) and max(present) <= high
     if typname in ("text", "citext", "varchar", "bpchar"):
         if kinds != {str}:
             return False
+        present = _present(rows, position, found)
         joined = "".join(present)
         limit = _length_limit(column) if typname in ("varchar", "bpchar") else None
         return (
@@ -405,14 +424,13 @@ def _kept_as_is(column: PgColumn, values: Sequence[Any]) -> bool:
             and (typname != "bpchar" or not any(map(str.endswith, present, repeat(" "))))
         )
     if typname == "float8":
+        if kinds != {float}:
+            return False
+        present = _present(rows, position, found)
         # NaN makes the sum NaN; a NaN sum without one (inf + -inf) is checked value by value.
-        return kinds == {float} and (
-            not math.isnan(sum(present)) or not any(map(math.isnan, present))
-        )
-    if typname == "date":
-        return kinds == {datetime.date}
+        return not math.isnan(sum(present)) or not any(map(math.isnan, present))
     if typname in ("timestamp", "time", "timestamptz"):
-        zones = set(map(_TZINFO, present))
+        zones = set(map(_TZINFO, _present(rows, position, found)))
         if typname == "timestamptz":  # these always give a datetime its offset
             return all(z is None or type(z) in _OFFSET_ZONES for z in zones)
         return zones == {None}
@@ -445,17 +463,36 @@ class PgValues:
     def __call__(
         self, columns: Sequence[str], rows: list[tuple[Any, ...]]
     ) -> list[tuple[Any, ...]]:
+        return self.with_kinds(columns, rows, None)
+
+    def with_kinds(
+        self,
+        columns: Sequence[str],
+        rows: list[tuple[Any, ...]],
+        kinds: Sequence[set[type]] | None,
+    ) -> list[tuple[Any, ...]]:
+        """The same as calling it, given each column's set of value types (``NoneType`` too).
+
+        ``prepare_batch`` has them from its type check: most columns are then
+        decided from the types and one pass over their values, or none.
+        """
         if not rows:
             return rows
         problems: list[RowProblem] = []
         converted: dict[int, list[Any]] = {}
         for position, name in enumerate(columns):
-            values = list(map(itemgetter(position), rows))
-            if _kept_as_is(self.columns[name], values):
+            rule = self._rules.get(name)
+            if rule is None:
+                continue  # nothing to check or convert (bool, interval, other types)
+            found = (
+                set(map(type, map(itemgetter(position), rows)))
+                if kinds is None
+                else kinds[position]
+            )
+            if _kept_as_is(self.columns[name], rows, position, found):
                 continue
-            rule = self._rules[name]
             out: list[Any] = []
-            for index, value in enumerate(values):
+            for index, value in enumerate(map(itemgetter(position), rows)):
                 try:
                     out.append(None if value is None else rule(value))
                 except _Refused as exc:  # noqa: PERF203 -- rare; the rule is the check

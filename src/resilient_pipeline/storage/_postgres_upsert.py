@@ -83,7 +83,8 @@ _COLUMNS = """
 SELECT a.attname, format_type(a.atttypid, a.atttypmod), format_type(a.atttypid, -1),
        t.typname, a.atttypmod, NOT a.attnotnull, COALESCE(c.collisdeterministic, true),
        CASE WHEN a.attcollation <> t.typcollation
-            THEN quote_ident(n.nspname) || '.' || quote_ident(c.collname) END
+            THEN quote_ident(n.nspname) || '.' || quote_ident(c.collname) END,
+       t.typlen, t.typalign
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_collation c ON c.oid = a.attcollation
 LEFT JOIN pg_namespace n ON n.oid = c.collnamespace
@@ -125,9 +126,9 @@ def describe_table(session: PostgresSession, name: str) -> TableInfo:
     columns: dict[str, ColumnInfo] = {}
     pg: dict[str, PgColumn] = {}
     described = session.fetchall(_COLUMNS, (table,))
-    for col, full, base, typname, typmod, nullable, deterministic, collation in described:
+    for col, full, base, typname, typmod, nullable, deterministic, collation, *layout in described:
         columns[col] = ColumnInfo(col, full, nullable, accepted_types(typname))
-        pg[col] = PgColumn(col, full, base, typname, typmod, deterministic, collation)
+        pg[col] = PgColumn(col, full, base, typname, typmod, deterministic, collation, *layout)
     unique = frozenset(frozenset(cols) for (cols,) in session.fetchall(_UNIQUE, (table,)))
     # Fixed for the table's life (what the fast path may do is not: _try_fast).
     partitioned = bool(session.fetchall(_PARTITIONED, (table,))[0][0])
@@ -247,9 +248,15 @@ def _binary(batch: Batch) -> list[int] | None:
 def _copy_stage(session: PostgresSession, batch: Batch) -> str:
     stage = quote_identifier(f"rp_stage_{id(batch):x}")
     cols = quote_columns(batch.columns)
+    pg: dict[str, PgColumn] = batch.table.extra["pg"]
+    # Its columns in the order that wastes no alignment padding (COPY names them
+    # in the batch's order): about a tenth smaller than in the table's order for
+    # typical rows, and the staged rows stay in temp_buffers (8 MB by default)
+    # longer before PostgreSQL writes them out to read them back.
+    packed = quote_columns(sorted(batch.columns, key=lambda c: pg[c].packing))
     session.execute(
         f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
-        f"SELECT {cols} FROM {batch.table.sql} WITH NO DATA"
+        f"SELECT {packed} FROM {batch.table.sql} WITH NO DATA"
     )
     types = _binary(batch)
     options = " (FORMAT BINARY)" if types is not None else ""
@@ -270,7 +277,7 @@ def upsert_batch(session: PostgresSession, batch: Batch) -> UpsertResult:
             rows = session.fetchall(_statement(batch, raw, guard=guard), params)
         else:
             stage = _copy_stage(session, batch)
-            raw = f"raw AS (SELECT * FROM {stage})"
+            raw = f"raw AS (SELECT {quote_columns(batch.columns)} FROM {stage})"
             fast = not guard and not batch.table.extra["partitioned"]
             fast_rows = _try_fast(session, batch, raw, stage) if fast else None
             if fast_rows is None:

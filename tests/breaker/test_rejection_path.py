@@ -6,6 +6,7 @@ import contextlib
 import gc
 import logging
 import pickle
+import threading
 from typing import Any
 
 import anyio
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from resilient_pipeline import CircuitBreaker
 from resilient_pipeline._core import add_note
 from resilient_pipeline.breaker import CallRejected, ConsecutiveFailures, OpenDuration
+from resilient_pipeline.breaker._memory import counted, counter
 from resilient_pipeline.exceptions import CircuitOpenError
 from resilient_pipeline.testing import FakeClock, capture_events
 
@@ -221,3 +223,42 @@ def test_rejection_is_logged_exactly_when_debug_is_on_after_a_level_change(
     rejected = [r for r in caplog.records if "rejected a call" in r.getMessage()]
     assert (2 if level == logging.DEBUG else 0) == len(rejected)
     assert logger.isEnabledFor(logging.DEBUG) is False
+
+
+@given(calls=st.lists(st.integers(min_value=0, max_value=300), min_size=1, max_size=4))
+def test_counter_counts_every_call_from_every_thread(calls: list[int]) -> None:
+    """counted() is the number of next() calls made so far, whichever threads made them."""
+    calls_made = counter()
+
+    def call(times: int) -> None:
+        for _ in range(times):
+            assert next(calls_made) is None
+
+    threads = [threading.Thread(target=call, args=(times,)) for times in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(calls) == counted(calls_made)
+    assert sum(calls) == counted(calls_made)  # reading does not advance it
+
+
+def test_statistics_count_fast_rejections_and_successes_exactly() -> None:
+    """Rejections read by the wrappers and successes both land in statistics(), one each."""
+    clock = FakeClock()
+    breaker = CircuitBreaker(name="ads", trip=ConsecutiveFailures(threshold=2), clock=clock)
+    for _ in range(3):
+        breaker.call(len, "ok")
+    for _ in range(2):
+        with contextlib.suppress(Down):
+            breaker.call(fail)
+    for _ in range(5):
+        through_decorator(breaker)
+
+    async def reject() -> None:
+        with pytest.raises(CircuitOpenError):
+            await breaker(afail)()
+
+    anyio.run(reject)
+    stats = breaker.statistics()
+    assert (5, 3, 2, 6) == (stats.calls, stats.successes, stats.failures, stats.rejected)

@@ -16,9 +16,8 @@ and frees the whole frame.
 
 from __future__ import annotations
 
-import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from resilient_pipeline._core import DEFAULT_CLOCK, OBSERVED
@@ -26,7 +25,7 @@ from resilient_pipeline.exceptions import CircuitOpenError
 
 from ._events import CallRejected
 from ._machine import FAILURE, SUCCESS, Machine
-from ._memory import MemoryBackend
+from ._memory import MemoryBackend, counter
 
 if TYPE_CHECKING:
     from ._breaker import CircuitBreaker
@@ -66,7 +65,7 @@ class _NeverOpen:
     open_until = 0.0
 
 
-def _open_fast_path(backend: BreakerBackend) -> tuple[Machine, itertools.count[int]]:
+def _open_fast_path(backend: BreakerBackend) -> tuple[Machine, Iterator[None]]:
     """The in-memory state machine and rejection counter the wrappers read directly.
 
     While a circuit is open every call is a rejection, and calling
@@ -79,7 +78,7 @@ def _open_fast_path(backend: BreakerBackend) -> tuple[Machine, itertools.count[i
     """
     if isinstance(backend, MemoryBackend):
         return backend.machine, backend.rejections
-    return cast("Machine", _NeverOpen()), itertools.count()
+    return cast("Machine", _NeverOpen()), counter()
 
 
 def guard(breaker: CircuitBreaker, fn: Callable[..., Any]) -> Callable[..., Any]:

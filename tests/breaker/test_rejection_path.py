@@ -6,6 +6,7 @@ import contextlib
 import gc
 import logging
 import pickle
+import threading
 from typing import Any
 
 import anyio
@@ -14,9 +15,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from resilient_pipeline import CircuitBreaker
-from resilient_pipeline.breaker import ConsecutiveFailures, OpenDuration
+from resilient_pipeline._core import DEFAULT_MONOTONIC, SYSTEM_CLOCK, add_note
+from resilient_pipeline.breaker import CallRejected, ConsecutiveFailures, OpenDuration
+from resilient_pipeline.breaker._memory import counted, counter
 from resilient_pipeline.exceptions import CircuitOpenError
-from resilient_pipeline.testing import FakeClock, capture_events
+from resilient_pipeline.testing import FakeClock, capture_events, set_testing
 
 
 class Down(ConnectionError):
@@ -128,7 +131,7 @@ def test_constructed_error_keeps_its_defaults_and_pickles() -> None:
         error.opened_by,
         error.trip_cause,
     )
-    error.__notes__ = ["a note lives in the instance dict"]  # what add_note does (3.11+)
+    add_note(error, "a note lives in the instance dict")
     clone = pickle.loads(pickle.dumps(error))
     assert fields(error) == fields(clone)
     assert ["a note lives in the instance dict"] == clone.__notes__
@@ -161,18 +164,26 @@ def test_fast_rejection_is_announced_to_a_listener() -> None:
     clock.advance(3)
     with capture_events() as events:
         through_decorator(breaker)
-    rejected = [e for e in events if type(e).__name__ == "CallRejected"]
+    rejected = [e for e in events if isinstance(e, CallRejected)]
     assert [("ads", "open", 7.0)] == [(e.source, e.state, e.retry_after) for e in rejected]
 
 
-def test_system_clock_rejection_equals_admit_rejection_but_for_the_wait() -> None:
-    """With the system clock (read directly, not via the clock object): admit()'s error."""
+def tripped_on_the_default_clock(seconds: float = 10.0) -> CircuitBreaker:
+    """A breaker without ``clock=``, opened (for ``seconds``) by two failures of ``fail``."""
     breaker = CircuitBreaker(
-        name="ads", trip=ConsecutiveFailures(threshold=2), open_duration=OpenDuration(seconds=600)
+        name="ads",
+        trip=ConsecutiveFailures(threshold=2),
+        open_duration=OpenDuration(seconds=seconds),
     )
     for _ in range(2):
         with contextlib.suppress(Down):
             breaker.call(fail)
+    return breaker
+
+
+def test_system_clock_rejection_equals_admit_rejection_but_for_the_wait() -> None:
+    """With the system clock (read directly, not via the clock object): admit()'s error."""
+    breaker = tripped_on_the_default_clock(seconds=600)
     expected, actual = through_admit(breaker), through_decorator(breaker)
     assert expected.retry_after is not None
     assert actual.retry_after is not None
@@ -220,3 +231,72 @@ def test_rejection_is_logged_exactly_when_debug_is_on_after_a_level_change(
     rejected = [r for r in caplog.records if "rejected a call" in r.getMessage()]
     assert (2 if level == logging.DEBUG else 0) == len(rejected)
     assert logger.isEnabledFor(logging.DEBUG) is False
+
+
+@given(elapsed=st.floats(min_value=0.0, max_value=9.999, allow_nan=False))
+def test_rejection_reads_a_swapped_default_clock(elapsed: float) -> None:
+    """Without clock=, a rejection's wait comes from whatever clock set_testing() installed."""
+    # Far ahead of the system clock: a rejection reading the wrong clock would see a long wait.
+    with set_testing(clock=FakeClock(start=1e9)) as clock:
+        breaker = tripped_on_the_default_clock()
+        clock.advance(elapsed)
+        expected, actual = through_admit(breaker), through_decorator(breaker)
+        assert fields(expected) == fields(actual)
+        assert pytest.approx(10.0 - elapsed, abs=1e-6) == actual.retry_after
+        clock.advance(10.0 - elapsed)  # open_until: the next call is the probe
+        with pytest.raises(Down):
+            breaker(fail)()
+    assert SYSTEM_CLOCK.monotonic == DEFAULT_MONOTONIC[0]
+
+
+@pytest.mark.anyio
+async def test_async_rejection_reads_a_swapped_default_clock() -> None:
+    """The async decorator reads the default clock's time the same way, at await time."""
+    with set_testing(clock=FakeClock(start=1e9)) as clock:
+        breaker = tripped_on_the_default_clock()
+        clock.advance(2.5)
+        rejection = breaker(afail)()  # not awaited yet: nothing decided
+        clock.advance(5)
+        with pytest.raises(CircuitOpenError) as info:
+            await rejection
+        assert fields(through_admit(breaker)) == fields(info.value)
+        assert pytest.approx(2.5, abs=1e-6) == info.value.retry_after
+
+
+@given(calls=st.lists(st.integers(min_value=0, max_value=300), min_size=1, max_size=4))
+def test_counter_counts_every_call_from_every_thread(calls: list[int]) -> None:
+    """counted() is the number of next() calls made so far, whichever threads made them."""
+    calls_made = counter()
+
+    def call(times: int) -> None:
+        for _ in range(times):
+            assert next(calls_made) is None
+
+    threads = [threading.Thread(target=call, args=(times,)) for times in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(calls) == counted(calls_made)
+    assert sum(calls) == counted(calls_made)  # reading does not advance it
+
+
+def test_statistics_count_fast_rejections_and_successes_exactly() -> None:
+    """Rejections read by the wrappers and successes both land in statistics(), one each."""
+    clock = FakeClock()
+    breaker = CircuitBreaker(name="ads", trip=ConsecutiveFailures(threshold=2), clock=clock)
+    for _ in range(3):
+        breaker.call(len, "ok")
+    for _ in range(2):
+        with contextlib.suppress(Down):
+            breaker.call(fail)
+    for _ in range(5):
+        through_decorator(breaker)
+
+    async def reject() -> None:
+        with pytest.raises(CircuitOpenError):
+            await breaker(afail)()
+
+    anyio.run(reject)
+    stats = breaker.statistics()
+    assert (5, 3, 2, 6) == (stats.calls, stats.successes, stats.failures, stats.rejected)

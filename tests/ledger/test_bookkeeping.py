@@ -294,9 +294,9 @@ tricky_values = st.recursive(
     lambda children: st.lists(children, max_size=3) | st.dictionaries(braces, children, max_size=3),
     max_leaves=6,
 )
-tricky_rows = st.dictionaries(braces, tricky_values, max_size=4) | st.builds(
-    OrderedDict, st.dictionaries(braces, tricky_values, max_size=2)
-)
+tricky_rows: st.SearchStrategy[dict[str, Any]] = st.dictionaries(
+    braces, tricky_values, max_size=4
+) | st.builds(OrderedDict, st.dictionaries(braces, tricky_values, max_size=2))
 
 
 @given(st.lists(tricky_rows, max_size=6))
@@ -450,7 +450,9 @@ def test_collected_partitions_are_seen_by_whoever_listens(
         )
     if listener == "log":
         seen = [
-            r.partition for r in caplog.records if getattr(r, "event", "") == "PartitionCollected"
+            r.__dict__["partition"]
+            for r in caplog.records
+            if getattr(r, "event", "") == "PartitionCollected"
         ]
         assert ["ads/1/2026-11-01", "ads/2/2026-11-01"] == sorted(seen)
     else:

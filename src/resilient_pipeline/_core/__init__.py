@@ -16,6 +16,7 @@ from __future__ import annotations
 from ._cancel import armed, cancel_scope, never_suspends
 from ._clock import (
     DEFAULT_CLOCK,
+    DEFAULT_MONOTONIC,
     SYSTEM_CLOCK,
     SystemClock,
     get_default_clock,
@@ -65,6 +66,7 @@ __all__ = [
     "DEADLINE",
     "DEFAULT_CLOCK",
     "DEFAULT_HANDLERS",
+    "DEFAULT_MONOTONIC",
     "EMPTY_CONTEXT",
     "GLOBAL_HANDLERS",
     "MASK",

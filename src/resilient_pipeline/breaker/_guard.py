@@ -16,17 +16,16 @@ and frees the whole frame.
 
 from __future__ import annotations
 
-import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
-from resilient_pipeline._core import DEFAULT_CLOCK, OBSERVED
+from resilient_pipeline._core import DEFAULT_CLOCK, DEFAULT_MONOTONIC, OBSERVED
 from resilient_pipeline.exceptions import CircuitOpenError
 
 from ._events import CallRejected
 from ._machine import FAILURE, SUCCESS, Machine
-from ._memory import MemoryBackend
+from ._memory import MemoryBackend, counter
 
 if TYPE_CHECKING:
     from ._breaker import CircuitBreaker
@@ -66,7 +65,7 @@ class _NeverOpen:
     open_until = 0.0
 
 
-def _open_fast_path(backend: BreakerBackend) -> tuple[Machine, itertools.count[int]]:
+def _open_fast_path(backend: BreakerBackend) -> tuple[Machine, Iterator[None]]:
     """The in-memory state machine and rejection counter the wrappers read directly.
 
     While a circuit is open every call is a rejection, and calling
@@ -79,22 +78,27 @@ def _open_fast_path(backend: BreakerBackend) -> tuple[Machine, itertools.count[i
     """
     if isinstance(backend, MemoryBackend):
         return backend.machine, backend.rejections
-    return cast("Machine", _NeverOpen()), itertools.count()
+    return cast("Machine", _NeverOpen()), counter()
 
 
 def guard(breaker: CircuitBreaker, fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` wrapped in ``breaker`` (sync); the decorator's and ``call``'s engine."""
     backend = breaker._backend
     debug_cache, observed = _debug_levels().items(), OBSERVED
-    default = DEFAULT_CLOCK
+    default, monotonic = DEFAULT_CLOCK, DEFAULT_MONOTONIC
     machine, rejections = _open_fast_path(backend)
     new = (CircuitOpenError, machine.name)
 
     def guarded(*args: Any, **kwargs: Any) -> Any:
         if (
             machine.state == "open"
-            # resolve_clock, inlined (the hot path); no local for the clock here
-            and (wait := machine.open_until - (breaker.clock or default[0]).monotonic()) > 0.0
+            # resolve_clock, inlined (the hot path), and the default clock's
+            # monotonic called without looking it up on the clock
+            and (
+                wait := machine.open_until
+                - (monotonic[0]() if (clock := breaker.clock) is None else clock.monotonic())
+            )
+            > 0.0
         ):
             # MemoryBackend.admit's open path, inlined (see _open_fast_path).
             next(rejections)
@@ -107,8 +111,9 @@ def guard(breaker: CircuitBreaker, fn: Callable[..., Any]) -> Callable[..., Any]
                 breaker._announce(error)
             # The error's traceback holds this frame: the frame must not hold
             # the error, or each rejection leaves a cycle for the GC. Rebinding
-            # inside the raise costs less than a try/finally around it.
-            raise (error, error := None)[0]  # type: ignore[assignment]
+            # inside the raise costs less than a try/finally around it, and
+            # rebinding while indexing a 1-tuple one bytecode less than a 2-tuple.
+            raise (error,)[error := 0]  # type: ignore[assignment]
         clock = breaker.clock or default[0]
         ticket = backend.admit(clock)
         if ticket.__class__ is not int:
@@ -143,14 +148,18 @@ def aguard(
     # A backend that never does I/O is called directly: no coroutine per step.
     direct = bool(getattr(backend, "nonblocking", False))
     debug_cache, observed = _debug_levels().items(), OBSERVED
-    default = DEFAULT_CLOCK
+    default, monotonic = DEFAULT_CLOCK, DEFAULT_MONOTONIC
     machine, rejections = _open_fast_path(backend)
     new = (CircuitOpenError, machine.name)
 
     async def guarded(*args: Any, **kwargs: Any) -> Any:
         if (
             machine.state == "open"
-            and (wait := machine.open_until - (breaker.clock or default[0]).monotonic()) > 0.0
+            and (
+                wait := machine.open_until
+                - (monotonic[0]() if (clock := breaker.clock) is None else clock.monotonic())
+            )
+            > 0.0
         ):
             next(rejections)  # MemoryBackend.admit's open path, inlined: see guard()
             error = _new_error(*new)
@@ -158,7 +167,7 @@ def aguard(
             error.trip_cause = backend.trip_cause  # type: ignore[attr-defined]
             if observed or breaker.on_event or _DEBUG_OFF not in debug_cache:
                 breaker._announce(error)
-            raise (error, error := None)[0]  # type: ignore[assignment]  # no cycle: see guard()
+            raise (error,)[error := 0]  # type: ignore[assignment]  # no cycle: see guard()
         clock = breaker.clock or default[0]
         ticket = backend.admit(clock) if direct else await backend.aadmit(clock)
         if ticket.__class__ is not int:

@@ -273,6 +273,7 @@ class RateLimiter:
         """Sleep as the plan says and ask again, until admitted (or refused)."""
         waited = 0.0
         while wait:
+            wait = _at_least_a_tick(wait, clock)
             clock.sleep(wait)
             waited += wait
             wait = self._plan(key, cost, clock.monotonic(), waited)
@@ -290,6 +291,7 @@ class RateLimiter:
         """Async twin of :meth:`_sleep`."""
         waited = 0.0
         while wait:
+            wait = _at_least_a_tick(wait, clock)
             await clock.asleep(wait)
             waited += wait
             wait = self._plan(key, cost, clock.monotonic(), waited)
@@ -394,3 +396,15 @@ class RateLimiter:
             return result
 
         return limited
+
+
+def _at_least_a_tick(wait: float, clock: Clock) -> float:
+    """``wait``, or the clock's resolution at its reading if that is more.
+
+    A wait shorter than the smallest step a float clock can take at its
+    reading (``math.ulp``: 1.4e-14 s at 100 s) would leave the reading where
+    it was, so the bucket's plan would ask for the same wait again, for ever,
+    on a :class:`~resilient_pipeline.testing.FakeClock` (a real clock moves
+    anyway). One tick more is never a token given early.
+    """
+    return max(wait, math.ulp(clock.monotonic()))

@@ -398,12 +398,14 @@ class _Run:
                     success = ledger._success_of(
                         claimed, count, fingerprint, clock.monotonic() - t0, self.run_id, measure
                     )
+                    # Quarantine records of this unit go in this unit of work, after the
+                    # success: then the success and claim must not commit it.
+                    discard_here = look_up and self._sink_in_store()
                     if then is None:
                         ledger._record(tx, success)
                     else:
-                        discard_here = look_up and self._sink_in_store()
                         following = then(tx, success, not discard_here)
-                    if look_up and self._sink_in_store():
+                    if discard_here:
                         # In the data's unit of work: the records go if and only if it commits.
                         self._discard_unit_records(partition, tx)
                         look_up = False
